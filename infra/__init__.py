@@ -1,0 +1,1 @@
+"""Deployment wiring: Prefect deployments and the demo task file (package data)."""

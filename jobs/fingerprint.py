@@ -1,0 +1,76 @@
+"""Fingerprints of model references, so task_version changes when the model does.
+
+A local folder is fingerprinted by its config, tokenizer files and the sizes and
+headers of its weight files (hashing gigabytes of weights every night is not
+needed: a safetensors header lists every tensor's name, dtype, shape and offsets).
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobs.spec import ModelRef
+
+_CONFIG_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+)
+
+
+def _safetensors_header(path: Path) -> bytes:
+    with path.open("rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        return f.read(min(size, 100_000_000))
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over config/tokenizer file contents and weight-file sizes + headers."""
+    h = hashlib.sha256()
+    for name in _CONFIG_FILES:
+        p = folder / name
+        if p.is_file():
+            h.update(name.encode() + b"\0" + p.read_bytes())
+    for p in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        h.update(f"{p.name}:{p.stat().st_size}".encode())
+        if p.suffix == ".safetensors":
+            h.update(_safetensors_header(p))
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def file_sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """Content hash of a file; size and mtime key the in-process cache."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    st = path.stat()
+    return file_sha256(path, st.st_size, st.st_mtime_ns)
+
+
+def model_fingerprint(ref: "ModelRef") -> str:
+    """A stable string identifying the exact weights and tokenizer behind a model reference."""
+    if ref.embedded is not None:
+        from jobs.demo_model import gguf_path
+
+        return f"embedded:{ref.embedded}:gguf-sha256:{sha256_of(gguf_path())}"
+    if ref.path is not None:
+        if not Path(ref.path).is_dir():
+            raise FileNotFoundError(f"model folder not found: {ref.path}")
+        return f"folder:{folder_fingerprint(Path(ref.path))}"
+    return f"hub:{ref.hub_id}@{ref.revision}"
+

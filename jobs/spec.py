@@ -1,0 +1,238 @@
+"""Task spec: one TOML file declares a scoring task; pydantic validates it.
+
+Every error names the file, the field and what is wrong. Relative paths in the
+file are resolved against the file's own folder, so a task file can be run from
+anywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jobs.fingerprint import model_fingerprint
+
+TEXT_PLACEHOLDER = "{text}"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
+
+
+class SpecError(ValueError):
+    """A task file that cannot be used, with every problem listed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Strict):
+    """Exactly one of `embedded`, `path` or `hub_id` (+ `revision`)."""
+
+    embedded: Literal["smollm2-135m-instruct"] | None = None
+    path: Path | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelRef":
+        given = [k for k in ("embedded", "path", "hub_id") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of embedded, path, hub_id (got {given or 'none'})")
+        if self.hub_id is not None and not self.revision:
+            raise ValueError("a hub_id needs a pinned revision (commit sha or tag), so task_version is stable")
+        if self.revision is not None and self.hub_id is None:
+            raise ValueError("revision only applies to hub_id")
+        return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    def describe(self) -> str:
+        if self.embedded:
+            return f"embedded:{self.embedded}"
+        if self.path is not None:
+            return str(self.path)
+        return f"{self.hub_id}@{self.revision}"
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class PromptSpec(_Strict):
+    """A raw `template` or chat `messages`; exactly one `{text}` placeholder overall."""
+
+    template: str | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    max_input_tokens: int = Field(512, ge=16, le=131072)
+    truncation_side: Literal["left", "right"] = "right"
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "PromptSpec":
+        if (self.template is None) == (self.messages is None):
+            raise ValueError("give exactly one of template (raw prompt) or messages (chat)")
+        parts = [self.template] if self.template is not None else [m.content for m in self.messages]
+        count = sum(p.count(TEXT_PLACEHOLDER) for p in parts)
+        if count != 1:
+            raise ValueError(f"the prompt must contain the placeholder {TEXT_PLACEHOLDER} exactly once (found {count})")
+        if self.messages is not None and self.messages[-1].role != "user":
+            raise ValueError("the last chat message must be the user's (the model answers next)")
+        return self
+
+    def render(self, text: str) -> str | list[dict]:
+        """The prompt for one row. Plain replacement, not str.format: braces in text are data."""
+        if self.template is not None:
+            return self.template.replace(TEXT_PLACEHOLDER, text)
+        return [{"role": m.role, "content": m.content.replace(TEXT_PLACEHOLDER, text)} for m in self.messages]
+
+
+class Bucket(_Strict):
+    name: str
+    min: float = Field(ge=0.0, le=1.0, description="inclusive lower bound on the confidence")
+
+
+DEFAULT_BUCKETS = (
+    Bucket(name="auto", min=0.90),
+    Bucket(name="review", min=0.70),
+    Bucket(name="manual_check", min=0.50),
+    Bucket(name="manual", min=0.0),
+)
+
+
+class InputSpec(_Strict):
+    location: str = Field(description="a folder of Parquet files or a glob")
+    id_column: str = "id"
+    text_column: str = "text"
+    segment_column: str | None = None
+
+
+class WarehouseSpec(_Strict):
+    path: Path
+
+
+class CalibrationPolicy(_Strict):
+    method: Literal["auto", "platt", "isotonic", "temperature", "vector", "beta", "histogram"] = "auto"
+    min_labels: int = Field(100, ge=10, description="labels needed before a calibrator may be promoted")
+    refit_after_new_labels: int = Field(200, ge=1, description="new labels since the last fit that trigger a refit")
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="newest share of labels held out for champion/challenger")
+    folds: int = Field(5, ge=2, le=20)
+
+
+class TaskSpec(_Strict):
+    name: str
+    model: ModelRef
+    prompt: PromptSpec
+    labels: dict[str, tuple[str, ...]] = Field(description="label -> answer-token variants (verbalizers), in order")
+    buckets: tuple[Bucket, ...] = DEFAULT_BUCKETS
+    coverage_floor: float = Field(0.5, ge=0.0, le=1.0)
+    input: InputSpec
+    warehouse: WarehouseSpec
+    calibration: CalibrationPolicy = CalibrationPolicy()
+    source_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("name must start with a letter and use only letters, digits, '_' or '-' (max 63)")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        if len(v) < 2:
+            raise ValueError("at least two labels are needed")
+        for label, variants in v.items():
+            if not _NAME.match(label):
+                raise ValueError(f"label {label!r}: use letters, digits, '_' or '-'")
+            if not variants or any(not s for s in variants):
+                raise ValueError(f"label {label!r}: give at least one non-empty answer variant")
+        seen: dict[str, str] = {}
+        for label, variants in v.items():
+            for s in variants:
+                if s in seen and seen[s] != label:
+                    raise ValueError(f"variant {s!r} is given for both {seen[s]!r} and {label!r}")
+                seen[s] = label
+        return v
+
+    @field_validator("buckets")
+    @classmethod
+    def _buckets(cls, v: tuple[Bucket, ...]) -> tuple[Bucket, ...]:
+        if not v:
+            raise ValueError("give at least one bucket")
+        names = [b.name for b in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"bucket names must be unique: {names}")
+        bounds = [b.min for b in v]
+        if any(a <= b for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"bucket lower bounds must strictly decrease, highest first: {bounds}")
+        if bounds[-1] != 0.0:
+            raise ValueError("the last bucket takes the rest: its min must be 0")
+        return v
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.labels)
+
+    @property
+    def task_version(self) -> str:
+        """Stable hash of everything that changes the raw scores (not buckets, paths or policy)."""
+        payload = {
+            "model": model_fingerprint(self.model),
+            "dtype": self.model.dtype,
+            "prompt": self.prompt.model_dump(mode="json"),
+            "labels": [[k, list(v)] for k, v in self.labels.items()],
+        }
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    """Resolve relative file paths in the raw TOML against the task file's folder."""
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("path"), str):
+        model["path"] = str((base / model["path"]).resolve())
+    warehouse = raw.get("warehouse")
+    if isinstance(warehouse, dict) and isinstance(warehouse.get("path"), str):
+        warehouse["path"] = str((base / warehouse["path"]).resolve())
+    inp = raw.get("input")
+    if isinstance(inp, dict) and isinstance(inp.get("location"), str) and not Path(inp["location"]).is_absolute():
+        inp["location"] = os.path.normpath(base.resolve() / inp["location"])
+    return raw
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid task spec ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {field}: {msg}")
+    return "\n".join(lines)
+
+
+def load_spec(path: str | Path) -> TaskSpec:
+    """Read and validate a task TOML file; raise SpecError naming file, field and problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: task file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    raw = _resolve_paths(raw, path.parent)
+    try:
+        return TaskSpec.model_validate({**raw, "source_path": path.resolve()})
+    except ValidationError as exc:
+        raise SpecError(_format_errors(path, exc)) from None

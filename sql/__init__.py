@@ -1,0 +1,1 @@
+"""calscore's SQL: numbered migrations, analyst views and example queries (package data)."""
