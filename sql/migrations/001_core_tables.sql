@@ -47,6 +47,7 @@ CREATE TABLE predictions (
     batch_uri          VARCHAR NOT NULL,
     batch_hash         VARCHAR NOT NULL,
     model              VARCHAR NOT NULL,
+    text               VARCHAR NOT NULL,         -- the input text as received (untruncated), for reviewers
     label_logprobs     MAP(VARCHAR, DOUBLE) NOT NULL, -- log p(label) at the first generated token
     coverage           DOUBLE NOT NULL,          -- total probability on any label token
     total_probability  DOUBLE NOT NULL,          -- unnormalised mass of the raw prediction
