@@ -1,0 +1,175 @@
+"""Label import: validate against the task's labels, upsert idempotently, keep history.
+
+Labels belong to the task's name (a row's truth does not change with the prompt).
+Re-importing the same file changes nothing; a different label for an id
+supersedes the current one (the old row stays, with `superseded_at` set).
+Rows with an unknown label are rejected and reported; valid rows are kept.
+Ids that no prediction has yet are kept too (their rows may arrive later) and
+reported.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from jobs.spec import TaskSpec
+from jobs.warehouse import reader, utcnow, writer
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+
+
+class LabelFileError(ValueError):
+    """A label source that cannot be read at all."""
+
+
+@dataclass
+class ImportReport:
+    source: str
+    rows_read: int = 0
+    inserted: int = 0
+    superseded: int = 0
+    unchanged: int = 0
+    rejected: list[dict] = field(default_factory=list)  # {row, id, label, reason}
+    unknown_ids: int = 0
+    import_id: str = ""
+
+    @property
+    def new_labels(self) -> int:
+        return self.inserted
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.source}: {self.rows_read} rows read; {self.inserted} new label(s) "
+            f"({self.superseded} correcting an earlier one), {self.unchanged} unchanged, "
+            f"{len(self.rejected)} rejected",
+        ]
+        if self.unknown_ids:
+            out.append(f"  {self.unknown_ids} label(s) for ids with no prediction yet (kept)")
+        for r in self.rejected[:10]:
+            out.append(f"  rejected row {r['row']}: id={r['id']!r} label={r['label']!r}: {r['reason']}")
+        if len(self.rejected) > 10:
+            out.append(f"  ... and {len(self.rejected) - 10} more rejected rows")
+        return out
+
+
+def read_label_file(path: Path) -> pa.Table:
+    """Read a Parquet or CSV label file (columns id, label, optional inclusion_prob)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabelFileError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={"id": pa.string()}))
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LabelFileError(f"{path}: cannot read labels ({exc})") from None
+
+
+def read_label_table(spec: TaskSpec, name: str) -> pa.Table:
+    """Read an analyst's table of labels from the warehouse (name validated, not interpolated blindly)."""
+    if not _IDENTIFIER.match(name):
+        raise LabelFileError(f"{name!r} is not a valid table name (letters, digits, '_', optional schema prefix)")
+    with reader(spec.warehouse.path) as con:
+        try:
+            return con.sql(f"SELECT * FROM {name}").to_arrow_table()
+        except Exception as exc:  # duckdb raises CatalogException for a missing table
+            raise LabelFileError(f"table {name}: {exc}") from None
+
+
+def _validate(spec: TaskSpec, table: pa.Table, source: str) -> tuple[pa.Table, list[dict]]:
+    missing = [c for c in ("id", "label") if c not in table.column_names]
+    if missing:
+        raise LabelFileError(f"{source}: missing column(s) {missing} (columns: {table.column_names})")
+    ids = pc.cast(table["id"], pa.string()).to_pylist()
+    labels = pc.cast(table["label"], pa.string()).to_pylist()
+    probs = (
+        pc.cast(table["inclusion_prob"], pa.float64()).to_pylist()
+        if "inclusion_prob" in table.column_names
+        else [None] * table.num_rows
+    )
+    known = set(spec.label_names)
+    keep: dict[str, tuple[str, float | None]] = {}
+    rejected = []
+    for i, (row_id, label, prob) in enumerate(zip(ids, labels, probs)):
+        reason = None
+        if row_id is None or row_id == "":
+            reason = "missing id"
+        elif label is None or label.strip() not in known:
+            reason = f"unknown label (task labels: {', '.join(spec.label_names)})"
+        elif prob is not None and not (0.0 < prob <= 1.0):
+            reason = "inclusion_prob must be in (0, 1]"
+        if reason:
+            rejected.append({"row": i, "id": row_id, "label": label, "reason": reason})
+            continue
+        keep[row_id] = (label.strip(), prob)  # the last occurrence of an id in a file wins
+    valid = pa.table(
+        {
+            "row_id": pa.array(list(keep), pa.string()),
+            "label": pa.array([v[0] for v in keep.values()], pa.string()),
+            "inclusion_prob": pa.array([v[1] for v in keep.values()], pa.float64()),
+        }
+    )
+    return valid, rejected
+
+
+def import_labels(spec: TaskSpec, table: pa.Table, source: str) -> ImportReport:
+    """Validate and upsert labels in one transaction; return what happened."""
+    valid, rejected = _validate(spec, table, source)
+    report = ImportReport(source=source, rows_read=table.num_rows, rejected=rejected)
+    pairs = "\n".join(f"{i}\t{l}" for i, l in zip(valid["row_id"].to_pylist(), valid["label"].to_pylist()))
+    digest = hashlib.sha256(pairs.encode()).hexdigest()[:12]
+    report.import_id = f"{source}:{digest}"
+    now = utcnow()
+    with writer(spec.warehouse.path) as con:
+        con.register("incoming", valid)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            # inclusion probability: the file's, else the row's latest audit sample's
+            con.execute(
+                "CREATE TEMP TABLE resolved AS SELECT i.row_id, i.label,"
+                " coalesce(i.inclusion_prob, (SELECT a.inclusion_prob FROM audit_samples a"
+                "   WHERE a.task_name = ? AND a.row_id = i.row_id ORDER BY a.created_at DESC LIMIT 1)) AS inclusion_prob,"
+                " l.label AS current_label"
+                " FROM incoming i LEFT JOIN labels l"
+                "   ON l.task_name = ? AND l.row_id = i.row_id AND l.superseded_at IS NULL",
+                [spec.name, spec.name],
+            )
+            report.unchanged = con.execute("SELECT count(*) FROM resolved WHERE label = current_label").fetchone()[0]
+            report.superseded = con.execute(
+                "UPDATE labels SET superseded_at = ? WHERE task_name = ? AND superseded_at IS NULL"
+                " AND row_id IN (SELECT row_id FROM resolved WHERE current_label IS NOT NULL AND label <> current_label)",
+                [now, spec.name],
+            ).fetchone()[0]
+            report.inserted = con.execute(
+                "INSERT INTO labels SELECT ?, row_id, label, ?, inclusion_prob, ?, NULL, ?"
+                " FROM resolved WHERE current_label IS NULL OR label <> current_label",
+                [spec.name, source, now, report.import_id],
+            ).fetchone()[0]
+            report.unknown_ids = con.execute(
+                "SELECT count(*) FROM resolved r WHERE NOT EXISTS"
+                " (SELECT 1 FROM predictions p WHERE p.task_name = ? AND p.row_id = r.row_id)",
+                [spec.name],
+            ).fetchone()[0]
+            con.execute("DROP TABLE resolved")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return report
+
+
+def new_labels_since_last_fit(spec: TaskSpec) -> int:
+    """Current labels imported after the newest calibrator of this task was fitted."""
+    with reader(spec.warehouse.path) as con:
+        return con.execute(
+            "SELECT count(*) FROM labels WHERE task_name = ? AND superseded_at IS NULL AND imported_at >"
+            " coalesce((SELECT max(created_at) FROM calibrators WHERE task_name = ?), TIMESTAMPTZ '1970-01-01')",
+            [spec.name, spec.name],
+        ).fetchone()[0]

@@ -1,0 +1,110 @@
+"""The single writer: load staged batch results into DuckDB, one transaction per batch.
+
+Predictions, quarantine rows, the ledger status and the run heartbeat commit
+together or not at all, so a crash at any point leaves the batch either fully
+written or not written, and a re-run writes every row exactly once. The
+warehouse is opened only for the seconds a batch takes to write.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from jobs.batches import ALREADY_SCORED, BatchRef
+from jobs.runs import heartbeat
+from jobs.spec import TaskSpec
+from jobs.stage import StagedBatch
+from jobs.warehouse import utcnow, writer
+
+_PREDICTION_COLUMNS = (
+    "task_version, row_id, task_name, run_id, batch_uri, batch_hash, model, text, label_logprobs,"
+    " coverage, total_probability, raw_label, raw_confidence, truncated, calibrator_version, label,"
+    " confidence, bucket, bucket_basis, bucket_reason, segment, metadata, scored_at"
+)
+
+
+def _ledger(con, spec: TaskSpec, ref: BatchRef, run_id: str, status: str, counts: tuple, error: str | None) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO batches (task_name, uri, content_hash, task_version, status, rows_in,"
+        " rows_scored, rows_quarantined, run_id, error, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [spec.name, ref.uri, ref.content_hash, spec.task_version, status, *counts, run_id, error, utcnow()],
+    )
+
+
+def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds: float | None = None) -> dict:
+    """Load one staged batch; return the counts actually written. Safe to call twice."""
+    ref = BatchRef(staged.uri, staged.content_hash)
+    quarantine = pq.read_table(staged.quarantine_path)
+    predictions = pq.read_table(staged.predictions_path) if staged.predictions_path else None
+    kwargs = {} if wait_seconds is None else {"wait_seconds": wait_seconds}
+    with writer(spec.warehouse.path, **kwargs) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            done = con.execute(
+                "SELECT count(*) FROM batches WHERE task_name = ? AND uri = ? AND content_hash = ? AND status = 'done'",
+                [spec.name, ref.uri, ref.content_hash],
+            ).fetchone()[0]
+            if done:
+                con.execute("ROLLBACK")
+                return {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
+            con.register("staged_quarantine", quarantine)
+            con.execute(
+                "INSERT INTO quarantine SELECT ?, ?, ?, ?, row_index, row_id, reason, detail, ?, ?"
+                " FROM staged_quarantine ON CONFLICT DO NOTHING",
+                [spec.name, spec.task_version, ref.uri, ref.content_hash, run_id, utcnow()],
+            )
+            written = 0
+            late_duplicates = 0
+            if predictions is not None:
+                con.register("staged_predictions", predictions)
+                # A row another batch scored after this one was staged: quarantine it, keep the first.
+                late_duplicates = con.execute(
+                    "INSERT INTO quarantine SELECT s.task_name, s.task_version, s.batch_uri, s.batch_hash,"
+                    " s.row_index, s.row_id, ?, 'scored by another batch while this one was staged', ?, ?"
+                    " FROM staged_predictions s JOIN predictions p USING (task_version, row_id)"
+                    " ON CONFLICT DO NOTHING",
+                    [ALREADY_SCORED, run_id, utcnow()],
+                ).fetchone()[0]
+                written = con.execute(
+                    f"INSERT INTO predictions ({_PREDICTION_COLUMNS}, written_at)"
+                    f" SELECT {_PREDICTION_COLUMNS}, ? FROM staged_predictions s"
+                    " WHERE NOT EXISTS (SELECT 1 FROM predictions p"
+                    "   WHERE p.task_version = s.task_version AND p.row_id = s.row_id)",
+                    [utcnow()],
+                ).fetchone()[0]
+            counts = (staged.rows_in, written, quarantine.num_rows + late_duplicates)
+            _ledger(con, spec, ref, run_id, "done", counts, None)
+            heartbeat(con, run_id)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    # the manifest goes first: without it the data files are never loaded again
+    for path in (staged.manifest_path, staged.predictions_path, staged.quarantine_path):
+        if path:
+            Path(path).unlink(missing_ok=True)
+    return {"rows_scored": written, "rows_quarantined": counts[2], "skipped": False}
+
+
+def record_failed_batch(spec: TaskSpec, ref: BatchRef, run_id: str, error: str) -> None:
+    """Mark a batch failed (nothing of it is written); a later run tries it again."""
+    with writer(spec.warehouse.path) as con:
+        con.execute("BEGIN TRANSACTION")
+        _ledger(con, spec, ref, run_id, "failed", (None, 0, 0), error)
+        heartbeat(con, run_id)
+        con.execute("COMMIT")
+
+
+def pending(spec: TaskSpec, refs: list[BatchRef]) -> list[BatchRef]:
+    """Batches the ledger has not completed for this task (key: uri + content hash)."""
+    if not refs:
+        return []
+    with writer(spec.warehouse.path) as con:
+        done = {
+            (u, h)
+            for u, h in con.execute(
+                "SELECT uri, content_hash FROM batches WHERE task_name = ? AND status = 'done'", [spec.name]
+            ).fetchall()
+        }
+    return [r for r in refs if (r.uri, r.content_hash) not in done]
