@@ -1,0 +1,44 @@
+"""Shared test setup: offline environment, a per-session Prefect home, and common fixtures."""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _default_env() -> None:
+    """Set (only where unset) what every test run needs: offline caches and a throwaway Prefect home."""
+    os.environ.setdefault("CALSCORE_CACHE", str(REPO / ".cache" / "calscore"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    if "PREFECT_HOME" not in os.environ:
+        home = tempfile.mkdtemp(prefix="calscore-prefect-")
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
+        os.environ["PREFECT_HOME"] = home
+
+
+_default_env()  # at import: before any test module imports prefect or transformers
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data beside the checkout (real third-party data; see its README)."""
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not folder.is_dir():
+        pytest.skip("../shared/data is not beside this checkout (a user's clone has none)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir() -> Path:
+    """The prepared SmolLM2 demo model folder (prepared on first use, ~30 s)."""
+    from jobs.demo_model import ensure_demo_model
+
+    return ensure_demo_model()
