@@ -1,8 +1,10 @@
 """Fingerprints of model references, so task_version changes when the model does.
 
-A local folder is fingerprinted by its config, tokenizer files and the sizes and
-headers of its weight files (hashing gigabytes of weights every night is not
-needed: a safetensors header lists every tensor's name, dtype, shape and offsets).
+A local folder is fingerprinted by its config, tokenizer files, and for each
+weight file its size, its safetensors header (every tensor's name, dtype, shape
+and offsets) and evenly spaced samples of its bytes. The header alone misses a
+fine-tune (same names and shapes, new values); the samples catch it without
+reading gigabytes of weights every night.
 """
 from __future__ import annotations
 
@@ -33,8 +35,26 @@ def _safetensors_header(path: Path) -> bytes:
         return f.read(min(size, 100_000_000))
 
 
+_SAMPLES = 1024
+_SAMPLE_BYTES = 4096
+
+
+def _update_with_samples(h, path: Path, start: int) -> None:
+    """Feed `_SAMPLES` evenly spaced blocks of the file from `start` on (all of it when small)."""
+    span = path.stat().st_size - start
+    with path.open("rb") as f:
+        if span <= _SAMPLES * _SAMPLE_BYTES:
+            f.seek(start)
+            h.update(f.read())
+            return
+        step = (span - _SAMPLE_BYTES) // (_SAMPLES - 1)
+        for i in range(_SAMPLES):
+            f.seek(start + i * step)
+            h.update(f.read(_SAMPLE_BYTES))
+
+
 def folder_fingerprint(folder: Path) -> str:
-    """sha256 over config/tokenizer file contents and weight-file sizes + headers."""
+    """sha256 over config/tokenizer file contents and weight-file sizes, headers and sampled bytes."""
     h = hashlib.sha256()
     for name in _CONFIG_FILES:
         p = folder / name
@@ -42,8 +62,12 @@ def folder_fingerprint(folder: Path) -> str:
             h.update(name.encode() + b"\0" + p.read_bytes())
     for p in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         h.update(f"{p.name}:{p.stat().st_size}".encode())
+        start = 0
         if p.suffix == ".safetensors":
-            h.update(_safetensors_header(p))
+            header = _safetensors_header(p)
+            h.update(header)
+            start = 8 + len(header)
+        _update_with_samples(h, p, start)
     return h.hexdigest()
 
 

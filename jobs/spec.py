@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -213,11 +213,34 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     return raw
 
 
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _allowed_fields(loc: tuple) -> list[str]:
+    """The field names allowed in the table that `loc` points into (for 'unknown field' errors)."""
+    model: type[BaseModel] = TaskSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        models = _models_in(field.annotation) if field is not None else []
+        if not models:
+            return []
+        model = models[0]
+    return [name for name, f in model.model_fields.items() if not f.exclude]
+
+
 def _format_errors(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid task spec ({err.error_count()} problem(s))"]
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_fields(e["loc"])
+            msg = "unknown field (a typo?)" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
         lines.append(f"  {field}: {msg}")
     return "\n".join(lines)
 
@@ -231,6 +254,8 @@ def load_spec(path: str | Path) -> TaskSpec:
         raise SpecError(f"{path}: task file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the task file: {exc}") from None
     raw = _resolve_paths(raw, path.parent)
     try:
         return TaskSpec.model_validate({**raw, "source_path": path.resolve()})
