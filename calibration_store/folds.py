@@ -1,0 +1,50 @@
+"""K-fold cross-fitting: every row is predicted by a calibrator fitted without it.
+
+Folds are stratified by label when every present label has at least `folds`
+rows (so each training part sees every label), plain shuffled folds otherwise;
+both are seeded, so a cross-fit is reproducible.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from calibration_store.validation import check_logprobs, check_targets, check_weights
+
+
+def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """The held-out row indices of each fold."""
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    if folds > y.shape[0]:
+        raise ValueError(f"cannot make {folds} folds from {y.shape[0]} labeled rows")
+    counts = np.bincount(y)
+    stratify = counts[counts > 0].min() >= folds
+    splitter = (StratifiedKFold if stratify else KFold)(n_splits=folds, shuffle=True, random_state=seed)
+    return [test for _, test in splitter.split(np.zeros(y.shape[0]), y)]
+
+
+def cross_fit_with(
+    factory: Callable[[], Any],
+    logprobs: Any,
+    y: Any,
+    weights: Any,
+    n_labels: int,
+    folds: int,
+    seed: int,
+) -> np.ndarray:
+    """(n, K) held-out probabilities from `folds` calibrators made by `factory()`."""
+    x = check_logprobs(logprobs, n_labels)
+    t = check_targets(y, x.shape[0], n_labels)
+    w = check_weights(weights, x.shape[0])
+    out = np.empty_like(x)
+    for i, test in enumerate(fold_indices(t, folds, seed)):
+        train = np.setdiff1d(np.arange(t.shape[0]), test, assume_unique=True)
+        try:
+            cal = factory().fit(x[train], t[train], None if w is None else w[train])
+        except ValueError as exc:
+            raise ValueError(f"cross-fitting fold {i + 1}/{folds}: {exc}") from exc
+        out[test] = cal.predict_proba(x[test])
+    return out

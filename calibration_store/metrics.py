@@ -1,0 +1,263 @@
+"""Calibration metrics: accuracy, top-label ECE / MCE, NLL, Brier, AUROC, reliability bins.
+
+Conventions (all functions take optional per-row `weights`, e.g. inverse
+inclusion probabilities of an audit sample, and then estimate the figure for
+the whole population the labeled rows were drawn from):
+
+- Top-label view (Guo et al. 2017): a row's confidence is its largest
+  probability, its prediction that label (first one on ties), correct when it
+  equals y.
+- Bins are (lower, upper], as in Guo et al. 2017 and Naeini et al. 2015; a
+  confidence of exactly 0 goes to the first bin. "uniform" = equal-width bins
+  on [0, 1]; "quantile" = equal-mass bins whose edges are quantiles of the
+  confidences (weighted quantiles when weights differ). Only bins holding
+  rows are reported and counted.
+- ECE = sum_b (W_b / W) * |accuracy_b - confidence_b|;
+  MCE = max_b |accuracy_b - confidence_b|  (W_b = weight in bin b).
+- NLL = mean of -log p(y), the true label's probability in the full label
+  distribution, with p(y) floored at machine epsilon (as scikit-learn's
+  log_loss clips). For two labels it is the usual binary log loss.
+- Brier = mean of (1/2) * sum_k (p_k - [y == k])^2 over the K labels: the
+  original multi-class Brier score (Brier 1950) halved, so that for two labels
+  it equals the usual binary Brier score (p(l1) - y)^2, and lies in [0, 1] for
+  any K (scikit-learn: brier_score_loss(..., scale_by_half=True)).
+- AUROC of the confidence for telling correct from wrong rows (ties count
+  half); None when all rows are correct or all wrong.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+
+from calibration_store.validation import check_confidence, check_logprobs, check_probs, check_targets, check_weights
+
+DEFAULT_N_BINS = 15
+STRATEGIES = ("uniform", "quantile")
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def raw_probs(logprobs: Any) -> np.ndarray:
+    """The raw label distribution: softmax over the K label log-probs = each label's share of the label mass."""
+    x = np.asarray(logprobs)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"logprobs must have shape (n, K) with K >= 2 labels, got {x.shape}")
+    return softmax(check_logprobs(x, x.shape[1]), axis=1)
+
+
+def _checked(probs: Any, y: Any, weights: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p = check_probs(probs)
+    t = check_targets(y, p.shape[0], p.shape[1])
+    w = check_weights(weights, p.shape[0])
+    return p, t, np.ones(p.shape[0]) if w is None else w
+
+
+def _top_label(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.argmax(p, axis=1)
+    return p[np.arange(p.shape[0]), pred], (pred == t).astype(np.float64)
+
+
+def accuracy(probs: Any, y: Any, weights: Any = None) -> float:
+    """Weighted share of rows whose most probable label is the true one."""
+    p, t, w = _checked(probs, y, weights)
+    return float(np.average(_top_label(p, t)[1], weights=w))
+
+
+def nll(probs: Any, y: Any, weights: Any = None) -> float:
+    """Weighted mean negative log-likelihood of the true label (natural log)."""
+    p, t, w = _checked(probs, y, weights)
+    p_true = np.maximum(p[np.arange(p.shape[0]), t], _EPS)
+    return float(np.average(-np.log(p_true), weights=w))
+
+
+def brier(probs: Any, y: Any, weights: Any = None) -> float:
+    """Weighted mean of (1/2) sum_k (p_k - [y == k])^2; the usual binary Brier score for two labels."""
+    p, t, w = _checked(probs, y, weights)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(p.shape[0]), t] = 1.0
+    return float(np.average(0.5 * ((p - onehot) ** 2).sum(axis=1), weights=w))
+
+
+def auroc(probs: Any, y: Any, weights: Any = None) -> float | None:
+    """AUROC of the top-label confidence for correctness; None when there are no correct or no wrong rows."""
+    p, t, w = _checked(probs, y, weights)
+    conf, correct = _top_label(p, t)
+    return auroc_from_confidence(conf, correct, w)
+
+
+def auroc_from_confidence(confidence: Any, correct: Any, weights: Any = None) -> float | None:
+    """Weighted Mann-Whitney AUC: P(conf of a correct row > conf of a wrong row) + P(tie) / 2."""
+    c, k = check_confidence(confidence, correct)
+    w = check_weights(weights, c.shape[0])
+    w = np.ones(c.shape[0]) if w is None else w
+    values, inverse = np.unique(c, return_inverse=True)
+    w_pos = np.bincount(inverse, weights=w * k, minlength=values.shape[0])
+    w_neg = np.bincount(inverse, weights=w * (1.0 - k), minlength=values.shape[0])
+    total_pos, total_neg = w_pos.sum(), w_neg.sum()
+    if total_pos <= 0 or total_neg <= 0:
+        return None
+    neg_below = np.cumsum(w_neg) - w_neg
+    return float((w_pos @ (neg_below + 0.5 * w_neg)) / (total_pos * total_neg))
+
+
+# --- binning -----------------------------------------------------------------------
+
+
+def bin_edges(values: np.ndarray, n_bins: int, strategy: str, weights: np.ndarray | None = None) -> np.ndarray:
+    """Sorted distinct bin edges: equal-width on [0, 1], or quantiles of `values` (equal mass)."""
+    _check_binning(n_bins, strategy)
+    if strategy == "uniform":
+        return np.linspace(0.0, 1.0, n_bins + 1)
+    q = np.linspace(0.0, 1.0, n_bins + 1)
+    if weights is None or np.all(weights == weights[0]):
+        edges = np.quantile(values, q)  # linear interpolation, as np.percentile in calibration_curve
+    else:
+        edges = np.quantile(values, q, weights=weights, method="inverted_cdf")
+    edges = np.unique(edges)
+    return edges if edges.shape[0] > 1 else np.repeat(edges, 2)
+
+
+def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index of each value for (lower, upper] bins; values at or below the first inner edge go to bin 0."""
+    return np.searchsorted(edges[1:-1], values, side="left")
+
+
+def _check_binning(n_bins: Any, strategy: Any) -> None:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+
+
+def _bin_stats(c: np.ndarray, k: np.ndarray, w: np.ndarray, edges: np.ndarray):
+    ids = assign_bins(c, edges)
+    nb = edges.shape[0] - 1
+    weight = np.bincount(ids, weights=w, minlength=nb)
+    conf_sum = np.bincount(ids, weights=w * c, minlength=nb)
+    acc_sum = np.bincount(ids, weights=w * k, minlength=nb)
+    count = np.bincount(ids, minlength=nb)
+    keep = weight > 0
+    return keep, weight, conf_sum, acc_sum, count
+
+
+def reliability_bins(
+    confidence: Any,
+    correct: Any,
+    n_bins: int = DEFAULT_N_BINS,
+    strategy: str = "uniform",
+    weights: Any = None,
+) -> list[dict[str, float | int]]:
+    """The non-empty bins: lower, upper, mean confidence, accuracy (both weighted), count (rows), weight."""
+    c, k = check_confidence(confidence, correct)
+    w = check_weights(weights, c.shape[0])
+    w = np.ones(c.shape[0]) if w is None else w
+    edges = bin_edges(c, n_bins, strategy, w)
+    keep, weight, conf_sum, acc_sum, count = _bin_stats(c, k, w, edges)
+    return [
+        {
+            "lower": float(edges[b]),
+            "upper": float(edges[b + 1]),
+            "confidence": float(conf_sum[b] / weight[b]),
+            "accuracy": float(acc_sum[b] / weight[b]),
+            "count": int(count[b]),
+            "weight": float(weight[b]),
+        }
+        for b in np.flatnonzero(keep)
+    ]
+
+
+def calibration_errors(
+    confidence: Any,
+    correct: Any,
+    n_bins: int = DEFAULT_N_BINS,
+    strategy: str = "uniform",
+    weights: Any = None,
+) -> tuple[float, float]:
+    """(ECE, MCE) from top-label confidences and 0/1 correctness."""
+    bins = reliability_bins(confidence, correct, n_bins, strategy, weights)
+    total = sum(b["weight"] for b in bins)
+    gaps = [abs(b["accuracy"] - b["confidence"]) for b in bins]
+    ece_value = sum(b["weight"] / total * g for b, g in zip(bins, gaps))
+    return float(ece_value), float(max(gaps))
+
+
+def ece(probs: Any, y: Any, n_bins: int = DEFAULT_N_BINS, strategy: str = "uniform", weights: Any = None) -> float:
+    """Top-label expected calibration error (Guo et al. 2017; Naeini et al. 2015)."""
+    p, t, w = _checked(probs, y, weights)
+    return calibration_errors(*_top_label(p, t), n_bins, strategy, w)[0]
+
+
+def mce(probs: Any, y: Any, n_bins: int = DEFAULT_N_BINS, strategy: str = "uniform", weights: Any = None) -> float:
+    """Top-label maximum calibration error over the non-empty bins."""
+    p, t, w = _checked(probs, y, weights)
+    return calibration_errors(*_top_label(p, t), n_bins, strategy, w)[1]
+
+
+def ece_bootstrap_ci(
+    probs: Any,
+    y: Any,
+    weights: Any = None,
+    n_bins: int = DEFAULT_N_BINS,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for the equal-width ECE (rows resampled with replacement, weights kept).
+
+    The ECE is biased upwards on small samples, and so is this interval; it
+    shows how much the figure moves with the sample, not an unbiased range.
+    """
+    p, t, w = _checked(probs, y, weights)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
+        raise ValueError(f"n_boot must be an integer >= 10, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    c, k = _top_label(p, t)
+    edges = bin_edges(c, n_bins, "uniform")
+    ids = assign_bins(c, edges)
+    nb = edges.shape[0] - 1
+    gap = w * (k - c)
+    rng = np.random.default_rng(seed)
+    n = c.shape[0]
+    values = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        total = w[idx].sum()
+        if total <= 0:
+            values[i] = 0.0
+            continue
+        values[i] = np.abs(np.bincount(ids[idx], weights=gap[idx], minlength=nb)).sum() / total
+    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(low), float(high)
+
+
+def reliability_report(
+    probs: Any,
+    y: Any,
+    weights: Any = None,
+    n_bins: int = DEFAULT_N_BINS,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All figures of a reliability snapshot, JSON-safe (floats, ints, None; never NaN)."""
+    p, t, w = _checked(probs, y, weights)
+    conf, correct = _top_label(p, t)
+    ece_w, mce_w = calibration_errors(conf, correct, n_bins, "uniform", w)
+    ece_m, _ = calibration_errors(conf, correct, n_bins, "quantile", w)
+    low, high = ece_bootstrap_ci(p, t, w, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    return {
+        "n": int(p.shape[0]),
+        "weighted": weights is not None,
+        "n_bins": int(n_bins),
+        "accuracy": accuracy(p, t, w),
+        "ece": ece_w,
+        "ece_equal_mass": ece_m,
+        "ece_ci_low": low,
+        "ece_ci_high": high,
+        "mce": mce_w,
+        "nll": nll(p, t, w),
+        "brier": brier(p, t, w),
+        "auroc": auroc_from_confidence(conf, correct, w),
+        "bins": reliability_bins(conf, correct, n_bins, "uniform", w),
+    }

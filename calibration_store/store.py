@@ -1,0 +1,252 @@
+"""The versioned calibrator store in the warehouse (tables `calibrators` and `calibrator_events`).
+
+Each calibrator is one row: its content-hash version, its full JSON document,
+and its status -- candidate (fitted, not in use), champion (the one applied
+to new rows; exactly one per task_version at a time) or retired (was
+champion). Every change of status and every fit is an event with an actor
+(a recalibration run id or a person), a reason and its figures.
+
+Functions take an open DuckDB connection and join the caller's transaction
+when one is open; otherwise each change is its own transaction.
+`load_champion` is the analyst entry point: it opens the warehouse file
+read-only, so it never blocks the nightly writer for long.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import duckdb
+
+from calibration_store.apply import apply_to_table  # noqa: F401  (re-exported: load, then apply)
+from calibration_store.base import BaseCalibrator
+from calibration_store.document import canonical_json, load_document, verify_document
+
+STATUSES = ("candidate", "champion", "retired")
+EVENTS = ("fitted", "promoted", "rejected", "retired", "manual_promote", "rollback")
+# Events after which the version named in them is the champion.
+CHAMPION_EVENTS = ("promoted", "manual_promote", "rollback")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run a block atomically: its own transaction, or the caller's if one is already open."""
+    try:
+        con.execute("BEGIN TRANSACTION")
+    except duckdb.TransactionException:
+        yield  # inside the caller's transaction: the caller commits or rolls back
+        return
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def method_label(doc: Mapping[str, Any]) -> str:
+    """The `method` column: the method, and for `auto` the method it chose ("auto/platt")."""
+    if doc["method"] == "auto":
+        return f"auto/{doc['params']['chosen']}"
+    return doc["method"]
+
+
+def record_event(
+    con: duckdb.DuckDBPyConnection,
+    task_version: str,
+    version: str,
+    event: str,
+    actor: str,
+    reason: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Append one row to calibrator_events (metrics as JSON, never NaN)."""
+    if event not in EVENTS:
+        raise ValueError(f"event must be one of {list(EVENTS)}, got {event!r}")
+    if not isinstance(actor, str) or not actor.strip():
+        raise ValueError("every calibrator event needs an actor (a run id or a person)")
+    payload = None if metrics is None else canonical_json(dict(metrics))
+    con.execute(
+        "INSERT INTO calibrator_events (task_version, version, event, actor, reason, metrics, event_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [task_version, version, event, actor, reason, payload, at or _now()],
+    )
+
+
+def save_calibrator(
+    con: duckdb.DuckDBPyConnection,
+    document: Mapping[str, Any],
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> str:
+    """Store a verified document as a candidate and record a `fitted` event; return its version.
+
+    Saving the same document again is a no-op (the version is its content).
+    """
+    doc = verify_document(document)
+    version = doc["version"]
+    if con.execute("SELECT 1 FROM calibrators WHERE version = ?", [version]).fetchone():
+        return version
+    with transaction(con):
+        con.execute(
+            "INSERT INTO calibrators (version, task_name, task_version, method, status, document, n_labels, created_at) "
+            "VALUES (?, ?, ?, ?, 'candidate', ?, ?, ?)",
+            [
+                version,
+                doc["task_name"],
+                doc["task_version"],
+                method_label(doc),
+                canonical_json(doc),
+                doc["n_labels"],
+                _now(),
+            ],
+        )
+        record_event(con, doc["task_version"], version, "fitted", actor, reason, doc["heldout_metrics"])
+    return version
+
+
+def _row(con: duckdb.DuckDBPyConnection, version: str) -> tuple[str, str]:
+    row = con.execute("SELECT task_version, status FROM calibrators WHERE version = ?", [version]).fetchone()
+    if row is None:
+        raise ValueError(f"no calibrator {version!r} in the store")
+    return row
+
+
+def set_champion(
+    con: duckdb.DuckDBPyConnection,
+    version: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    event: str = "promoted",
+    metrics: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Make `version` its task_version's only champion, retiring the current one; return the retired version.
+
+    Records `event` (promoted, manual_promote or rollback) for the new champion
+    and `retired` for the old one, atomically. A version that already is the
+    champion is left as it is (returns None, records nothing).
+    """
+    if event not in CHAMPION_EVENTS:
+        raise ValueError(f"event must be one of {list(CHAMPION_EVENTS)}, got {event!r}")
+    task_version, status = _row(con, version)
+    if status == "champion":
+        return None
+    with transaction(con):
+        old = con.execute(
+            "SELECT version FROM calibrators WHERE task_version = ? AND status = 'champion'", [task_version]
+        ).fetchall()
+        con.execute(
+            "UPDATE calibrators SET status = 'retired' WHERE task_version = ? AND status = 'champion'", [task_version]
+        )
+        for (previous,) in old:
+            record_event(con, task_version, previous, "retired", actor, f"replaced by {version}")
+        con.execute("UPDATE calibrators SET status = 'champion' WHERE version = ?", [version])
+        record_event(con, task_version, version, event, actor, reason, metrics)
+    return old[0][0] if old else None
+
+
+def champion(con: duckdb.DuckDBPyConnection, task_version: str) -> dict[str, Any] | None:
+    """The verified document of the task_version's champion, or None when there is none yet."""
+    rows = con.execute(
+        "SELECT document FROM calibrators WHERE task_version = ? AND status = 'champion'", [task_version]
+    ).fetchall()
+    if len(rows) > 1:
+        raise RuntimeError(f"task_version {task_version} has {len(rows)} champions; the store is inconsistent")
+    return verify_document(rows[0][0]) if rows else None
+
+
+def list_calibrators(
+    con: duckdb.DuckDBPyConnection, task_version: str | None = None, task_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Stored calibrators, oldest first: version, task, method, status, n_labels, created_at, fit_window, heldout_metrics."""
+    query = "SELECT version, task_name, task_version, method, status, n_labels, created_at, document FROM calibrators"
+    where, args = [], []
+    if task_version is not None:
+        where.append("task_version = ?")
+        args.append(task_version)
+    if task_name is not None:
+        where.append("task_name = ?")
+        args.append(task_name)
+    if where:
+        query += " WHERE " + " AND ".join(where)
+    out = []
+    for version, name, tv, method, status, n_labels, created_at, document in con.execute(
+        query + " ORDER BY created_at, version", args
+    ).fetchall():
+        doc = json.loads(document)
+        out.append(
+            {
+                "version": version,
+                "task_name": name,
+                "task_version": tv,
+                "method": method,
+                "status": status,
+                "n_labels": n_labels,
+                "created_at": created_at,
+                "fit_window": doc.get("fit_window"),
+                "heldout_metrics": doc.get("heldout_metrics"),
+            }
+        )
+    return out
+
+
+def list_events(con: duckdb.DuckDBPyConnection, task_version: str) -> list[dict[str, Any]]:
+    """The task_version's calibrator events in the order they happened."""
+    rows = con.execute(
+        "SELECT version, event, actor, reason, metrics, event_at FROM calibrator_events "
+        "WHERE task_version = ? ORDER BY event_at, rowid",
+        [task_version],
+    ).fetchall()
+    return [
+        {
+            "version": v,
+            "event": e,
+            "actor": a,
+            "reason": r,
+            "metrics": None if m is None else json.loads(m),
+            "event_at": at,
+        }
+        for v, e, a, r, m, at in rows
+    ]
+
+
+def load_champion(
+    warehouse_path: str | Path, task_version: str, wait_seconds: float = 10.0
+) -> tuple[BaseCalibrator, dict[str, Any]] | None:
+    """(calibrator, document) of the task_version's champion, read from the warehouse file read-only; None if none.
+
+    Example:
+        cal, doc = load_champion("var/demo/warehouse.duckdb", spec.task_version)
+        scored = apply_to_table(cal, con.sql("SELECT * FROM predictions").to_arrow_table())
+    """
+    path = Path(warehouse_path)
+    if not path.exists():
+        raise FileNotFoundError(f"no warehouse at {path}")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.IOException as exc:
+            # The nightly writer holds the file for seconds at a time.
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        doc = champion(con, task_version)
+    finally:
+        con.close()
+    if doc is None:
+        return None
+    return load_document(doc, task_version), doc
