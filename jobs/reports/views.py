@@ -1,0 +1,87 @@
+"""Analyst views (`sql/views/*.sql`, one view per file, named by the file) and example queries (`sql/queries/*.sql`).
+
+A view file holds one SELECT; `create_views` wraps it in CREATE OR REPLACE VIEW,
+creating views another view reads first. On a read-write connection the views
+are stored in the warehouse (so `duckdb -readonly file < sql/queries/x.sql`
+works); on a read-only one, pass `temporary=True`: they then live only in that
+session, which is how the reports use them without ever locking the file.
+"""
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import duckdb
+
+
+def _sql_files(folder: str) -> dict[str, str]:
+    root = resources.files("sql") / folder
+    files = {
+        entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")
+        for entry in root.iterdir()
+        if entry.name.endswith(".sql")
+    }
+    return dict(sorted(files.items()))
+
+
+def view_files() -> dict[str, str]:
+    """{view name: its SELECT} for every file in sql/views/, by name."""
+    return {name: _strip(sql) for name, sql in _sql_files("views").items()}
+
+
+def query_files() -> dict[str, str]:
+    """{query name: its SQL} for every file in sql/queries/, by name."""
+    return _sql_files("queries")
+
+
+def question(sql: str) -> str:
+    """The one-line comment a view or query file starts with: the question it answers."""
+    first = sql.lstrip().splitlines()[0] if sql.strip() else ""
+    return first.removeprefix("--").strip() if first.startswith("--") else ""
+
+
+def _strip(sql: str) -> str:
+    return sql.strip().rstrip(";").rstrip()
+
+
+def creation_order(views: dict[str, str]) -> list[str]:
+    """View names so that each comes after every other view its SQL names (a topological order)."""
+    deps = {
+        name: {other for other in views if other != name and re.search(rf"\b{re.escape(other)}\b", sql)}
+        for name, sql in views.items()
+    }
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ValueError(f"sql/views: circular reference through {name!r}")
+        visiting.add(name)
+        for dep in sorted(deps[name]):
+            visit(dep)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in views:
+        visit(name)
+    return order
+
+
+def create_views(con: duckdb.DuckDBPyConnection, temporary: bool = False) -> list[str]:
+    """CREATE OR REPLACE [TEMP] VIEW for every sql/views/*.sql; return the view names in creation order."""
+    views = view_files()
+    order = creation_order(views)
+    kind = "TEMP VIEW" if temporary else "VIEW"
+    for name in order:
+        con.execute(f"CREATE OR REPLACE {kind} {name} AS\n{views[name]}")
+    return order
+
+
+def run_query(con: duckdb.DuckDBPyConnection, name: str):
+    """Run sql/queries/<name>.sql on a connection that has the views; return the Arrow table."""
+    queries = query_files()
+    if name not in queries:
+        raise KeyError(f"no query {name!r} in sql/queries (have: {', '.join(queries)})")
+    return con.sql(_strip(queries[name])).to_arrow_table()

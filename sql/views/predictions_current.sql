@@ -1,0 +1,55 @@
+-- What did we decide for each row, with which calibrator, and was it right (where a current label exists)?
+with current_decisions as (
+
+    select * from current_decisions
+
+),
+
+current_labels as (
+
+    select * from current_labels
+
+),
+
+predictions as (
+
+    select task_version, row_id, label_logprobs, text from predictions
+
+),
+
+calibrators as (
+
+    select version, method, status from calibrators
+
+),
+
+final as (
+
+    select
+        current_decisions.*,
+        calibrators.method as calibrator_method,
+        calibrators.status as calibrator_status,
+        current_labels.true_label,
+        current_labels.label_source,
+        current_labels.inclusion_prob,
+        coalesce(current_labels.is_audit_label, false) as is_audit_label,
+        current_labels.label_weight,
+        current_labels.true_label is not null as is_labeled,
+        current_decisions.label = current_labels.true_label as is_correct,
+        current_decisions.raw_label = current_labels.true_label as raw_correct,
+        predictions.label_logprobs,
+        predictions.text
+
+    from current_decisions
+    inner join predictions
+        on current_decisions.task_version = predictions.task_version
+        and current_decisions.row_id = predictions.row_id
+    left join current_labels
+        on current_decisions.task_name = current_labels.task_name
+        and current_decisions.row_id = current_labels.row_id
+    left join calibrators
+        on current_decisions.calibrator_version = calibrators.version
+
+)
+
+select * from final
