@@ -41,9 +41,9 @@ def draw_audit_sample(spec: TaskSpec, n: int, seed: int | None = None) -> pa.Tab
     rng = np.random.default_rng(seed)
     sample_id = f"audit-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with writer(spec.warehouse.path) as con:
-        population = con.execute(
-            "SELECT row_id, bucket, text, segment FROM predictions WHERE task_version = ? ORDER BY row_id",
-            [spec.task_version],
+        population = con.sql(
+            "SELECT row_id, bucket, text, segment FROM predictions WHERE task_version = $1 ORDER BY row_id",
+            params=[spec.task_version],
         ).to_arrow_table()
         if population.num_rows == 0:
             raise ValueError(f"no predictions for task {spec.name} (task_version {spec.task_version}) to sample from")

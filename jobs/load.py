@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from jobs.batches import ALREADY_SCORED, BatchRef
+from jobs.fingerprint import sha256_of
 from jobs.runs import heartbeat
 from jobs.spec import TaskSpec
 from jobs.stage import StagedBatch
@@ -42,8 +43,9 @@ def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds:
         con.execute("BEGIN TRANSACTION")
         try:
             done = con.execute(
-                "SELECT count(*) FROM batches WHERE task_name = ? AND uri = ? AND content_hash = ? AND status = 'done'",
-                [spec.name, ref.uri, ref.content_hash],
+                "SELECT count(*) FROM batches WHERE task_name = ? AND uri = ? AND content_hash = ?"
+                " AND status = 'done' AND task_version = ?",
+                [spec.name, ref.uri, ref.content_hash, spec.task_version],
             ).fetchone()[0]
             if done:
                 con.execute("ROLLBACK")
@@ -97,7 +99,10 @@ def record_failed_batch(spec: TaskSpec, ref: BatchRef, run_id: str, error: str) 
 
 
 def pending(spec: TaskSpec, refs: list[BatchRef]) -> list[BatchRef]:
-    """Batches the ledger has not completed for this task (key: uri + content hash)."""
+    """Batches the ledger has not completed for this task (key: uri + content hash).
+
+    A batch done under an older task_version is not pending: nothing is rescored
+    silently after a prompt or model change (see `backfill`)."""
     if not refs:
         return []
     with writer(spec.warehouse.path) as con:
@@ -108,3 +113,15 @@ def pending(spec: TaskSpec, refs: list[BatchRef]) -> list[BatchRef]:
             ).fetchall()
         }
     return [r for r in refs if (r.uri, r.content_hash) not in done]
+
+
+def backfill(spec: TaskSpec, since) -> list[BatchRef]:
+    """Batches completed since `since` under another task_version, for an explicit rescore."""
+    with writer(spec.warehouse.path) as con:
+        rows = con.execute(
+            "SELECT uri, content_hash FROM batches WHERE task_name = ? AND status = 'done'"
+            " AND finished_at >= ? AND task_version <> ? ORDER BY uri",
+            [spec.name, since, spec.task_version],
+        ).fetchall()
+    # a file rewritten since is a new batch for the nightly run, not a backfill
+    return [BatchRef(u, h) for u, h in rows if Path(u).is_file() and sha256_of(Path(u)) == h]

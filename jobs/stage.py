@@ -77,6 +77,20 @@ def get_scorer(spec: TaskSpec, dtype_override: str | None = None):
     return _cached_scorer(str(spec.source_path), spec.task_version, dtype_override)
 
 
+def run_provenance(spec: TaskSpec, scorer) -> dict:
+    """What a run records about the model it scored with."""
+    from jobs.fingerprint import model_fingerprint
+
+    loaded = scorer.loaded
+    return {
+        "model": loaded.reference,
+        "model_fingerprint": model_fingerprint(spec.model),
+        "dtype": loaded.dtype,
+        "device": loaded.device,
+        "labels": spec.label_names,
+    }
+
+
 def _scored_ids(spec: TaskSpec, ids: list[str]) -> set[str]:
     """Ids of this batch already scored for this task_version (a short read)."""
     if not spec.warehouse.path.exists() or not ids:

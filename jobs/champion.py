@@ -1,0 +1,31 @@
+"""The champion calibrator a scoring run applies: looked up once per run by
+version id, loaded (hash- and task_version-checked) once per process."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from calibration_store.store import champion, load_version
+from jobs.spec import TaskSpec
+from jobs.stage import AppliedCalibrator
+from jobs.warehouse import reader
+
+
+def champion_version(spec: TaskSpec) -> str | None:
+    """The version id of this task_version's champion, or None (no warehouse or no champion yet)."""
+    if not spec.warehouse.path.exists():
+        return None
+    with reader(spec.warehouse.path) as con:
+        current = champion(con, spec.task_version)
+    return current[1]["version"] if current else None
+
+
+@lru_cache(maxsize=8)
+def _load(warehouse: str, task_version: str, version: str):
+    with reader(warehouse) as con:
+        return load_version(con, version, task_version)
+
+
+def applied_calibrator(spec: TaskSpec, version: str | None) -> AppliedCalibrator | None:
+    if version is None:
+        return None
+    return AppliedCalibrator(version, _load(str(spec.warehouse.path), spec.task_version, version))

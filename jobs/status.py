@@ -1,0 +1,63 @@
+"""`calscore status`: what has been done for a task, read-only."""
+from __future__ import annotations
+
+from jobs.batches import discover
+from jobs.spec import TaskSpec
+from jobs.warehouse import reader
+
+
+def task_status(spec: TaskSpec) -> str:
+    """A short plain-text status of the task's batches, runs and calibrator."""
+    refs = discover(spec.input.location)
+    with reader(spec.warehouse.path) as con:
+        ledger = {
+            (u, h): s
+            for u, h, s in con.execute(
+                "SELECT uri, content_hash, status FROM batches WHERE task_name = ?", [spec.name]
+            ).fetchall()
+        }
+        failed = con.execute(
+            "SELECT uri, error FROM batches WHERE task_name = ? AND status = 'failed' ORDER BY uri", [spec.name]
+        ).fetchall()
+        rows = con.execute(
+            "SELECT count(*) FROM predictions WHERE task_version = ?", [spec.task_version]
+        ).fetchone()[0]
+        last_run = con.execute(
+            "SELECT run_id, kind, status, started_at, finished_at FROM runs WHERE task_name = ?"
+            " ORDER BY started_at DESC LIMIT 1",
+            [spec.name],
+        ).fetchone()
+        champion = con.execute(
+            "SELECT version, method, n_labels, created_at FROM calibrators"
+            " WHERE task_version = ? AND status = 'champion'",
+            [spec.task_version],
+        ).fetchone()
+        snapshot = con.execute(
+            "SELECT created_at, n, accuracy, ece, nll FROM reliability_snapshots"
+            " WHERE task_version = ? AND scores = 'calibrated' AND segment = 'all'"
+            " ORDER BY created_at DESC LIMIT 1",
+            [spec.task_version],
+        ).fetchone()
+    done = sum(1 for r in refs if ledger.get((r.uri, r.content_hash)) == "done")
+    pending = len(refs) - done
+    lines = [
+        f"task {spec.name}  task_version {spec.task_version}  warehouse {spec.warehouse.path}",
+        f"batches: {done} done, {pending} pending, {len(failed)} failed; {rows} predictions for this task_version",
+    ]
+    for uri, error in failed:
+        lines.append(f"  failed: {error or uri}")
+    if last_run:
+        run_id, kind, state, started, finished = last_run
+        lines.append(f"last run: {run_id} ({kind}) {state}, started {started:%Y-%m-%d %H:%M:%S}"
+                     + (f", finished {finished:%H:%M:%S}" if finished else ""))
+    else:
+        lines.append("last run: none yet")
+    if champion:
+        version, method, n_labels, created = champion
+        lines.append(f"champion calibrator: {version} ({method}, {n_labels} labels, {created:%Y-%m-%d %H:%M})")
+    else:
+        lines.append("champion calibrator: none (buckets use raw confidence)")
+    if snapshot:
+        created, n, acc, ece, nll = snapshot
+        lines.append(f"last snapshot: {created:%Y-%m-%d %H:%M}  n={n}  accuracy={acc:.3f}  ECE={ece:.3f}  NLL={nll:.3f}")
+    return "\n".join(lines)
