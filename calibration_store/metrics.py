@@ -108,7 +108,7 @@ def bin_edges(values: np.ndarray, n_bins: int, strategy: str, weights: np.ndarra
     """Sorted distinct bin edges: equal-width on [0, 1], or quantiles of `values` (equal mass)."""
     _check_binning(n_bins, strategy)
     if strategy == "uniform":
-        return np.linspace(0.0, 1.0, n_bins + 1)
+        return np.arange(n_bins + 1) / n_bins  # exact b / n_bins, so a confidence of b / n_bins is an upper edge
     q = np.linspace(0.0, 1.0, n_bins + 1)
     if weights is None or np.all(weights == weights[0]):
         edges = np.quantile(values, q)  # linear interpolation, as np.percentile in calibration_curve
