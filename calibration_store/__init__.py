@@ -13,7 +13,16 @@ from calibration_store.document import DocumentError, build_document, export_doc
 from calibration_store.evaluation import cross_fit, heldout_report
 from calibration_store.promotion import Decision, decide, promote, record_decision, rollback
 from calibration_store.registry import METHODS, calibrator_from_dict, make_calibrator
-from calibration_store.store import champion, list_calibrators, load_champion, record_event, save_calibrator, set_champion
+from calibration_store.store import (
+    champion,
+    list_calibrators,
+    list_events,
+    load_champion,
+    load_version,
+    record_event,
+    save_calibrator,
+    set_champion,
+)
 
 __all__ = [
     "METHODS",
@@ -30,8 +39,10 @@ __all__ = [
     "heldout_report",
     "import_document",
     "list_calibrators",
+    "list_events",
     "load_champion",
     "load_document",
+    "load_version",
     "make_calibrator",
     "metrics",
     "promote",

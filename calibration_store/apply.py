@@ -15,7 +15,8 @@ import pyarrow as pa
 from calibration_store.base import BaseCalibrator
 
 
-def _matrix(column: pa.ChunkedArray | pa.Array, labels: Sequence[str], name: str) -> np.ndarray:
+def logprob_matrix(column: pa.ChunkedArray | pa.Array, labels: Sequence[str], name: str = "label_logprobs") -> np.ndarray:
+    """(n, K) label log-probabilities, in `labels` order, from an Arrow MAP / list<struct> / list<double> column."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     n, k = len(arr), len(labels)
     if arr.null_count:
@@ -73,7 +74,7 @@ def apply_to_table(
     if arrow.num_rows == 0:
         probs = np.empty((0, len(calibrator.labels)))
     else:
-        probs = calibrator.predict_proba(_matrix(arrow.column(column), calibrator.labels, column))
+        probs = calibrator.predict_proba(logprob_matrix(arrow.column(column), calibrator.labels, column))
     best = np.argmax(probs, axis=1)
     new = {
         "calibrated_label": pa.array(np.asarray(calibrator.labels, dtype=object)[best], type=pa.string()),

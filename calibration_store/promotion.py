@@ -57,6 +57,7 @@ class Decision:
     baseline: str = "raw"  # "raw" or "champion:<version>"
     fit_window: tuple[str, str] | None = None  # label times the challenger was fitted on
     holdout_window: tuple[str, str] | None = None
+    holdout_index: np.ndarray | None = field(default=None, repr=False, compare=False)  # rows of the held-out slice
     challenger: BaseCalibrator | None = field(default=None, repr=False, compare=False)
 
     def figures(self) -> dict[str, Any]:
@@ -156,7 +157,13 @@ def decide(
     holdout[newest] = True
     train = ~holdout
     n_hold, n_train = int(holdout.sum()), int(train.sum())
-    common = dict(n_holdout=n_hold, n_train=n_train, task_version=task_version, baseline=baseline)
+    common = dict(
+        n_holdout=n_hold,
+        n_train=n_train,
+        task_version=task_version,
+        baseline=baseline,
+        holdout_index=np.flatnonzero(holdout),
+    )
 
     def refuse(reason: str, **more: Any) -> Decision:
         return Decision(promote=False, reason=reason, challenger_metrics=None, champion_metrics=None, **common, **more)

@@ -36,14 +36,24 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether an explicit transaction is open on `con`.
+
+    DuckDB has no such flag, and a failed BEGIN aborts the open transaction, so
+    ask twice for the transaction id: in auto-commit mode every statement runs
+    in a new transaction with a new id.
+    """
+    first = con.execute("SELECT txid_current()").fetchone()[0]
+    return con.execute("SELECT txid_current()").fetchone()[0] == first
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run a block atomically: its own transaction, or the caller's if one is already open."""
-    try:
-        con.execute("BEGIN TRANSACTION")
-    except duckdb.TransactionException:
+    if in_transaction(con):
         yield  # inside the caller's transaction: the caller commits or rolls back
         return
+    con.execute("BEGIN TRANSACTION")
     try:
         yield
     except BaseException:
@@ -164,6 +174,14 @@ def champion(con: duckdb.DuckDBPyConnection, task_version: str) -> dict[str, Any
     if len(rows) > 1:
         raise RuntimeError(f"task_version {task_version} has {len(rows)} champions; the store is inconsistent")
     return verify_document(rows[0][0]) if rows else None
+
+
+def load_version(con: duckdb.DuckDBPyConnection, version: str, task_version: str) -> BaseCalibrator:
+    """The stored calibrator `version`, verified (hash, schema) and refused unless fitted for `task_version`."""
+    row = con.execute("SELECT document FROM calibrators WHERE version = ?", [version]).fetchone()
+    if row is None:
+        raise ValueError(f"no calibrator {version!r} in the store")
+    return load_document(row[0], task_version)
 
 
 def list_calibrators(
