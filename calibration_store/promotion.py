@@ -108,6 +108,22 @@ def _iso(t: np.datetime64) -> str:
     return t.astype("datetime64[us]").item().replace(tzinfo=timezone.utc).isoformat()
 
 
+def verdict(
+    challenger: Mapping[str, Any], baseline: Mapping[str, Any], ece_tolerance: float, against: str = "the champion"
+) -> tuple[bool, str]:
+    """The promotion rule on held-out figures: lower NLL, and ECE not worse than the baseline's + tolerance."""
+    ch_nll, base_nll = challenger["nll"], baseline["nll"]
+    ch_ece, base_ece = challenger["ece"], baseline["ece"]
+    if not ch_nll < base_nll:
+        return False, f"held-out NLL {ch_nll:.4f} is not better than {against} ({base_nll:.4f})"
+    if ch_ece > base_ece + ece_tolerance:
+        return False, (
+            f"held-out NLL improves ({ch_nll:.4f} < {base_nll:.4f}) but ECE fails the guard: "
+            f"{ch_ece:.4f} > {base_ece:.4f} of {against} + tolerance {ece_tolerance}"
+        )
+    return True, f"held-out NLL {ch_nll:.4f} < {base_nll:.4f} of {against}, ECE {ch_ece:.4f} vs {base_ece:.4f}"
+
+
 def decide(
     logprobs: Any,
     y: Any,
@@ -183,21 +199,9 @@ def decide(
     challenger_report = metrics.reliability_report(challenger.predict_proba(x[holdout]), t[holdout], w_hold, n_bins)
     base_probs = metrics.raw_probs(x[holdout]) if champ is None else champ.predict_proba(x[holdout])
     base_report = metrics.reliability_report(base_probs, t[holdout], w_hold, n_bins)
-    ch_nll, base_nll = challenger_report["nll"], base_report["nll"]
-    ch_ece, base_ece = challenger_report["ece"], base_report["ece"]
-    against = "the champion" if champ is not None else "the raw scores"
-    if ch_nll >= base_nll:
-        promote, reason = False, f"held-out NLL {ch_nll:.4f} is not better than {against} ({base_nll:.4f})"
-    elif ch_ece > base_ece + ece_tolerance:
-        promote, reason = False, (
-            f"held-out NLL improves ({ch_nll:.4f} < {base_nll:.4f}) but ECE worsens beyond the guard "
-            f"({ch_ece:.4f} > {base_ece:.4f} + {ece_tolerance})"
-        )
-    else:
-        promote, reason = True, (
-            f"held-out NLL {ch_nll:.4f} < {base_nll:.4f} of {against}, ECE {ch_ece:.4f} vs {base_ece:.4f}, "
-            f"{n_train} fit labels, {n_hold} held-out"
-        )
+    promote, reason = verdict(challenger_report, base_report, ece_tolerance, "the champion" if champ is not None else "the raw scores")
+    if promote:
+        reason += f"; {n_train} fit labels, {n_hold} held-out"
     return Decision(
         promote=promote,
         reason=reason,
