@@ -1,0 +1,69 @@
+"""Binomial intervals for accuracies, with audit weights through the effective sample size.
+
+With inclusion weights w_i (1 / inclusion probability) an accuracy is the
+weighted mean p = sum(w_i c_i) / sum(w_i); its binomial intervals use Kish's
+effective sample size n_eff = (sum w)^2 / sum w^2 and k_eff = p * n_eff
+(Kish 1965; the usual design-effect adjustment). With equal weights n_eff = n
+and the intervals are the textbook ones.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta, norm
+
+
+def effective_sample_size(weights: Any) -> float:
+    """Kish's n_eff = (sum w)^2 / sum w^2 (0 for no rows)."""
+    w = np.asarray(weights, dtype=float)
+    if w.size == 0 or not np.any(w > 0):
+        return 0.0
+    return float(w.sum() ** 2 / np.square(w).sum())
+
+
+def weighted_proportion(success: Any, weights: Any = None) -> tuple[float | None, float, float]:
+    """(p, n_eff, k_eff) of 0/1 outcomes; p is None when there are no rows."""
+    s = np.asarray(success, dtype=float)
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=float)
+    if s.size == 0 or w.sum() <= 0:
+        return None, 0.0, 0.0
+    p = float(np.average(s, weights=w))
+    n_eff = effective_sample_size(w)
+    return p, n_eff, p * n_eff
+
+
+def wilson_interval(p: float | None, n: float, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Two-sided Wilson score interval for a proportion p observed on n (possibly effective) trials."""
+    if p is None or n <= 0:
+        return None, None
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def clopper_pearson_lower(k: float, n: float, level: float = 0.95) -> float | None:
+    """One-sided exact lower confidence bound: the accuracy is >= this with probability `level`.
+
+    Clopper & Pearson (1934): the alpha quantile of Beta(k, n - k + 1), with
+    alpha = 1 - level; 0 when k = 0. Equal to the lower end of the two-sided
+    interval at confidence 2 * level - 1 (scipy's binomtest(k, n).proportion_ci(
+    confidence_level=0.90, method='exact').low for a 95% one-sided bound).
+    """
+    if n <= 0:
+        return None
+    if k <= 0:
+        return 0.0
+    return float(beta.ppf(1 - level, k, n - k + 1))
+
+
+def clopper_pearson_interval(k: float, n: float, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Two-sided exact interval at `level`."""
+    if n <= 0:
+        return None, None
+    alpha = (1 - level) / 2
+    low = 0.0 if k <= 0 else float(beta.ppf(alpha, k, n - k + 1))
+    high = 1.0 if k >= n else float(beta.ppf(1 - alpha, k + 1, n - k))
+    return low, high

@@ -1,0 +1,194 @@
+"""Loading report data from the warehouse: read-only, through the views, one trivial SELECT each."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import duckdb
+import numpy as np
+
+from jobs.reports.views import create_views
+from jobs.warehouse import reader
+
+
+@contextmanager
+def report_connection(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection with the analyst views as session (TEMP) views: never locks out the writer."""
+    with reader(path) as con:
+        create_views(con, temporary=True)
+        yield con
+
+
+def parse_night(night: date | str | None) -> date | None:
+    """A night as a date ('2025-03-02' or a date); None means every night."""
+    if night is None or isinstance(night, date):
+        return night
+    try:
+        return date.fromisoformat(str(night))
+    except ValueError:
+        raise ValueError(f"night must be a date like 2025-03-02, got {night!r}") from None
+
+
+def _records(rel: duckdb.DuckDBPyRelation) -> list[dict]:
+    return rel.to_arrow_table().to_pylist()
+
+
+def _column(table, name: str, dtype=None) -> np.ndarray:
+    values = table.column(name).to_pylist()
+    if dtype is float:
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+    if dtype is bool:
+        return np.array([bool(v) for v in values], dtype=bool)
+    return np.array(values, dtype=object)
+
+
+@dataclass(frozen=True)
+class ReportRows:
+    """Every prediction of a task version (optionally one night) with its current decision and label."""
+
+    row_id: np.ndarray
+    night: np.ndarray
+    segment: np.ndarray
+    bucket: np.ndarray
+    off_format: np.ndarray           # bool: the model answered off-format (coverage floor)
+    label: np.ndarray                # current calibrated prediction
+    confidence: np.ndarray           # current calibrated confidence; NaN when uncalibrated
+    decision_confidence: np.ndarray  # what the buckets were cut on (raw when uncalibrated)
+    raw_label: np.ndarray
+    raw_confidence: np.ndarray
+    is_labeled: np.ndarray
+    is_audit_label: np.ndarray
+    label_weight: np.ndarray         # 1 / inclusion probability (1 when unknown); NaN when unlabeled
+    is_correct: np.ndarray           # current prediction == current label (False when unlabeled)
+    raw_correct: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.row_id.shape[0])
+
+    @property
+    def calibrated_labeled(self) -> np.ndarray:
+        """Labeled rows that have a calibrated confidence: the rows a reliability diagram compares."""
+        return self.is_labeled & ~np.isnan(self.confidence)
+
+    def take(self, mask: np.ndarray) -> "ReportRows":
+        return ReportRows(**{k: v[mask] for k, v in self.__dict__.items()})
+
+
+_ROW_COLUMNS = (
+    "row_id, night, coalesce(segment, '(none)') as segment, bucket,"
+    " coalesce(bucket_reason = 'off_format', false) as off_format, label, confidence, decision_confidence,"
+    " raw_label, raw_confidence, is_labeled, is_audit_label, label_weight,"
+    " coalesce(is_correct, false) as is_correct, coalesce(raw_correct, false) as raw_correct"
+)
+
+
+def load_rows(con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None) -> ReportRows:
+    """The task version's predictions (one night, or all), ordered by row id."""
+    night = parse_night(night)
+    where, args = "task_version = ?", [task_version]
+    if night is not None:
+        where, args = where + " and night = ?", args + [night]
+    table = con.sql(
+        f"select {_ROW_COLUMNS} from predictions_current where {where} order by row_id", params=args
+    ).to_arrow_table()
+    floats = {"confidence", "decision_confidence", "raw_confidence", "label_weight"}
+    bools = {"off_format", "is_labeled", "is_audit_label", "is_correct", "raw_correct"}
+    return ReportRows(
+        **{
+            name: _column(table, name, float if name in floats else bool if name in bools else None)
+            for name in ReportRows.__dataclass_fields__
+        }
+    )
+
+
+def nights(con: duckdb.DuckDBPyConnection, task_version: str) -> list[date]:
+    """Nights with predictions, oldest first."""
+    rows = con.execute(
+        "select distinct night from current_decisions where task_version = ? order by night", [task_version]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class LabeledScores:
+    """Stored raw label log-probabilities of the labeled rows, with their labels and weights."""
+
+    row_id: np.ndarray
+    logprobs: np.ndarray  # (n, K) in the task's label order
+    y: np.ndarray         # index of the true label
+    weight: np.ndarray
+
+
+def load_labeled_scores(
+    con: duckdb.DuckDBPyConnection, task_version: str, labels: Sequence[str], night: date | str | None = None
+) -> LabeledScores:
+    """Raw scores of every labeled row (the input of calibrator fits), in label order."""
+    night = parse_night(night)
+    where, args = "task_version = ? and is_labeled", [list(labels), task_version]
+    if night is not None:
+        where, args = where + " and night = ?", args + [night]
+    table = con.sql(
+        "select row_id, list_transform(?::varchar[], lambda k: label_logprobs[k]) as logprobs, true_label,"
+        f" label_weight from predictions_current where {where} order by row_id",
+        params=args,
+    ).to_arrow_table()
+    index = {label: i for i, label in enumerate(labels)}
+    logprobs = np.array(table.column("logprobs").to_pylist(), dtype=float).reshape(table.num_rows, len(labels))
+    return LabeledScores(
+        row_id=_column(table, "row_id"),
+        logprobs=logprobs,
+        y=np.array([index[v] for v in table.column("true_label").to_pylist()], dtype=np.int64),
+        weight=_column(table, "label_weight", float),
+    )
+
+
+def nightly_bucket_counts(
+    con: duckdb.DuckDBPyConnection, task_version: str, until: date | str | None = None
+) -> list[dict]:
+    """bucket_counts_nightly rows of the task version (up to a night), oldest night first."""
+    until = parse_night(until)
+    where, args = "task_version = ?", [task_version]
+    if until is not None:
+        where, args = where + " and night <= ?", args + [until]
+    return _records(con.sql(f"select * from bucket_counts_nightly where {where} order by night, bucket", params=args))
+
+
+def calibrator_history(con: duckdb.DuckDBPyConnection, task_version: str) -> list[dict]:
+    """calibrator_history rows (one per event), in the order they happened; metrics parsed from JSON."""
+    out = _records(
+        con.sql(
+            "select * from calibrator_history where task_version = ? order by coalesce(event_at, created_at), version",
+            params=[task_version],
+        )
+    )
+    for row in out:
+        row["metrics"] = json.loads(row["metrics"]) if row["metrics"] else None
+    return out
+
+
+def calibration_trend(con: duckdb.DuckDBPyConnection, task_version: str, segment: str = "all") -> list[dict]:
+    """calibration_trend rows of the task version for one segment ('all' by default), oldest first."""
+    return _records(
+        con.sql(
+            "select * from calibration_trend where task_version = ? and segment = ? order by created_at, scores",
+            params=[task_version, segment],
+        )
+    )
+
+
+def champion_method(con: duckdb.DuckDBPyConnection, task_version: str) -> str | None:
+    """The champion calibrator's method (for `auto`, the method it chose), or None when there is none."""
+    row = con.execute(
+        "select document from calibrators where task_version = ? and status = 'champion' order by created_at desc limit 1",
+        [task_version],
+    ).fetchone()
+    if row is None:
+        return None
+    doc = json.loads(row[0])
+    if doc.get("method") == "auto":
+        return doc.get("params", {}).get("chosen")
+    return doc.get("method")

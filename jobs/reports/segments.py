@@ -1,0 +1,93 @@
+"""Segments: reliability and bucket accuracy per segment (e.g. the demo's category), so that a bias
+hiding in one segment shows up even when the overall figures look fine."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from calibration_store.metrics import DEFAULT_N_BINS
+from jobs.reports.bucket_chart import bucket_stats
+from jobs.reports.intervals import weighted_proportion, wilson_interval
+from jobs.reports.plotting import plt, save
+from jobs.reports.reliability_diagram import reliability_numbers
+from jobs.spec import Bucket
+
+
+def segment_stats(
+    segment: Any,
+    confidence: Any,
+    correct: Any,
+    labeled: Any,
+    bucket: Any,
+    buckets: Sequence[Bucket],
+    weights: Any = None,
+    n_bins: int = DEFAULT_N_BINS,
+) -> list[dict]:
+    """Per segment (largest first): rows, labeled rows, weighted accuracy with a Wilson interval, weighted mean
+    confidence, their gap, ECE / MCE / bins on its labeled rows, and its bucket table (as `bucket_stats`).
+
+    `confidence` may be NaN for rows without one; those are left out of the reliability figures.
+    """
+    seg = np.asarray(segment, dtype=object)
+    conf = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=bool)
+    labeled = np.asarray(labeled, dtype=bool)
+    bucket = np.asarray(bucket, dtype=object)
+    w = np.ones(seg.shape[0]) if weights is None else np.nan_to_num(np.asarray(weights, dtype=float))
+    names = sorted(set(seg.tolist()), key=lambda s: (-int((seg == s).sum()), str(s)))
+    out = []
+    for name in names:
+        members = seg == name
+        sel = members & labeled & ~np.isnan(conf)
+        rel = reliability_numbers(conf[sel], correct[sel], w[sel], n_bins)
+        p, n_eff, _ = weighted_proportion(correct[sel], w[sel])
+        low, high = wilson_interval(p, n_eff)
+        out.append(
+            {
+                "segment": name,
+                "rows": int(members.sum()),
+                "labeled": int(sel.sum()),
+                "accuracy": p,
+                "low": low,
+                "high": high,
+                "n_eff": n_eff,
+                "mean_confidence": rel["mean_confidence"],
+                "gap": None if p is None else rel["mean_confidence"] - p,  # > 0: overconfident
+                "ece": rel["ece"],
+                "mce": rel["mce"],
+                "bins": rel["bins"],
+                "buckets": bucket_stats(buckets, bucket[members], correct[members], labeled[members], w[members]),
+            }
+        )
+    return out
+
+
+def segment_chart(stats: list[dict], path: Path, title: str | None = None) -> dict:
+    """Reliability curve per segment (left) and accuracy vs mean confidence per segment (right)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    colors = plt.get_cmap("tab10")
+    left.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    for i, s in enumerate(stats):
+        if s["bins"]:
+            ece = "n/a" if s["ece"] is None else f"{s['ece']:.3f}"
+            left.plot([b["confidence"] for b in s["bins"]], [b["accuracy"] for b in s["bins"]], marker="o",
+                      markersize=4, color=colors(i % 10), label=f"{s['segment']} (n={s['labeled']}, ECE {ece})")
+    left.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence", ylabel="observed accuracy",
+             title="reliability per segment")
+    left.legend(fontsize=7, loc="upper left")
+    x = np.arange(len(stats))
+    for i, s in enumerate(stats):
+        if s["accuracy"] is None:
+            continue
+        right.errorbar(i - 0.1, s["accuracy"], yerr=[[s["accuracy"] - s["low"]], [s["high"] - s["accuracy"]]],
+                       fmt="o", color=colors(i % 10), capsize=4, label="accuracy (95% Wilson)" if i == 0 else None)
+        right.scatter(i + 0.1, s["mean_confidence"], marker="_", s=300, color="black",
+                      label="mean confidence" if i == 0 else None)
+    right.set(xticks=x, xticklabels=[str(s["segment"]) for s in stats], ylim=(0, 1.05),
+              ylabel="accuracy / mean confidence (labeled rows)", title="accuracy vs mean confidence")
+    right.legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return {"path": save(fig, path), "segments": stats}
