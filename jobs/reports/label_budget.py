@@ -49,7 +49,7 @@ def label_budget(
 ) -> dict:
     """Held-out calibration figures against the number of labels used to fit `method`.
 
-    Returns {"method", "holdout_n", "pool_n", "raw": figures of the uncalibrated scores on the held-out set,
+    Returns {"method", "holdout_n", "pool_n", "holdout_index" (positions of the held-out rows), "raw": figures of the uncalibrated scores on the held-out set,
     "points": [{"size", "label" ("100" ... or "all"), "n_fits", "failed_fits", "<figure>_mean", "<figure>_low",
     "<figure>_high" for ece, nll, brier, accuracy}]}.
     """
@@ -92,7 +92,7 @@ def label_budget(
             point[f"{name}_high"] = float(np.percentile(values, 97.5)) if values.size else None
         points.append(point)
     return {"method": method, "holdout_n": int(n_hold), "pool_n": int(pool.shape[0]), "raw": raw, "points": points,
-            "n_repeats": n_repeats}
+            "n_repeats": n_repeats, "holdout_index": np.sort(hold)}
 
 
 def label_budget_chart(result: dict, path: Path, title: str | None = None) -> dict:
