@@ -1,9 +1,24 @@
 """calibration_store: calibrators for a causal LM's label log-probabilities, their metrics, and their store.
 
-    from calibration_store import make_calibrator, load_champion, apply_to_table
-    cal = make_calibrator("platt", labels=["positive", "negative"]).fit(logprobs, y)
-    cal.predict_proba(logprobs)            # (n, K) calibrated probabilities
+Fit and apply (logprobs: (n, K) log p(label) as the scorer stores them; y: label indices):
 
+    from calibration_store import make_calibrator, metrics
+    cal = make_calibrator("platt", labels=["positive", "negative"]).fit(logprobs, y, sample_weight=w)
+    probs = cal.predict_proba(logprobs)               # (n, K), rows sum to 1
+    metrics.reliability_report(probs, y, weights=w)   # ECE, MCE, NLL, Brier, AUROC, bins
+
+For analysts -- the champion of a task version, applied to stored raw scores:
+
+    import duckdb
+    from calibration_store import load_champion, apply_to_table
+    cal, doc = load_champion("var/demo/warehouse.duckdb", task_version)
+    with duckdb.connect("var/demo/warehouse.duckdb", read_only=True) as con:
+        rows = con.sql("SELECT row_id, label_logprobs FROM predictions WHERE task_version = ?",
+                       params=[task_version]).to_arrow_table()
+    apply_to_table(cal, rows)   # + calibrated_label, calibrated_confidence, calibrated_prob_<label>
+
+Methods: platt, isotonic, temperature, vector, beta, histogram (scaling-binning), auto.
+Calibrators are stored as JSON documents with a content-hash version, never pickled.
 Depends on nothing in `jobs/` or `flows/`.
 """
 from calibration_store import metrics

@@ -9,10 +9,9 @@ lean towards one label, so the prediction may change.
 """
 from __future__ import annotations
 
+import warnings
 from numbers import Real
 from typing import Any, Mapping
-
-import warnings
 
 import numpy as np
 from scipy.optimize import minimize
