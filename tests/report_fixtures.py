@@ -11,8 +11,8 @@ The story (UTC):
 - 03-02: an audit sample of 150 night-1 rows (stratified by bucket, inclusion
   probabilities recorded) is labeled, plus 20 review-queue labels with no
   inclusion probability; a recalibration fits temperature scaling (promoted,
-  re-applied to all night-1 rows), then Platt scaling (promoted, retiring the
-  first, re-applied to 250 night-1 rows), then isotonic (rejected);
+  re-applied to all night-1 rows), then Platt scaling (promoted by a person,
+  retiring the first, re-applied to 250 night-1 rows), then isotonic (rejected);
 - night 2 (2025-03-02 22:00): 300 rows scored with the Platt champion;
 - 03-03: an audit of 150 night-2 rows is labeled and one night-1 label is corrected.
 
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from scipy.special import expit, log_expit, logit
+from scipy.special import log_expit, logit
 
 from calibration_store.document import build_document, canonical_json
+from calibration_store.evaluation import heldout_report
 from calibration_store.metrics import raw_probs, reliability_report
 from calibration_store.registry import make_calibrator
 from jobs.audit import allocate
@@ -143,7 +144,7 @@ def fill_report_warehouse(path: Path) -> dict:
     docs = {}
     for method in ("temperature", "platt", "isotonic"):
         cal = make_calibrator(method, list(LABELS)).fit(fit_x, fit_y, sample_weight=fit_w)
-        rep = reliability_report(cal.predict_proba(fit_x), fit_y, fit_w, n_boot=20)
+        rep = heldout_report(method, list(LABELS), fit_x, fit_y, fit_w, folds=5)  # cross-fitted, as the flow does
         metrics = {k: rep[k] for k in ("n", "accuracy", "ece", "nll", "brier")}
         docs[method] = (cal, build_document(cal, name, tv, window, int(fit_idx.size), metrics))
     v_temp, v_platt, v_iso = (docs[m][1]["version"] for m in ("temperature", "platt", "isotonic"))
@@ -235,7 +236,7 @@ def fill_report_warehouse(path: Path) -> dict:
         (v_temp, "fitted", "run-recal-1", None, docs["temperature"][1]["heldout_metrics"], 0),
         (v_temp, "promoted", "run-recal-1", "first calibrator: no champion yet", None, 0.5),
         (v_platt, "fitted", "run-recal-1", None, docs["platt"][1]["heldout_metrics"], 4),
-        (v_platt, "promoted", "run-recal-1", "lower held-out NLL than the champion",
+        (v_platt, "manual_promote", "alice", "Platt's intercept corrects the lean to positive; temperature cannot",
          {"champion_nll": docs["temperature"][1]["heldout_metrics"]["nll"],
           "challenger_nll": docs["platt"][1]["heldout_metrics"]["nll"]}, 5),
         (v_temp, "retired", "run-recal-1", f"replaced by {v_platt}", None, 5),

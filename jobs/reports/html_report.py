@@ -398,7 +398,8 @@ def render_html(data: ReportData, figures: dict, headline: dict) -> str:
     champ = (f"champion calibrator <code>{_e(champion['version'])}</code> ({_e(champion['method'])}, "
              f"{champion['n_labels']} labels)" if champion else "no champion calibrator yet (raw confidences)")
     cal = headline["calibrated"]
-    ece_line = (f"ECE {_num(headline['raw']['ece'])} raw &rarr; {_num(cal['ece'])} calibrated on {cal['n']} labeled rows"
+    ece_line = (f"ECE {_num(headline['raw']['ece'])} raw &rarr; {_num(cal['ece'])} calibrated "
+                f"on {cal['n']} labeled rows"
                 if cal else f"raw ECE {_num(headline['raw']['ece'])} on {headline['raw']['n']} labeled rows")
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sections = [

@@ -49,7 +49,8 @@ def label_budget(
 ) -> dict:
     """Held-out calibration figures against the number of labels used to fit `method`.
 
-    Returns {"method", "holdout_n", "pool_n", "holdout_index" (positions of the held-out rows), "raw": figures of the uncalibrated scores on the held-out set,
+    Returns {"method", "n_repeats", "holdout_n", "pool_n", "holdout_index" (positions of the held-out rows),
+    "raw": figures of the uncalibrated scores on the held-out set,
     "points": [{"size", "label" ("100" ... or "all"), "n_fits", "failed_fits", "<figure>_mean", "<figure>_low",
     "<figure>_high" for ece, nll, brier, accuracy}]}.
     """

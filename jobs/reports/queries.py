@@ -10,6 +10,8 @@ from typing import Iterator, Sequence
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs.reports.views import create_views
 from jobs.warehouse import reader
@@ -37,13 +39,14 @@ def _records(rel: duckdb.DuckDBPyRelation) -> list[dict]:
     return rel.to_arrow_table().to_pylist()
 
 
-def _column(table, name: str, dtype=None) -> np.ndarray:
-    values = table.column(name).to_pylist()
+def _column(table: pa.Table, name: str, dtype=None) -> np.ndarray:
+    """One Arrow column as numpy: floats with NaN for NULL, booleans with False for NULL, else objects."""
+    col = table.column(name)
     if dtype is float:
-        return np.array([np.nan if v is None else v for v in values], dtype=float)
+        return pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy()
     if dtype is bool:
-        return np.array([bool(v) for v in values], dtype=bool)
-    return np.array(values, dtype=object)
+        return pc.fill_null(col, False).to_numpy()
+    return col.to_numpy().astype(object)
 
 
 @dataclass(frozen=True)
@@ -137,13 +140,25 @@ def load_labeled_scores(
         params=args,
     ).to_arrow_table()
     index = {label: i for i, label in enumerate(labels)}
-    logprobs = np.array(table.column("logprobs").to_pylist(), dtype=float).reshape(table.num_rows, len(labels))
+    values = table.column("logprobs").combine_chunks().flatten()
+    logprobs = pc.fill_null(values, np.nan).to_numpy().reshape(table.num_rows, len(labels))
+    if np.isnan(logprobs).any():
+        row = table.column("row_id")[int(np.flatnonzero(np.isnan(logprobs).any(axis=1))[0])].as_py()
+        raise ValueError(f"row {row!r} has no stored log-probability for some of the labels {list(labels)}")
     return LabeledScores(
         row_id=_column(table, "row_id"),
         logprobs=logprobs,
-        y=np.array([index[v] for v in table.column("true_label").to_pylist()], dtype=np.int64),
+        y=_label_indices(table.column("true_label").to_pylist(), index, table.column("row_id").to_pylist()),
         weight=_column(table, "label_weight", float),
     )
+
+
+def _label_indices(values: list[str], index: dict[str, int], row_ids: list[str]) -> np.ndarray:
+    unknown = next((i for i, v in enumerate(values) if v not in index), None)
+    if unknown is not None:
+        raise ValueError(f"row {row_ids[unknown]!r} is labeled {values[unknown]!r}, not one of the task's labels "
+                         f"{list(index)}")
+    return np.array([index[v] for v in values], dtype=np.int64)
 
 
 def nightly_bucket_counts(
@@ -183,7 +198,8 @@ def calibration_trend(con: duckdb.DuckDBPyConnection, task_version: str, segment
 def champion_method(con: duckdb.DuckDBPyConnection, task_version: str) -> str | None:
     """The champion calibrator's method (for `auto`, the method it chose), or None when there is none."""
     row = con.execute(
-        "select document from calibrators where task_version = ? and status = 'champion' order by created_at desc limit 1",
+        "select document from calibrators where task_version = ? and status = 'champion'"
+        " order by created_at desc limit 1",
         [task_version],
     ).fetchone()
     if row is None:

@@ -102,7 +102,8 @@ def describe_choice(table: list[dict], target: float, total_rows: int) -> str:
             return f"no threshold can be chosen for {target:.0%}: there are no audit labels above 0.50"
         return (
             f"no threshold in 0.50-0.99 has a 95% lower bound of at least {target:.0%}; the best is "
-            f"{best['threshold']:.2f} (lower bound {best['lower_bound']:.1%} from {best['audit_labels']} audit labels). "
+            f"{best['threshold']:.2f} (lower bound {best['lower_bound']:.1%} "
+            f"from {best['audit_labels']} audit labels). "
             "Label more rows (an audit sample) or lower the target."
         )
     return (
@@ -115,7 +116,8 @@ def describe_choice(table: list[dict], target: float, total_rows: int) -> str:
 
 def format_table(table: list[dict], every: float = 0.05, chosen: dict | None = None) -> str:
     """The table as fixed-width text, at steps of `every` plus the chosen threshold."""
-    lines = [f"{'threshold':>9}  {'rows':>7}  {'share':>6}  {'audit n':>7}  {'n_eff':>6}  {'accuracy':>8}  {'lower 95%':>9}"]
+    lines = [f"{'threshold':>9}  {'rows':>7}  {'share':>6}  {'audit n':>7}  {'n_eff':>6}  {'accuracy':>8}  "
+             f"{'lower 95%':>9}"]
     for row in table:
         step = round(row["threshold"] / every, 6)
         if step != round(step) and row is not chosen:
