@@ -75,7 +75,11 @@ def create_views(con: duckdb.DuckDBPyConnection, temporary: bool = False) -> lis
     order = creation_order(views)
     kind = "TEMP VIEW" if temporary else "VIEW"
     for name in order:
-        con.execute(f"CREATE OR REPLACE {kind} {name} AS\n{views[name]}")
+        try:
+            con.execute(f"CREATE OR REPLACE {kind} {name} AS\n{views[name]}")
+        except duckdb.Error as exc:  # name the file: usually a warehouse whose schema is older than the views
+            raise type(exc)(f"sql/views/{name}.sql: {exc} (is the warehouse schema up to date? run calscore init)") \
+                from exc
     return order
 
 
