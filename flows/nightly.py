@@ -65,11 +65,12 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
                 summary["batches_failed"].append(str(exc))
                 continue
             manifest = score_batch_task(task_path, ref.uri, ref.content_hash, run_id, calibrator, dtype)
+            seconds = StagedBatch.read(Path(manifest)).seconds  # the writer removes the manifest
             written = write_batch_task(task_path, manifest, run_id)
             summary["batches_done"] += 1
             summary["rows_scored"] += written["rows_scored"]
             summary["rows_quarantined"] += written["rows_quarantined"]
-            summary["seconds_scoring"] += StagedBatch.read(Path(manifest)).seconds
+            summary["seconds_scoring"] += seconds
             logger.info("batch %s: %d scored, %d quarantined", ref.uri, written["rows_scored"], written["rows_quarantined"])
     except BaseException as exc:
         finish_run(spec.warehouse.path, run_id, "failed", {**summary, "error": repr(exc)})

@@ -16,7 +16,7 @@ def champion_version(spec: TaskSpec) -> str | None:
         return None
     with reader(spec.warehouse.path) as con:
         current = champion(con, spec.task_version)
-    return current[1]["version"] if current else None
+    return current["version"] if current else None
 
 
 @lru_cache(maxsize=8)

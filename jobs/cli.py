@@ -37,7 +37,7 @@ def init(task: Path = TaskOption) -> None:
 
     spec = task_from(task)
     with writer(spec.warehouse.path) as con:
-        version = con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        version = con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0]
     typer.echo(f"warehouse {spec.warehouse.path} at schema version {version}")
     typer.echo(f"task {spec.name}  task_version {spec.task_version}")
 
@@ -57,6 +57,71 @@ def prepare_demo(
     typer.echo(f"demo model: {ensure_demo_model()}")
     written = write_demo_batches(batches, labels)
     typer.echo(f"demo batches: {len(written)} files in {batches}; labels in {labels}")
+
+
+def _scorer_or_exit(spec: TaskSpec, *, dtype: str | None = None, token_budget: int | None = None, top_k: int = 0):
+    """Load the task's model and resolve its verbalizers, or exit with the reason."""
+    from jobs.first_token import FirstTokenScorer
+    from jobs.model_loading import ModelLoadError, load_model
+    from jobs.prompting import PromptError
+    from jobs.verbalizers import VerbalizerError
+
+    try:
+        return FirstTokenScorer(load_model(spec.model, dtype_override=dtype), spec, token_budget=token_budget, top_k=top_k)
+    except (ModelLoadError, PromptError, VerbalizerError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+DtypeOption = typer.Option(
+    None, "--dtype", help="float32 (exact, CPU default) or bfloat16 (about 2x faster on CPU); overrides the task's dtype."
+)
+
+
+@app.command()
+def explain(
+    text: str = typer.Argument(..., help="The text to classify (quote it)."),
+    task: Path = TaskOption,
+    top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="How many top first tokens to list."),
+    dtype: str = DtypeOption,
+) -> None:
+    """Show how one text is scored: the model's top first tokens, each label's variants and total, the prediction.
+
+    Example: calscore explain --task infra/tasks/demo.toml "A warm, funny and beautifully acted film."
+    """
+    from jobs.explain import explain_text, render_explanation
+
+    spec = task_from(task)
+    scorer = _scorer_or_exit(spec, dtype=dtype)
+    typer.echo(f"model {scorer.loaded.reference}  dtype {scorer.loaded.dtype}  task {spec.name} ({spec.task_version})")
+    typer.echo(render_explanation(explain_text(scorer, text, top_k=top_k)))
+
+
+@app.command("score-file")
+def score_file_command(
+    task: Path = TaskOption,
+    input: Path = typer.Option(..., "--input", "-i", help="Parquet file with the task's text column."),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write: input columns + score columns."),
+    dtype: str = DtypeOption,
+    token_budget: int = typer.Option(None, "--token-budget", min=1, help="Padded tokens per forward pass."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (rows, rows/s, ETA)."),
+) -> None:
+    """Score a Parquet file with the task's model, without Prefect or the warehouse (ad-hoc runs, benchmarks).
+
+    Example: calscore score-file --task infra/tasks/demo.toml --input in.parquet --output scored.parquet
+    """
+    import json
+
+    from jobs.score_file import score_file
+
+    spec = task_from(task)
+    scorer = _scorer_or_exit(spec, dtype=dtype, token_budget=token_budget)
+    try:
+        summary = score_file(spec, input, output, progress=progress, scorer=scorer)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        typer.echo(f"score-file: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

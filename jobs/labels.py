@@ -141,22 +141,22 @@ def import_labels(spec: TaskSpec, table: pa.Table, source: str) -> ImportReport:
                 "   ON l.task_name = ? AND l.row_id = i.row_id AND l.superseded_at IS NULL",
                 [spec.name, spec.name],
             )
-            report.unchanged = con.execute("SELECT count(*) FROM resolved WHERE label = current_label").fetchone()[0]
+            report.unchanged = con.execute("SELECT count(*) FROM resolved WHERE label = current_label").fetchall()[0][0]
             report.superseded = con.execute(
                 "UPDATE labels SET superseded_at = ? WHERE task_name = ? AND superseded_at IS NULL"
                 " AND row_id IN (SELECT row_id FROM resolved WHERE current_label IS NOT NULL AND label <> current_label)",
                 [now, spec.name],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             report.inserted = con.execute(
                 "INSERT INTO labels SELECT ?, row_id, label, ?, inclusion_prob, ?, NULL, ?"
                 " FROM resolved WHERE current_label IS NULL OR label <> current_label",
                 [spec.name, source, now, report.import_id],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             report.unknown_ids = con.execute(
                 "SELECT count(*) FROM resolved r WHERE NOT EXISTS"
                 " (SELECT 1 FROM predictions p WHERE p.task_name = ? AND p.row_id = r.row_id)",
                 [spec.name],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             con.execute("DROP TABLE resolved")
             con.execute("COMMIT")
         except BaseException:
@@ -172,4 +172,4 @@ def new_labels_since_last_fit(spec: TaskSpec) -> int:
             "SELECT count(*) FROM labels WHERE task_name = ? AND superseded_at IS NULL AND imported_at >"
             " coalesce((SELECT max(created_at) FROM calibrators WHERE task_name = ?), TIMESTAMPTZ '1970-01-01')",
             [spec.name, spec.name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]

@@ -46,7 +46,7 @@ def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds:
                 "SELECT count(*) FROM batches WHERE task_name = ? AND uri = ? AND content_hash = ?"
                 " AND status = 'done' AND task_version = ?",
                 [spec.name, ref.uri, ref.content_hash, spec.task_version],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if done:
                 con.execute("ROLLBACK")
                 return {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
@@ -67,14 +67,14 @@ def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds:
                     " FROM staged_predictions s JOIN predictions p USING (task_version, row_id)"
                     " ON CONFLICT DO NOTHING",
                     [ALREADY_SCORED, run_id, utcnow()],
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 written = con.execute(
                     f"INSERT INTO predictions ({_PREDICTION_COLUMNS}, written_at)"
                     f" SELECT {_PREDICTION_COLUMNS}, ? FROM staged_predictions s"
                     " WHERE NOT EXISTS (SELECT 1 FROM predictions p"
                     "   WHERE p.task_version = s.task_version AND p.row_id = s.row_id)",
                     [utcnow()],
-                ).fetchone()[0]
+                ).fetchall()[0][0]
             counts = (staged.rows_in, written, quarantine.num_rows + late_duplicates)
             _ledger(con, spec, ref, run_id, "done", counts, None)
             heartbeat(con, run_id)

@@ -4,6 +4,8 @@ reliability snapshots, and append-only re-application of a new champion.
 Honest by construction: the challenger is fit on all labels except the newest
 slice, both it and the champion are scored on that slice, and the snapshot is
 computed on that same slice, which the stored calibrator never saw.
+Labels are weighted by 1 / inclusion probability (audit samples), so figures
+speak for all predictions, not just the labeled ones.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ from datetime import timedelta
 import numpy as np
 import pyarrow as pa
 
-from calibration_store import metrics
-from calibration_store.promotion import decide
-from calibration_store.store import champion, record_event, save_calibrator, set_champion
+from calibration_store import load_document, metrics
+from calibration_store.apply import logprob_matrix
+from calibration_store.promotion import decide, record_decision
+from calibration_store.store import champion
 from jobs.buckets import assign_buckets
 from jobs.spec import TaskSpec
 from jobs.warehouse import reader, utcnow, writer
@@ -41,18 +44,6 @@ class LabeledRows:
         return LabeledRows(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
 
-def logprob_matrix(column: pa.ChunkedArray | pa.Array, labels: list[str]) -> np.ndarray:
-    """(n, K) matrix from a MAP(VARCHAR, DOUBLE) column, columns in `labels` order."""
-    maps = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    k = len(labels)
-    keys = np.asarray(maps.keys.to_pylist(), dtype=object).reshape(-1, k)
-    values = maps.items.to_numpy(zero_copy_only=False).reshape(-1, k)
-    order = np.argsort([labels.index(x) for x in keys[0]]) if len(keys) else np.arange(k)
-    if len(keys) and not (keys[:, order] == np.asarray(labels, dtype=object)).all():
-        raise ValueError(f"stored label log-probabilities do not carry exactly the labels {labels}")
-    return values[:, order].astype(float)
-
-
 def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
     with reader(spec.warehouse.path) as con:
         table = con.sql(
@@ -71,13 +62,6 @@ def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
         imported_at=np.array(table["imported_at"].to_pylist(), dtype=object),
         segments=np.array(table["segment"].to_pylist(), dtype=object),
     )
-
-
-def time_split(rows: LabeledRows, holdout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of (older fit rows, newest held-out slice); rows are ordered by import time."""
-    n = len(rows)
-    n_holdout = max(1, int(round(n * holdout_fraction)))
-    return np.arange(0, n - n_holdout), np.arange(n - n_holdout, n)
 
 
 def _snapshot_rows(spec: TaskSpec, run_id: str, version: str | None, rows: LabeledRows, calibrated: np.ndarray) -> list[dict]:
@@ -143,63 +127,70 @@ def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
 
 
 def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
-    """Fit a challenger, decide, store, snapshot and re-apply; return a summary.
+    """Fit a challenger on all but the newest labels, compare it with the champion (or
+    the raw scores) on them, store and maybe promote it, snapshot, re-apply.
 
-    `diagram(raw_report, calibrated_report, path)` draws the reliability PNG (optional).
+    `diagram(raw_probs, calibrated_probs, y, weights, path)` draws the reliability PNG (optional).
     """
     rows = load_labeled_rows(spec)
     policy = spec.calibration
     if len(rows) < policy.min_labels:
-        return {"decision": f"skipped: {len(rows)} labeled rows, the policy needs {policy.min_labels}", "promoted": False}
-    fit_idx, hold_idx = time_split(rows, policy.holdout_fraction)
+        return {"decision": f"skipped: {len(rows)} labeled rows, the policy needs {policy.min_labels}",
+                "promoted": False, "n_labels": len(rows)}
     with reader(spec.warehouse.path) as con:
         current = champion(con, spec.task_version)
-    fit, hold = rows.take(fit_idx), rows.take(hold_idx)
     decision = decide(
-        method=policy.method, labels=spec.label_names,
-        fit_logprobs=fit.logprobs, fit_y=fit.y, fit_weights=fit.weights,
-        holdout_logprobs=hold.logprobs, holdout_y=hold.y, holdout_weights=hold.weights,
-        champion=current[0] if current else None, min_labels=policy.min_labels, folds=policy.folds,
+        rows.logprobs, rows.y, rows.imported_at, labels=spec.label_names, task_version=spec.task_version,
+        method=policy.method, champion_document=current, weights=rows.weights,
+        holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels,
     )
-    fit_window = (str(min(fit.imported_at)), str(max(fit.imported_at))) if len(fit) else (None, None)
-    document = decision.document(spec.name, spec.task_version, fit_window)
     with writer(spec.warehouse.path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            save_calibrator(con, document)
-            record_event(con, spec.task_version, document["version"], "fitted", run_id, None, decision.challenger_metrics)
-            event = "promoted" if decision.promote else "rejected"
-            record_event(con, spec.task_version, document["version"], event, run_id, decision.reason,
-                         {"challenger": decision.challenger_metrics, "champion": decision.champion_metrics})
+            version = record_decision(con, decision, task_name=spec.name, actor=run_id)
             if decision.promote:
-                set_champion(con, spec.task_version, document["version"])
-            winner_version = document["version"] if decision.promote else (current[1]["version"] if current else None)
-            winner = decision.challenger if decision.promote else (current[0] if current else None)
-            reapplied = reapply(con, spec, winner, winner_version, run_id) if decision.promote else 0
+                winner, winner_version = decision.challenger, version
+                reapplied = reapply(con, spec, winner, winner_version, run_id)
+            else:
+                winner = load_document(current, spec.task_version) if current else None
+                winner_version, reapplied = (current["version"] if current else None), 0
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+    summary = {"decision": decision.reason, "promoted": decision.promote, "version": version,
+               "champion": winner_version, "n_labels": len(rows), "n_holdout": decision.n_holdout,
+               "reapplied": reapplied, "diagram": None}
+    if decision.challenger_metrics is None:
+        return summary  # nothing was compared: no snapshot
+    hold = rows.take(decision.holdout_index)
     calibrated = winner.predict_proba(hold.logprobs) if winner is not None else metrics.raw_probs(hold.logprobs)
     snaps = _snapshot_rows(spec, run_id, winner_version, hold, calibrated)
-    diagram_path = None
-    if diagram is not None:
-        overall = {s["scores"]: s for s in snaps if s["segment"] == "all"}
-        diagram_path = str(spec.warehouse.path.parent / "snapshots" / f"{snaps[0]['snapshot_id']}.png")
-        diagram(overall["raw"], overall["calibrated"], diagram_path)
-    with writer(spec.warehouse.path) as con:
-        _write_snapshots(con, spec, run_id, snaps, diagram_path)
     overall = {s["scores"]: s for s in snaps if s["segment"] == "all"}
-    return {
-        "decision": decision.reason,
-        "promoted": decision.promote,
-        "version": document["version"],
-        "method": document["method"],
-        "champion": winner_version,
-        "n_labels": len(rows),
-        "n_holdout": len(hold),
-        "raw": {k: overall["raw"][k] for k in ("accuracy", "ece", "nll", "brier")},
-        "calibrated": {k: overall["calibrated"][k] for k in ("accuracy", "ece", "nll", "brier")},
-        "reapplied": reapplied,
-        "diagram": diagram_path,
-    }
+    if diagram is not None:
+        summary["diagram"] = str(spec.warehouse.path.parent / "snapshots" / f"{snaps[0]['snapshot_id']}.png")
+        diagram(metrics.raw_probs(hold.logprobs), calibrated, hold.y, hold.weights, summary["diagram"])
+    with writer(spec.warehouse.path) as con:
+        _write_snapshots(con, spec, run_id, snaps, summary["diagram"])
+    for kind in ("raw", "calibrated"):
+        summary[kind] = {k: overall[kind][k] for k in ("n", "accuracy", "ece", "nll", "brier")}
+    return summary
+
+
+def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
+    lines = [f"# calscore recalibration `{run_id}`", "", f"task **{spec.name}** (task_version `{spec.task_version}`)", "",
+             f"- decision: {result['decision']}",
+             f"- labeled rows: {result['n_labels']}"]
+    if result.get("version"):
+        lines.append(f"- challenger `{result['version']}`; champion now `{result['champion']}`")
+    if "raw" in result:
+        lines += ["", f"held-out rows (never used to fit): {result['raw']['n']}", "",
+                  "| scores | accuracy | ECE (15 bins) | NLL | Brier |", "| --- | ---: | ---: | ---: | ---: |"]
+        for kind in ("raw", "calibrated"):
+            m = result[kind]
+            lines.append(f"| {kind} | {m['accuracy']:.3f} | {m['ece']:.3f} | {m['nll']:.3f} | {m['brier']:.3f} |")
+    if result.get("reapplied"):
+        lines.append(f"\nre-applied the new champion to {result['reapplied']} recent predictions (decisions table)")
+    if result.get("diagram"):
+        lines.append(f"\nreliability diagram: {result['diagram']}")
+    return "\n".join(lines) + "\n"

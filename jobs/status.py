@@ -21,23 +21,24 @@ def task_status(spec: TaskSpec) -> str:
         ).fetchall()
         rows = con.execute(
             "SELECT count(*) FROM predictions WHERE task_version = ?", [spec.task_version]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         last_run = con.execute(
             "SELECT run_id, kind, status, started_at, finished_at FROM runs WHERE task_name = ?"
             " ORDER BY started_at DESC LIMIT 1",
             [spec.name],
-        ).fetchone()
+        ).fetchall()
         champion = con.execute(
             "SELECT version, method, n_labels, created_at FROM calibrators"
             " WHERE task_version = ? AND status = 'champion'",
             [spec.task_version],
-        ).fetchone()
+        ).fetchall()
         snapshot = con.execute(
             "SELECT created_at, n, accuracy, ece, nll FROM reliability_snapshots"
             " WHERE task_version = ? AND scores = 'calibrated' AND segment = 'all'"
             " ORDER BY created_at DESC LIMIT 1",
             [spec.task_version],
-        ).fetchone()
+        ).fetchall()
+    last_run, champion, snapshot = (rows[0] if rows else None for rows in (last_run, champion, snapshot))
     done = sum(1 for r in refs if ledger.get((r.uri, r.content_hash)) == "done")
     pending = len(refs) - done
     lines = [

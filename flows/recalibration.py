@@ -1,0 +1,35 @@
+"""Recalibration flow: labels + stored raw scores -> challenger vs champion -> snapshot.
+
+The run takes the task's recalibration lock, so two recalibrations never
+promote at the same time.
+"""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from jobs.recalibration import recalibrate, recalibration_markdown
+from jobs.reports.reliability_diagram import draw_snapshot_diagram
+from jobs.runs import finish_run, start_run
+from jobs.spec import load_spec
+
+
+@flow(name="calscore-recalibration")
+def recalibration(task_path: str, wait_seconds: float = 0.0) -> dict:
+    """Refit the task's calibrator from its labels and promote it only if it is better."""
+    logger = get_run_logger()
+    spec = load_spec(task_path)
+    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "recalibrate", wait_seconds=wait_seconds)
+    try:
+        result = recalibrate(spec, run_id, diagram=draw_snapshot_diagram)
+    except BaseException as exc:
+        finish_run(spec.warehouse.path, run_id, "failed", {"error": repr(exc)})
+        raise
+    finish_run(spec.warehouse.path, run_id, "completed", result)
+    result["markdown"] = recalibration_markdown(spec, run_id, result)
+    for line in result["markdown"].splitlines():
+        if line.strip():
+            logger.info(line)
+    create_markdown_artifact(result["markdown"], key=f"{spec.name.lower().replace('_', '-')}-recalibration",
+                             description=f"calscore recalibration {run_id}")
+    return result

@@ -1,0 +1,70 @@
+"""Helpers for flow tests: a tiny-model task on a real DuckDB file and real Parquet batches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+WORDS_POS = ["warm", "funny", "charming", "affecting", "delight", "great", "lovely"]
+WORDS_NEG = ["drags", "flat", "bleak", "desperate", "tedious", "mess", "dull"]
+
+
+def task_toml(folder: Path, model: Path, *, coverage_floor: float = 0.0, min_labels: int = 20,
+              refit_after: int = 40, name: str = "tiny") -> Path:
+    """A task file for the tiny model; batches in folder/batches, warehouse folder/w.duckdb."""
+    (folder / "batches").mkdir(parents=True, exist_ok=True)
+    path = folder / "task.toml"
+    path.write_text(
+        f"""
+name = "{name}"
+coverage_floor = {coverage_floor}
+
+[model]
+path = "{model}"
+
+[prompt]
+template = "Review: {{text}}\\nSentiment:"
+max_input_tokens = 64
+
+[labels]
+positive = ["positive", "Positive"]
+negative = ["negative", "Negative"]
+
+[input]
+location = "batches"
+segment_column = "category"
+
+[warehouse]
+path = "w.duckdb"
+
+[calibration]
+method = "platt"
+min_labels = {min_labels}
+refit_after_new_labels = {refit_after}
+holdout_fraction = 0.25
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def texts(n: int, start: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """(ids, texts, truth labels) with positive/negative words so the truth is learnable."""
+    ids, out, truth = [], [], []
+    for i in range(start, start + n):
+        positive = (i * 7) % 3 != 0
+        words = WORDS_POS if positive else WORDS_NEG
+        ids.append(f"r{i:05d}")
+        out.append(f"It was {words[i % len(words)]} and {words[(i // 3) % len(words)]} {'!' * (i % 3)}")
+        truth.append("positive" if positive else "negative")
+    return ids, out, truth
+
+
+def write_batch(folder: Path, name: str, n: int, start: int = 0, **extra_columns) -> tuple[Path, dict[str, str]]:
+    """A Parquet batch of n rows (id, text, category + extra columns); returns its path and truth."""
+    ids, body, truth = texts(n, start)
+    table = pa.table({"id": ids, "text": body, "category": ["a" if i % 2 else "b" for i in range(n)], **extra_columns})
+    path = folder / "batches" / f"{name}.parquet"
+    pq.write_table(table, path)
+    return path, dict(zip(ids, truth))
