@@ -128,6 +128,7 @@ class CalibrationPolicy(_Strict):
     refit_after_new_labels: int = Field(200, ge=1, description="new labels since the last fit that trigger a refit")
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="newest share of labels held out for champion/challenger")
     folds: int = Field(5, ge=2, le=20)
+    reapply_days: int = Field(7, ge=0, description="re-apply a new champion to the last N days of predictions (0: off)")
 
 
 class TaskSpec(_Strict):
