@@ -1,0 +1,163 @@
+"""Load a task's causal LM and tokenizer, like any Hugging Face checkpoint.
+
+    loaded = load_model(spec.model)              # LoadedModel(model, tokenizer, device, dtype, reference)
+
+`[model] path` is a local folder, `hub_id` + `revision` a hub checkpoint (taken
+from the local cache first; the hub is only asked when it can be reached), and
+`embedded` the prepared demo model. Always `trust_remote_code=False` and
+safetensors weights. `dtype = "auto"` is bfloat16 on CUDA and float32 on CPU
+(exact); bfloat16 on CPU is opt-in; float16 is never used on CPU (pathologically
+slow there). `device = "auto"` is CUDA when present, else CPU.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from jobs.spec import ModelRef
+
+_DTYPES = ("float32", "bfloat16", "float16")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+class ModelLoadError(RuntimeError):
+    """The model or its tokenizer cannot be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel (causal LM), in eval mode
+    tokenizer: Any  # its fast tokenizer
+    device: str  # "cpu", "cuda:0", ...
+    dtype: str  # "float32" or "bfloat16"
+    reference: str  # what was loaded: a folder, "hub_id@revision" or "embedded:name"
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} was asked for but CUDA is not available; use device = \"auto\" or \"cpu\"")
+    return "cuda:0" if device == "cuda" else device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    if dtype not in _DTYPES:
+        raise ModelLoadError(f"dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}")
+    if dtype == "float16" and device == "cpu":
+        raise ModelLoadError("float16 on CPU is pathologically slow; use float32 (exact) or bfloat16")
+    return dtype
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ModelLoadError(f"model folder not found: {folder}")
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} is not a Hugging Face model folder: config.json is missing")
+    if not any(folder.glob("*.safetensors")):
+        raise ModelLoadError(
+            f"{folder} has no .safetensors weights (calscore loads safetensors only; convert with "
+            "model.save_pretrained(folder, safe_serialization=True))"
+        )
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{folder} has no tokenizer (none of {', '.join(_TOKENIZER_FILES)}); save it next to the "
+            "weights with tokenizer.save_pretrained(folder)"
+        )
+
+
+def _source(ref: ModelRef) -> tuple[str, dict]:
+    """(name_or_path, extra from_pretrained kwargs) for a model reference."""
+    if ref.embedded is not None:
+        from jobs.demo_model import ensure_demo_model
+
+        folder = ensure_demo_model()
+        _check_folder(folder)
+        return str(folder), {"local_files_only": True}
+    if ref.path is not None:
+        folder = Path(ref.path)
+        _check_folder(folder)
+        return str(folder), {"local_files_only": True}
+    return ref.hub_id, {"revision": ref.revision}
+
+
+def _from_pretrained(cls, name: str, kwargs: dict, what: str, ref: ModelRef):
+    """Hub ids: local cache first; the hub only when reachable, so no network fails in seconds, not minutes."""
+    if ref.hub_id is None:
+        return cls.from_pretrained(name, **kwargs)
+    try:
+        return cls.from_pretrained(name, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    if _offline() or not _hub_reachable():
+        reason = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face hub cannot be reached"
+        raise ModelLoadError(
+            f"cannot load the {what} of {ref.hub_id}@{ref.revision}: {reason} and it is not in the local "
+            "cache. Download it where there is network (huggingface-cli download "
+            f"{ref.hub_id} --revision {ref.revision} --local-dir DIR), copy DIR here and set "
+            '[model] path = "DIR" in the task file.'
+        ) from None
+    return cls.from_pretrained(name, local_files_only=False, **kwargs)
+
+
+def load_model(ref: ModelRef, *, dtype_override: str | None = None) -> LoadedModel:
+    """Load the model and tokenizer a task spec names; raise ModelLoadError with a fix on failure."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = resolve_device(ref.device)
+    dtype = resolve_dtype(dtype_override or ref.dtype, device)
+    name, extra = _source(ref)
+
+    try:
+        tokenizer = _from_pretrained(AutoTokenizer, name, {**extra, "trust_remote_code": False}, "tokenizer", ref)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer of {ref.describe()}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(
+            f"the tokenizer of {ref.describe()} is not a fast (Rust) tokenizer; calscore needs one "
+            "(save a tokenizer.json with the model)"
+        )
+
+    kwargs = {
+        **extra,
+        "trust_remote_code": False,
+        "use_safetensors": True,
+        "dtype": getattr(torch, dtype),
+        "attn_implementation": "sdpa",
+    }
+    try:
+        model = _from_pretrained(AutoModelForCausalLM, name, kwargs, "weights", ref)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load the model {ref.describe()}: {exc}") from exc
+    model.to(device)
+    model.eval()
+    reference = name if ref.hub_id is None else f"{ref.hub_id}@{ref.revision}"
+    if ref.embedded is not None:
+        reference = f"embedded:{ref.embedded} ({name})"
+    return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype, reference=reference)
