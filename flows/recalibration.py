@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from jobs.recalibration import recalibrate, recalibration_markdown
-from jobs.reports.reliability_diagram import draw_snapshot_diagram
+from jobs.reports.reliability_diagram import diagram_from_probs
 from jobs.runs import finish_run, start_run
 from jobs.spec import load_spec
 
@@ -21,7 +21,7 @@ def recalibration(task_path: str, wait_seconds: float = 0.0) -> dict:
     spec = load_spec(task_path)
     run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "recalibrate", wait_seconds=wait_seconds)
     try:
-        result = recalibrate(spec, run_id, diagram=draw_snapshot_diagram)
+        result = recalibrate(spec, run_id, diagram=diagram_from_probs)
     except BaseException as exc:
         finish_run(spec.warehouse.path, run_id, "failed", {"error": repr(exc)})
         raise

@@ -90,3 +90,11 @@ def reliability_diagram(
     weighted = " (weighted by 1 / inclusion probability)" if weights is not None else ""
     fig.suptitle((title or "Reliability") + weighted, fontsize=11)
     return {"path": save(fig, path), "weighted": weights is not None, "raw": raw, "calibrated": cal}
+
+
+def diagram_from_probs(raw_probs: Any, calibrated_probs: Any, y: Any, weights: Any, path: str | Path) -> dict:
+    """The diagram for (n, K) raw and calibrated label probabilities of the same labeled rows."""
+    raw, cal, y = np.asarray(raw_probs), np.asarray(calibrated_probs), np.asarray(y)
+    return reliability_diagram(
+        raw.max(axis=1), raw.argmax(axis=1) == y, cal.max(axis=1), cal.argmax(axis=1) == y, Path(path), weights=weights
+    )

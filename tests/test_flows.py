@@ -1,0 +1,161 @@
+"""The whole loop on real Prefect (test harness), a real DuckDB file and a tiny real model."""
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flow_fixtures import task_toml, write_batch
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def q(task_dir, sql, params=None):
+    con = duckdb.connect(str(task_dir / "w.duckdb"), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def label_file(path, truth: dict[str, str], ids, inclusion_prob=None):
+    table = {"id": list(ids), "label": [truth[i] for i in ids]}
+    if inclusion_prob is not None:
+        table["inclusion_prob"] = [inclusion_prob] * len(ids)
+    pq.write_table(pa.table(table), path)
+    return path
+
+
+def test_two_nights_and_a_recalibration(tmp_path, tiny_model):
+    from flows.labels import ingest_labels
+    from flows.nightly import nightly_scoring
+
+    task = task_toml(tmp_path, tiny_model, min_labels=20, refit_after=40)
+    _, truth1 = write_batch(tmp_path, "night-001", 160)
+    night1 = nightly_scoring(str(task))
+    assert night1["rows_scored"] == 160 and night1["calibrator"] is None
+    assert q(tmp_path, "SELECT count(*), count(confidence), min(bucket_basis) FROM predictions") == [(160, 0, "raw")]
+
+    # a re-run finds nothing new and writes nothing
+    again = nightly_scoring(str(task))
+    assert again["rows_scored"] == 0 and again["batches_done"] == 0
+    assert q(tmp_path, "SELECT count(*), count(DISTINCT row_id) FROM predictions") == [(160, 160)]
+
+    # 128 labels arrive: enough to trigger a recalibration (refit after 40)
+    labels = label_file(tmp_path / "labels.parquet", truth1, list(truth1)[:128])
+    result = ingest_labels(str(task), file=str(labels))
+    assert result["inserted"] == 128 and result["recalibration"]
+    events = q(tmp_path, "SELECT event FROM calibrator_events ORDER BY event_at")
+    assert ("fitted",) in events and (("promoted",) in events or ("rejected",) in events)
+    snapshots = q(tmp_path, "SELECT scores, n FROM reliability_snapshots WHERE segment = 'all' ORDER BY scores")
+    assert [s for s, _ in snapshots] == ["calibrated", "raw"] and snapshots[0][1] == 32  # 25% of 128, held out
+
+    champion = q(tmp_path, "SELECT version FROM calibrators WHERE status = 'champion'")
+    write_batch(tmp_path, "night-002", 40, start=160)
+    night2 = nightly_scoring(str(task))
+    assert night2["rows_scored"] == 40
+    if champion:  # the second night applies the champion: calibrated confidence and buckets
+        rows = q(tmp_path, "SELECT count(*), count(confidence), min(bucket_basis), min(calibrator_version)"
+                           " FROM predictions WHERE batch_uri LIKE '%night-002%'")
+        assert rows == [(40, 40, "calibrated", champion[0][0])]
+    assert q(tmp_path, "SELECT count(*), count(DISTINCT row_id) FROM predictions") == [(200, 200)]
+    assert q(tmp_path, "SELECT count(*) FROM batches WHERE status = 'done'") == [(2,)]
+
+
+def test_missing_column_fails_that_batch_only(tmp_path, tiny_model):
+    from flows.nightly import nightly_scoring
+
+    task = task_toml(tmp_path, tiny_model)
+    write_batch(tmp_path, "a-good", 10)
+    pq.write_table(pa.table({"id": ["x1", "x2"], "body": ["no text column", "here"]}), tmp_path / "batches" / "b-bad.parquet")
+    write_batch(tmp_path, "c-good", 10, start=10)
+    summary = nightly_scoring(str(task))
+    assert summary["batches_done"] == 2 and summary["rows_scored"] == 20
+    [error] = summary["batches_failed"]
+    assert "b-bad.parquet" in error and "'text'" in error
+    assert q(tmp_path, "SELECT status, rows_scored, error LIKE '%missing text column%' FROM batches WHERE uri LIKE '%b-bad%'") == [("failed", 0, True)]
+    assert q(tmp_path, "SELECT count(*) FROM predictions WHERE row_id IN ('x1', 'x2')") == [(0,)]
+
+
+def test_bad_rows_are_quarantined_once_with_reasons(tmp_path, tiny_model):
+    from flows.nightly import nightly_scoring
+
+    task = task_toml(tmp_path, tiny_model)
+    write_batch(tmp_path, "n1", 5)
+    nightly_scoring(str(task))
+    table = pa.table({
+        "id": ["r00001", "n2", "n3", "n4", "n4", None, "n6"],  # r00001 was scored last night
+        "text": ["again", None, "   ", "fine text", "dup", "no id", "x" * 20_000],  # the last is huge
+        "category": ["a"] * 7,
+    })
+    pq.write_table(table, tmp_path / "batches" / "n2.parquet")
+    summary = nightly_scoring(str(task))
+    assert summary["rows_scored"] == 2 and summary["rows_quarantined"] == 5
+    reasons = q(tmp_path, "SELECT row_index, row_id, reason FROM quarantine ORDER BY row_index")
+    assert reasons == [(0, "r00001", "already_scored"), (1, "n2", "null_text"), (2, "n3", "empty_text"),
+                       (4, "n4", "duplicate_id"), (5, None, "null_id")]
+    assert q(tmp_path, "SELECT truncated FROM predictions WHERE row_id = 'n6'") == [(True,)]
+    nightly_scoring(str(task))  # nothing new: quarantine rows are not written twice
+    assert q(tmp_path, "SELECT count(*) FROM quarantine") == [(5,)]
+
+
+def test_off_format_rows_go_to_the_last_bucket(tmp_path, tiny_model):
+    from flows.nightly import nightly_scoring
+
+    task = task_toml(tmp_path, tiny_model, coverage_floor=0.99)  # a random tiny model never answers in format
+    write_batch(tmp_path, "n1", 8)
+    nightly_scoring(str(task))
+    assert q(tmp_path, "SELECT DISTINCT bucket, bucket_reason FROM predictions") == [("manual", "off_format")]
+
+
+def test_label_import_is_idempotent_and_keeps_history(tmp_path, tiny_model):
+    from flows.labels import ingest_labels
+    from flows.nightly import nightly_scoring
+
+    task = task_toml(tmp_path, tiny_model, refit_after=1000)
+    _, truth = write_batch(tmp_path, "n1", 10)
+    nightly_scoring(str(task))
+    ids = list(truth)[:6]
+    path = label_file(tmp_path / "l.parquet", truth, ids)
+    first = ingest_labels(str(task), file=str(path))
+    again = ingest_labels(str(task), file=str(path))
+    assert first["inserted"] == 6 and again["inserted"] == 0
+    assert q(tmp_path, "SELECT count(*) FROM labels") == [(6,)]
+
+    flipped = {i: ("negative" if truth[i] == "positive" else "positive") for i in ids[:2]}
+    pq.write_table(pa.table({"id": ids[:2] + ["unknown-id", "r00003"],
+                             "label": [flipped[i] for i in ids[:2]] + ["positive", "maybe"]}), tmp_path / "fix.parquet")
+    fix = ingest_labels(str(task), file=str(tmp_path / "fix.parquet"), source="reviewer-2")
+    report = "\n".join(fix["report"])
+    assert "3 new label(s) (2 correcting an earlier one)" in report and "1 rejected" in report
+    assert "'maybe'" in report and "1 label(s) for ids with no prediction yet" in report
+    history = q(tmp_path, "SELECT label, source, superseded_at IS NULL FROM labels WHERE row_id = ? ORDER BY imported_at", [ids[0]])
+    assert history == [(truth[ids[0]], "l.parquet", False), (flipped[ids[0]], "reviewer-2", True)]
+
+
+def test_champion_changes_only_when_the_challenger_is_better(tmp_path, tiny_model):
+    import json
+
+    from flows.labels import ingest_labels
+    from flows.nightly import nightly_scoring
+    from flows.recalibration import recalibration
+
+    task = task_toml(tmp_path, tiny_model, min_labels=20, refit_after=10_000)
+    _, truth = write_batch(tmp_path, "n1", 200)
+    nightly_scoring(str(task))
+    ids = list(truth)
+    ingest_labels(str(task), file=str(label_file(tmp_path / "a.parquet", truth, ids[:120])))
+    first = recalibration(str(task))
+    ingest_labels(str(task), file=str(label_file(tmp_path / "b.parquet", truth, ids[120:])))
+    second = recalibration(str(task))
+    # the second comparison is against the champion, on labels newer than its fit window
+    assert first["promoted"] and "the champion" in second["decision"]
+    decisions = q(tmp_path, "SELECT event, metrics FROM calibrator_events WHERE event IN ('promoted', 'rejected') ORDER BY event_at")
+    assert len(decisions) == 2
+    for event, figures in decisions:
+        figures = json.loads(figures)
+        better = figures["challenger"]["nll"] < figures["baseline_metrics"]["nll"]
+        assert (event == "promoted") == (better and figures["challenger"]["ece"] <= figures["baseline_metrics"]["ece"] + 0.01)
+    champions = q(tmp_path, "SELECT count(*) FROM calibrators WHERE status = 'champion'")[0][0]
+    assert champions == (1 if any(e == "promoted" for e, _ in decisions) else 0)
