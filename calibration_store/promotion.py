@@ -5,7 +5,9 @@ only labels that arrived after the champion's fit window, so neither
 calibrator has seen them), fits the challenger on all the other labels, and
 scores both on the held-out slice -- the champion, or the raw scores when
 there is no champion yet. The challenger is promoted only when its held-out
-NLL is lower, its ECE is not worse beyond `ece_tolerance` (the guard), and it
+NLL is lower, its ECE is not worse beyond noise (the guard: the larger of
+`ece_tolerance` and half the width of the baseline's bootstrap ECE interval,
+since a few hundred held-out rows cannot resolve smaller ECE changes), and it
 was fitted on at least the policy's `min_labels`. Weights (inverse inclusion
 probabilities) enter the fit and every figure.
 
@@ -111,15 +113,17 @@ def _iso(t: np.datetime64) -> str:
 def verdict(
     challenger: Mapping[str, Any], baseline: Mapping[str, Any], ece_tolerance: float, against: str = "the champion"
 ) -> tuple[bool, str]:
-    """The promotion rule on held-out figures: lower NLL, and ECE not worse than the baseline's + tolerance."""
+    """The promotion rule on held-out figures: lower NLL, and ECE not worse than the baseline's beyond noise."""
     ch_nll, base_nll = challenger["nll"], baseline["nll"]
     ch_ece, base_ece = challenger["ece"], baseline["ece"]
     if not ch_nll < base_nll:
         return False, f"held-out NLL {ch_nll:.4f} is not better than {against} ({base_nll:.4f})"
-    if ch_ece > base_ece + ece_tolerance:
+    noise = (baseline["ece_ci_high"] - baseline["ece_ci_low"]) / 2 if baseline.get("ece_ci_high") is not None else 0.0
+    margin = max(ece_tolerance, noise)
+    if ch_ece > base_ece + margin:
         return False, (
             f"held-out NLL improves ({ch_nll:.4f} < {base_nll:.4f}) but ECE fails the guard: "
-            f"{ch_ece:.4f} > {base_ece:.4f} of {against} + tolerance {ece_tolerance}"
+            f"{ch_ece:.4f} > {base_ece:.4f} of {against} + margin {margin:.4f} (tolerance or bootstrap noise)"
         )
     return True, f"held-out NLL {ch_nll:.4f} < {base_nll:.4f} of {against}, ECE {ch_ece:.4f} vs {base_ece:.4f}"
 

@@ -20,6 +20,7 @@ from jobs.audit import draw_audit_sample, write_sample
 from jobs.demo_data import write_demo_batches
 from jobs.demo_evaluation import evaluate_run
 from jobs.demo_model import ensure_demo_model
+from jobs.reports.html_report import write_report
 from jobs.spec import load_spec
 
 AUDIT_ROWS = 600
@@ -77,7 +78,9 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     say("bucket        rows  accuracy")
     for b in result["buckets"]:
         say(f"{b['bucket']:<12} {b['rows']:>5}  {_pct(b['accuracy'])}")
-    say(f"\nwarehouse: {spec.warehouse.path}")
+    report = write_report(spec, root / "report")
+    say(f"\nreport: {report}")
+    say(f"warehouse: {spec.warehouse.path}")
     say("try: .venv/bin/python -c \"import duckdb; print(duckdb.connect('"
         f"{spec.warehouse.path}', read_only=True).sql('SELECT bucket, count(*) FROM predictions GROUP BY ALL'))\"")
-    return {"night1": night1, "night2": night2, "labels": imported, "evaluation": result}
+    return {"night1": night1, "night2": night2, "labels": imported, "evaluation": result, "report": report}

@@ -29,3 +29,19 @@ def applied_calibrator(spec: TaskSpec, version: str | None) -> AppliedCalibrator
     if version is None:
         return None
     return AppliedCalibrator(version, _load(str(spec.warehouse.path), spec.task_version, version))
+
+
+def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: float) -> dict | None:
+    """The champion's view of one row for `calscore explain`: calibrated label, confidence, bucket."""
+    import numpy as np
+
+    from jobs.buckets import assign_buckets
+
+    version = champion_version(spec)
+    if version is None:
+        return None
+    probs = applied_calibrator(spec, version).calibrator.predict_proba(np.array([label_logprobs]))[0]
+    best = int(probs.argmax())
+    bucket, reason = assign_buckets(probs[best:best + 1], np.array([coverage]), spec.buckets, spec.coverage_floor)
+    return {"label": spec.label_names[best], "confidence": float(probs[best]),
+            "bucket": bucket[0] + (f" ({reason[0]})" if reason[0] else ""), "calibrator": version}

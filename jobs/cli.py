@@ -1,6 +1,7 @@
 """The `calscore` command line. Each command's docstring is its --help, with an example."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import typer
@@ -91,10 +92,14 @@ def explain(
     """
     from jobs.explain import explain_text, render_explanation
 
+    from jobs.champion import explain_calibrated
+
     spec = task_from(task)
     scorer = _scorer_or_exit(spec, dtype=dtype)
     typer.echo(f"model {scorer.loaded.reference}  dtype {scorer.loaded.dtype}  task {spec.name} ({spec.task_version})")
-    typer.echo(render_explanation(explain_text(scorer, text, top_k=top_k)))
+    result = explain_text(scorer, text, top_k=top_k)
+    calibrated = explain_calibrated(spec, [row.logprob for row in result.labels], result.coverage)
+    typer.echo(render_explanation(result, calibrated=calibrated))
 
 
 @app.command("score-file")
@@ -122,6 +127,271 @@ def score_file_command(
         typer.echo(f"score-file: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(summary, indent=2))
+
+
+# --- the nightly loop: scoring, labels, recalibration, status -------------------------------
+
+labels_app = typer.Typer(help="Import labels and draw audit samples to label.", no_args_is_help=True)
+calibrators_app = typer.Typer(help="Inspect the calibrator history; promote or roll back by hand.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+app.add_typer(calibrators_app, name="calibrators")
+
+
+def _fail(message: str, code: int = 1):
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def score(
+    task: Path = TaskOption,
+    wait: float = typer.Option(0.0, help="Seconds to wait for another run of this task to finish instead of refusing."),
+    dtype: str = typer.Option(None, help="Override the task's dtype for this run (float32 or bfloat16)."),
+) -> None:
+    """Run the nightly scoring flow once: score every new batch of the task's input location.
+
+    Example: calscore score --task infra/tasks/demo.toml
+    """
+    from flows.nightly import nightly_scoring
+    from jobs.runs import RunLocked
+
+    spec = task_from(task)
+    try:
+        summary = nightly_scoring(str(spec.source_path), wait_seconds=wait, dtype=dtype)
+    except RunLocked as exc:
+        _fail(str(exc), 3)
+    typer.echo(summary["markdown"])
+    if summary["batches_failed"]:
+        raise typer.Exit(4)
+
+
+@app.command()
+def rescore(
+    task: Path = TaskOption,
+    since: datetime = typer.Option(..., help="Rescore batches completed on or after this date (YYYY-MM-DD)."),
+    wait: float = typer.Option(0.0, help="Seconds to wait for another scoring run to finish."),
+) -> None:
+    """Explicit backfill after a prompt or model change: score again, under the current
+    task_version, the batches done since DATE under an older one. Nothing is rescored silently.
+
+    Example: calscore rescore --task infra/tasks/demo.toml --since 2026-11-01
+    """
+    from flows.nightly import rescore as rescore_flow
+    from jobs.runs import RunLocked
+
+    spec = task_from(task)
+    try:
+        summary = rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc), wait_seconds=wait)
+    except RunLocked as exc:
+        _fail(str(exc), 3)
+    typer.echo(summary["markdown"])
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Path = typer.Argument(None, help="Parquet or CSV file with columns id, label (optional inclusion_prob)."),
+    task: Path = TaskOption,
+    from_table: str = typer.Option(None, "--from-table", help="Import from an analyst's DuckDB table instead of a file."),
+    source: str = typer.Option(None, help="Who or what produced these labels (default: the file or table name)."),
+    no_trigger: bool = typer.Option(False, "--no-trigger", help="Do not start a recalibration even if enough labels arrived."),
+) -> None:
+    """Import labels: validated against the task's labels, idempotent, corrections keep history.
+    When enough new labels arrived since the last fit, recalibration is triggered.
+
+    Example: calscore labels import --task infra/tasks/demo.toml var/demo/audit-labels.parquet
+    """
+    from flows.labels import ingest_labels
+    from jobs.labels import LabelFileError
+
+    spec = task_from(task)
+    if (file is None) == (from_table is None):
+        _fail("give exactly one of FILE or --from-table NAME", 2)
+    try:
+        result = ingest_labels(str(spec.source_path), file=str(file) if file else None, table=from_table,
+                               source=source, trigger=not no_trigger)
+    except LabelFileError as exc:
+        _fail(str(exc), 2)
+    typer.echo("\n".join(result["report"]))
+    if result.get("recalibration"):
+        typer.echo(f"recalibration: {result['recalibration']}")
+
+
+@labels_app.command("sample")
+def labels_sample(
+    task: Path = TaskOption,
+    n: int = typer.Option(500, "--n", min=1, help="How many rows to sample."),
+    out: Path = typer.Option(..., "--out", help="Where to write the sample (.parquet or .csv) for labelling."),
+    seed: int = typer.Option(None, help="Random seed (for a reproducible sample)."),
+) -> None:
+    """Draw a random, bucket-stratified audit sample of predictions to label, recording each
+    row's inclusion probability (so labels speak for all rows, not just the reviewed ones).
+
+    Example: calscore labels sample --task infra/tasks/demo.toml --n 500 --out var/demo/to-label.csv
+    """
+    from jobs.audit import draw_audit_sample, write_sample
+
+    spec = task_from(task)
+    try:
+        sample = draw_audit_sample(spec, n, seed=seed)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    write_sample(sample, out)
+    per_bucket = {}
+    for b in sample["bucket"].to_pylist():
+        per_bucket[b] = per_bucket.get(b, 0) + 1
+    typer.echo(f"{sample.num_rows} rows sampled ({sample['sample_id'][0]}) -> {out}")
+    for b, k in per_bucket.items():
+        typer.echo(f"  {b}: {k}")
+
+
+@app.command()
+def recalibrate(task: Path = TaskOption) -> None:
+    """Fit a challenger calibrator on the labeled rows, compare it with the champion on the
+    newest held-out labels, promote it only if better, and log a reliability snapshot.
+
+    Example: calscore recalibrate --task infra/tasks/demo.toml
+    """
+    from flows.recalibration import recalibration
+    from jobs.runs import RunLocked
+
+    spec = task_from(task)
+    try:
+        result = recalibration(str(spec.source_path))
+    except RunLocked as exc:
+        _fail(str(exc), 3)
+    typer.echo(result["markdown"])
+
+
+@app.command()
+def status(task: Path = TaskOption) -> None:
+    """Batches done / pending / failed, the last run, and the champion calibrator with its last snapshot.
+
+    Example: calscore status --task infra/tasks/demo.toml
+    """
+    from jobs.status import task_status
+
+    spec = task_from(task)
+    try:
+        typer.echo(task_status(spec))
+    except FileNotFoundError as exc:
+        _fail(str(exc), 2)
+
+
+@calibrators_app.command("list")
+def calibrators_list(task: Path = TaskOption) -> None:
+    """List the task_version's calibrators (oldest first) and every promotion decision with its figures.
+
+    Example: calscore calibrators list --task infra/tasks/demo.toml
+    """
+    from jobs.calibrator_admin import history_text
+
+    typer.echo(history_text(task_from(task)))
+
+
+@calibrators_app.command("promote")
+def calibrators_promote(
+    version: str = typer.Argument(..., help="The calibrator version id to make champion."),
+    task: Path = TaskOption,
+    reason: str = typer.Option(..., help="Why (recorded with the decision)."),
+    actor: str = typer.Option(None, help="Who decided (default: the login name)."),
+) -> None:
+    """Make a stored calibrator the champion by hand; recorded as a manual promotion.
+
+    Example: calscore calibrators promote 3f2a9c1e5b7d4a60 --task infra/tasks/demo.toml --reason "reviewed the diagram"
+    """
+    from jobs.calibrator_admin import manual_promote
+
+    try:
+        typer.echo(manual_promote(task_from(task), version, actor, reason))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+@calibrators_app.command("rollback")
+def calibrators_rollback(
+    task: Path = TaskOption,
+    reason: str = typer.Option(..., help="Why (recorded with the decision)."),
+    actor: str = typer.Option(None, help="Who decided (default: the login name)."),
+) -> None:
+    """Go back to the previous champion; recorded as a rollback.
+
+    Example: calscore calibrators rollback --task infra/tasks/demo.toml --reason "drift after the prompt fix"
+    """
+    from jobs.calibrator_admin import manual_rollback
+
+    try:
+        typer.echo(manual_rollback(task_from(task), actor, reason))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def thresholds(
+    task: Path = TaskOption,
+    target: float = typer.Option(0.90, min=0.5, max=0.999, help="Accuracy the automated rows must reach (lower 95% bound)."),
+    night: str = typer.Option(None, help="Only this night's rows (YYYY-MM-DD); default all."),
+) -> None:
+    """For thresholds 0.50-0.99: rows at or above, their accuracy estimated from audit labels, and a one-sided
+    95% Clopper-Pearson lower bound; picks the lowest threshold whose bound reaches the target.
+
+    Example: calscore thresholds --task infra/tasks/demo.toml --target 0.90
+    """
+    from jobs.reports.thresholds import thresholds_text
+
+    spec = task_from(task)
+    try:
+        typer.echo(thresholds_text(spec, target, night))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def report(
+    task: Path = TaskOption,
+    out: Path = typer.Option(Path("var/reports"), "--out", help="Folder for the HTML report and its PNGs."),
+    night: str = typer.Option(None, help="Report on this night (YYYY-MM-DD); default all nights."),
+) -> None:
+    """Write a self-contained HTML report: reliability diagram, buckets, thresholds, segments, label budget,
+    calibrator history and bucket counts per night.
+
+    Example: calscore report --task infra/tasks/demo.toml --out var/reports
+    """
+    from jobs.reports.html_report import write_report
+
+    spec = task_from(task)
+    try:
+        typer.echo(write_report(spec, out, night))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def serve(
+    task: Path = TaskOption,
+    interval: float = typer.Option(None, help="Seconds between runs instead of the cron schedules (demos, tests)."),
+) -> None:
+    """Serve the task's Prefect deployments (nightly scoring on cron, recalibration weekly and on the
+    label-import trigger) until interrupted. Needs a Prefect server (PREFECT_API_URL) for schedules and triggers.
+
+    Example: calscore serve --task infra/tasks/demo.toml
+    """
+    from infra.deployments import serve_task
+
+    spec = task_from(task)
+    serve_task(str(spec.source_path), interval=timedelta(seconds=interval) if interval else None)
+
+
+@app.command()
+def demo(task: Path = typer.Option(Path("infra/tasks/demo.toml"), "--task", "-t", help="The demo task file.")) -> None:
+    """The whole story on the embedded default: night 1 without a calibrator, an audit sample labeled,
+    recalibration, night 2 calibrated, then the report. Starts the demo's own folder afresh.
+
+    Example: calscore demo
+    """
+    from flows.demo import run_demo
+
+    spec = task_from(task)
+    run_demo(str(spec.source_path), say=typer.echo)
 
 
 if __name__ == "__main__":

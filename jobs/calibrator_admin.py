@@ -1,0 +1,48 @@
+"""`calscore calibrators`: the history of a task's calibrators, and a person's overrides."""
+from __future__ import annotations
+
+import getpass
+
+from calibration_store.promotion import promote, rollback
+from calibration_store.store import list_calibrators, list_events
+from jobs.spec import TaskSpec
+from jobs.warehouse import reader, writer
+
+
+def _figure(metrics: dict | None, key: str) -> str:
+    value = (metrics or {}).get(key)
+    return "-" if value is None else f"{value:.4f}"
+
+
+def history_text(spec: TaskSpec) -> str:
+    with reader(spec.warehouse.path) as con:
+        calibrators = list_calibrators(con, task_version=spec.task_version)
+        events = list_events(con, spec.task_version)
+    if not calibrators:
+        return f"task {spec.name} ({spec.task_version}): no calibrators yet"
+    lines = [f"task {spec.name} ({spec.task_version})", "",
+             f"{'version':<18}{'method':<14}{'status':<11}{'labels':>7}  held-out NLL  ECE     created"]
+    for c in calibrators:
+        m = c["heldout_metrics"]
+        lines.append(f"{c['version']:<18}{c['method']:<14}{c['status']:<11}{c['n_labels']:>7}  "
+                     f"{_figure(m, 'nll'):<12}  {_figure(m, 'ece'):<6}  {c['created_at']:%Y-%m-%d %H:%M}")
+    lines += ["", "decisions:"]
+    for e in events:
+        if e["event"] != "fitted":
+            lines.append(f"  {e['event_at']:%Y-%m-%d %H:%M}  {e['event']:<15}{e['version']}  by {e['actor']}: {e['reason'] or ''}")
+    return "\n".join(lines)
+
+
+def manual_promote(spec: TaskSpec, version: str, actor: str | None, reason: str) -> str:
+    with writer(spec.warehouse.path) as con:
+        row = con.execute("SELECT task_version FROM calibrators WHERE version = ?", [version]).fetchall()
+        if not row or row[0][0] != spec.task_version:
+            raise ValueError(f"calibrator {version} does not belong to task {spec.name} ({spec.task_version})")
+        retired = promote(con, version, actor or getpass.getuser(), reason)
+    return f"{version} is now the champion" + (f" (retired {retired})" if retired else "")
+
+
+def manual_rollback(spec: TaskSpec, actor: str | None, reason: str) -> str:
+    with writer(spec.warehouse.path) as con:
+        previous = rollback(con, spec.task_version, actor or getpass.getuser(), reason)
+    return f"rolled back: {previous} is the champion again"
