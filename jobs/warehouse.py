@@ -85,14 +85,37 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
+def ensure_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the analyst views when the shipped view files changed, so any DuckDB
+    client sees them; a no-op on every other open."""
+    import hashlib
+
+    from jobs.reports.views import create_views, view_files
+
+    digest = hashlib.sha256(repr(sorted(view_files().items())).encode()).hexdigest()
+    con.execute("CREATE TABLE IF NOT EXISTS schema_views (hash VARCHAR NOT NULL)")
+    if con.execute("SELECT count(*) FROM schema_views WHERE hash = ?", [digest]).fetchall()[0][0]:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        create_views(con)
+        con.execute("DELETE FROM schema_views")
+        con.execute("INSERT INTO schema_views VALUES (?)", [digest])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
 @contextmanager
 def writer(path: Path, wait_seconds: float = WRITE_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived read-write connection with the schema up to date; closed on exit."""
+    """A short-lived read-write connection with the schema and views up to date; closed on exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect_waiting(path, read_only=False, wait_seconds=wait_seconds)
     try:
         migrate(con)
+        ensure_views(con)
         yield con
     finally:
         con.close()
