@@ -1,0 +1,112 @@
+"""The infra/ deployments, served against a real Prefect server: a scheduled scoring run
+writes rows with no manual call, and importing enough labels fires the recalibration
+deployment's trigger.
+
+A real `prefect server start` is used rather than `prefect_test_harness`: the harness
+runs an ephemeral server, and Prefect does not run its scheduler service in ephemeral
+servers, so no schedule would ever fire there.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flow_fixtures import task_toml, write_batch
+from test_crash_safety import DEADLINE, REPO, _env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(check, what: str, procs: list[subprocess.Popen], timeout: float = DEADLINE):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            assert p.poll() is None, f"{p.args[:4]} exited early while waiting for {what}"
+        try:
+            result = check()
+        except (httpx.HTTPError, duckdb.Error):
+            result = None
+        if result:
+            return result
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    port = _free_port()
+    env = _env()
+    env.update(
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+        PREFECT_RUNNER_POLL_FREQUENCY="2",
+        PREFECT_UI_ENABLED="false",
+    )
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200,
+              "the Prefect server", [server])
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _flow_runs(env: dict, deployment: str, state: str) -> list[dict]:
+    body = {"deployments": {"name": {"any_": [deployment]}}, "flow_runs": {"state": {"type": {"any_": [state]}}}}
+    return httpx.post(f"{env['PREFECT_API_URL']}/flow_runs/filter", json=body, timeout=5).json()
+
+
+def _count(task_dir: Path, sql: str) -> int:
+    con = duckdb.connect(str(task_dir / "w.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def test_schedule_scores_and_label_import_triggers_recalibration(tmp_path, tiny_model, prefect_server):
+    env = prefect_server
+    task = task_toml(tmp_path, tiny_model, min_labels=20, refit_after=100)
+    _, truth = write_batch(tmp_path, "night-001", 160)
+    serve_log = open(tmp_path / "serve.log", "w")
+    serve = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve", "--task", str(task), "--interval", "10"],
+                             cwd=REPO, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
+    try:
+        # no manual call: the interval schedule alone must score the batch
+        _wait(lambda: (tmp_path / "w.duckdb").exists() and _count(tmp_path, "SELECT count(*) FROM predictions") == 160,
+              "a scheduled scoring run", [serve])
+        assert _flow_runs(env, "nightly-tiny", "COMPLETED")
+
+        pq.write_table(pa.table({"id": list(truth)[:140], "label": list(truth.values())[:140]}), tmp_path / "l.parquet")
+        imported = subprocess.run([sys.executable, "-m", "jobs.cli", "labels", "import", "--task", str(task),
+                                   str(tmp_path / "l.parquet")], cwd=REPO, env=env, capture_output=True, text=True,
+                                  timeout=DEADLINE)
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+        assert "event calscore.labels.imported emitted" in imported.stdout
+
+        runs = _wait(lambda: _flow_runs(env, "recalibrate-tiny", "COMPLETED"), "a triggered recalibration", [serve])
+        assert runs[0]["parameters"]["task_path"] == str(task.resolve())
+        assert _count(tmp_path, "SELECT count(*) FROM calibrator_events WHERE event IN ('promoted', 'rejected')") == 1
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+        serve_log.close()
