@@ -131,8 +131,14 @@ def score_file_command(
 
 # --- the nightly loop: scoring, labels, recalibration, status -------------------------------
 
-labels_app = typer.Typer(help="Import labels and draw audit samples to label.", no_args_is_help=True)
-calibrators_app = typer.Typer(help="Inspect the calibrator history; promote or roll back by hand.", no_args_is_help=True)
+labels_app = typer.Typer(
+    help="Import labels and draw audit samples to label.\n\nExample: calscore labels sample --task infra/tasks/demo.toml --n 500 --out to-label.csv",
+    no_args_is_help=True,
+)
+calibrators_app = typer.Typer(
+    help="Inspect the calibrator history; promote or roll back by hand.\n\nExample: calscore calibrators list --task infra/tasks/demo.toml",
+    no_args_is_help=True,
+)
 app.add_typer(labels_app, name="labels")
 app.add_typer(calibrators_app, name="calibrators")
 
@@ -171,8 +177,9 @@ def rescore(
     since: datetime = typer.Option(..., help="Rescore batches completed on or after this date (YYYY-MM-DD)."),
     wait: float = typer.Option(0.0, help="Seconds to wait for another scoring run to finish."),
 ) -> None:
-    """Explicit backfill after a prompt or model change: score again, under the current
-    task_version, the batches done since DATE under an older one. Nothing is rescored silently.
+    """Explicit backfill after a prompt or model change; nothing is rescored silently.
+
+    Scores again, under the current task_version, the batches done since DATE under an older one.
 
     Example: calscore rescore --task infra/tasks/demo.toml --since 2026-11-01
     """
@@ -195,8 +202,10 @@ def labels_import(
     source: str = typer.Option(None, help="Who or what produced these labels (default: the file or table name)."),
     no_trigger: bool = typer.Option(False, "--no-trigger", help="Do not start a recalibration even if enough labels arrived."),
 ) -> None:
-    """Import labels: validated against the task's labels, idempotent, corrections keep history.
-    When enough new labels arrived since the last fit, recalibration is triggered.
+    """Import labels: validated, idempotent, corrections keep history; may trigger recalibration.
+
+    Unknown labels are rejected and reported, valid rows are kept. When enough new labels
+    arrived since the last fit, recalibration runs (directly, or via the served deployment's trigger).
 
     Example: calscore labels import --task infra/tasks/demo.toml var/demo/audit-labels.parquet
     """
@@ -223,8 +232,10 @@ def labels_sample(
     out: Path = typer.Option(..., "--out", help="Where to write the sample (.parquet or .csv) for labelling."),
     seed: int = typer.Option(None, help="Random seed (for a reproducible sample)."),
 ) -> None:
-    """Draw a random, bucket-stratified audit sample of predictions to label, recording each
-    row's inclusion probability (so labels speak for all rows, not just the reviewed ones).
+    """Draw a random, bucket-stratified audit sample of predictions to label.
+
+    Each row's inclusion probability is recorded, so its label can be weighted and the
+    figures speak for all rows, not just the reviewed ones.
 
     Example: calscore labels sample --task infra/tasks/demo.toml --n 500 --out var/demo/to-label.csv
     """
@@ -246,8 +257,10 @@ def labels_sample(
 
 @app.command()
 def recalibrate(task: Path = TaskOption) -> None:
-    """Fit a challenger calibrator on the labeled rows, compare it with the champion on the
-    newest held-out labels, promote it only if better, and log a reliability snapshot.
+    """Refit the calibrator from the labels; promote it only if better on held-out labels.
+
+    The challenger is fit on all labels but the newest slice, compared with the champion (or
+    the raw scores) on that slice, and a reliability snapshot is logged.
 
     Example: calscore recalibrate --task infra/tasks/demo.toml
     """
@@ -279,7 +292,7 @@ def status(task: Path = TaskOption) -> None:
 
 @calibrators_app.command("list")
 def calibrators_list(task: Path = TaskOption) -> None:
-    """List the task_version's calibrators (oldest first) and every promotion decision with its figures.
+    """List the task_version's calibrators and every promotion decision.
 
     Example: calscore calibrators list --task infra/tasks/demo.toml
     """
@@ -331,8 +344,10 @@ def thresholds(
     target: float = typer.Option(0.90, min=0.5, max=0.999, help="Accuracy the automated rows must reach (lower 95% bound)."),
     night: str = typer.Option(None, help="Only this night's rows (YYYY-MM-DD); default all."),
 ) -> None:
-    """For thresholds 0.50-0.99: rows at or above, their accuracy estimated from audit labels, and a one-sided
-    95% Clopper-Pearson lower bound; picks the lowest threshold whose bound reaches the target.
+    """Pick the lowest confidence threshold whose accuracy lower bound reaches the target.
+
+    For thresholds 0.50-0.99: rows at or above, their accuracy estimated from audit labels, and a
+    one-sided 95% Clopper-Pearson lower bound.
 
     Example: calscore thresholds --task infra/tasks/demo.toml --target 0.90
     """
@@ -351,7 +366,9 @@ def report(
     out: Path = typer.Option(Path("var/reports"), "--out", help="Folder for the HTML report and its PNGs."),
     night: str = typer.Option(None, help="Report on this night (YYYY-MM-DD); default all nights."),
 ) -> None:
-    """Write a self-contained HTML report: reliability diagram, buckets, thresholds, segments, label budget,
+    """Write a self-contained HTML report of calibration, buckets and thresholds.
+
+    Reliability diagrams, decision buckets, threshold analysis, segments, label budget,
     calibrator history and bucket counts per night.
 
     Example: calscore report --task infra/tasks/demo.toml --out var/reports
@@ -370,8 +387,10 @@ def serve(
     task: Path = TaskOption,
     interval: float = typer.Option(None, help="Seconds between runs instead of the cron schedules (demos, tests)."),
 ) -> None:
-    """Serve the task's Prefect deployments (nightly scoring on cron, recalibration weekly and on the
-    label-import trigger) until interrupted. Needs a Prefect server (PREFECT_API_URL) for schedules and triggers.
+    """Serve the task's Prefect deployments until interrupted.
+
+    Nightly scoring on a cron schedule; recalibration weekly and on the label-import trigger.
+    Schedules and triggers need a Prefect server (`prefect server start`, PREFECT_API_URL).
 
     Example: calscore serve --task infra/tasks/demo.toml
     """
@@ -383,8 +402,10 @@ def serve(
 
 @app.command()
 def demo(task: Path = typer.Option(Path("infra/tasks/demo.toml"), "--task", "-t", help="The demo task file.")) -> None:
-    """The whole story on the embedded default: night 1 without a calibrator, an audit sample labeled,
-    recalibration, night 2 calibrated, then the report. Starts the demo's own folder afresh.
+    """Run the whole story on the embedded default model and demo data.
+
+    Night 1 without a calibrator, an audit sample labeled, recalibration, night 2 calibrated,
+    then the report. Starts the demo's own folder (var/demo) afresh.
 
     Example: calscore demo
     """
