@@ -92,6 +92,14 @@ def _write_snapshots(con, spec: TaskSpec, run_id: str, snaps: list[dict], diagra
         )
 
 
+def _record_fit_rows(con, version: str, rows: LabeledRows, holdout_index: np.ndarray) -> None:
+    """Remember which rows the stored calibrator saw, so reports never evaluate it on them."""
+    fit = np.ones(len(rows), dtype=bool)
+    fit[holdout_index] = False
+    con.register("fit_rows", pa.table({"version": [version] * int(fit.sum()), "row_id": list(rows.row_ids[fit])}))
+    con.execute("INSERT INTO calibrator_fit_rows SELECT * FROM fit_rows ON CONFLICT DO NOTHING")
+
+
 def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
     """Append decisions by the new champion for recent predictions (never overwrite)."""
     if spec.calibration.reapply_days == 0:
@@ -148,6 +156,8 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
         con.execute("BEGIN TRANSACTION")
         try:
             version = record_decision(con, decision, task_name=spec.name, actor=run_id)
+            if version is not None:
+                _record_fit_rows(con, version, rows, decision.holdout_index)
             if decision.promote:
                 winner, winner_version = decision.challenger, version
                 reapplied = reapply(con, spec, winner, winner_version, run_id)

@@ -52,6 +52,9 @@ def test_two_nights_and_a_recalibration(tmp_path, tiny_model):
     assert [s for s, _ in snapshots] == ["calibrated", "raw"] and snapshots[0][1] == 32  # 25% of 128, held out
 
     champion = q(tmp_path, "SELECT version FROM calibrators WHERE status = 'champion'")
+    if champion:  # re-applied to night 1: its 96 fit rows never count as evaluation labels
+        assert q(tmp_path, "SELECT count(*) FILTER (used_in_fit), count(*) FILTER (is_labeled), count(*) FILTER (has_label)"
+                           " FROM predictions_current") == [(96, 32, 128)]
     write_batch(tmp_path, "night-002", 40, start=160)
     night2 = nightly_scoring(str(task))
     assert night2["rows_scored"] == 40

@@ -14,7 +14,7 @@ from jobs.reports.views import create_views, creation_order, query_files, questi
 from jobs.warehouse import writer
 from report_fixtures import fill_report_warehouse
 
-README = Path(__file__).resolve().parents[1] / "README.reports.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def _documented_columns(name: str) -> list[str]:
     """The backticked names in the README table row of a view or query, without the name itself."""
     text = README.read_text(encoding="utf-8")
     line = next((ln for ln in text.splitlines() if ln.startswith(f"| `{name}` |")), None)
-    assert line is not None, f"README.reports.md documents no `{name}`"
+    assert line is not None, f"README.md documents no `{name}`"
     columns_cell = line.rstrip(" |").rsplit(" | ", 1)[1]
     return re.findall(r"`([a-z_]+)`", columns_cell)
 

@@ -1,4 +1,6 @@
 -- What did we decide for each row, with which calibrator, and was it right (where a current label exists)?
+-- is_labeled: a current label the calibrator behind the decision was not fitted on (usable for evaluation);
+-- has_label: any current label (used_in_fit tells the fit rows apart).
 with current_decisions as (
 
     select * from current_decisions
@@ -23,6 +25,12 @@ calibrators as (
 
 ),
 
+fit_rows as (
+
+    select version, row_id from calibrator_fit_rows
+
+),
+
 final as (
 
     select
@@ -34,7 +42,9 @@ final as (
         current_labels.inclusion_prob,
         coalesce(current_labels.is_audit_label, false) as is_audit_label,
         current_labels.label_weight,
-        current_labels.true_label is not null as is_labeled,
+        current_labels.true_label is not null as has_label,
+        fit_rows.row_id is not null as used_in_fit,
+        current_labels.true_label is not null and fit_rows.row_id is null as is_labeled,
         current_decisions.label = current_labels.true_label as is_correct,
         current_decisions.raw_label = current_labels.true_label as raw_correct,
         predictions.label_logprobs,
@@ -49,6 +59,9 @@ final as (
         and current_decisions.row_id = current_labels.row_id
     left join calibrators
         on current_decisions.calibrator_version = calibrators.version
+    left join fit_rows
+        on current_decisions.calibrator_version = fit_rows.version
+        and current_decisions.row_id = fit_rows.row_id
 
 )
 

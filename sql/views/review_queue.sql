@@ -11,7 +11,7 @@ unlabeled_review as (
     from predictions_current
     -- 'review' is the default bucket name for rows a person should check
     where bucket = 'review'
-        and not is_labeled
+        and not has_label
 
 ),
 
