@@ -8,6 +8,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from jobs.reports.html_report import report_markdown
 from jobs.recalibration import recalibrate, recalibration_markdown
 from jobs.reports.reliability_diagram import diagram_from_probs
 from jobs.runs import finish_run, start_run
@@ -30,6 +31,7 @@ def recalibration(task_path: str, wait_seconds: float = 0.0) -> dict:
     for line in result["markdown"].splitlines():
         if line.strip():
             logger.info(line)
-    create_markdown_artifact(result["markdown"], key=f"{spec.name.lower().replace('_', '-')}-recalibration",
-                             description=f"calscore recalibration {run_id}")
+    key = spec.name.lower().replace("_", "-")
+    create_markdown_artifact(result["markdown"], key=f"{key}-recalibration", description=f"calscore recalibration {run_id}")
+    create_markdown_artifact(report_markdown(spec), key=f"{key}-report", description="calscore report summary")
     return result

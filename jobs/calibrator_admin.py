@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 
+from calibration_store.document import export_document, import_document
 from calibration_store.promotion import promote, rollback
-from calibration_store.store import list_calibrators, list_events
+from calibration_store.store import list_calibrators, list_events, save_calibrator
 from jobs.spec import TaskSpec
 from jobs.warehouse import reader, writer
 
@@ -46,3 +48,21 @@ def manual_rollback(spec: TaskSpec, actor: str | None, reason: str) -> str:
     with writer(spec.warehouse.path) as con:
         previous = rollback(con, spec.task_version, actor or getpass.getuser(), reason)
     return f"rolled back: {previous} is the champion again"
+
+
+def export_calibrator(spec: TaskSpec, version: str, path: Path) -> Path:
+    """Write a stored calibrator's JSON document to a file, for review."""
+    with reader(spec.warehouse.path) as con:
+        rows = con.execute("SELECT document FROM calibrators WHERE version = ? AND task_version = ?",
+                           [version, spec.task_version]).fetchall()
+    if not rows:
+        raise ValueError(f"no calibrator {version} for task {spec.name} ({spec.task_version})")
+    return export_document(rows[0][0], path)
+
+
+def import_calibrator(spec: TaskSpec, path: Path, actor: str | None) -> str:
+    """Store a reviewed document file as a candidate (hash, schema and task_version verified)."""
+    doc = import_document(path, expected_task_version=spec.task_version)
+    with writer(spec.warehouse.path) as con:
+        version = save_calibrator(con, doc, actor=actor or getpass.getuser(), reason=f"imported from {path}")
+    return f"{version} stored as a candidate (promote it with `calscore calibrators promote`)"

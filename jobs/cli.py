@@ -338,6 +338,43 @@ def calibrators_rollback(
         _fail(str(exc), 2)
 
 
+@calibrators_app.command("export")
+def calibrators_export(
+    version: str = typer.Argument(..., help="The calibrator version id."),
+    task: Path = TaskOption,
+    out: Path = typer.Option(..., "--out", help="JSON file to write."),
+) -> None:
+    """Write a stored calibrator's JSON document to a file, for review.
+
+    Example: calscore calibrators export 3f2a9c1e5b7d4a60 --task infra/tasks/demo.toml --out calibrator.json
+    """
+    from jobs.calibrator_admin import export_calibrator
+
+    try:
+        typer.echo(export_calibrator(task_from(task), version, out))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+@calibrators_app.command("import")
+def calibrators_import(
+    file: Path = typer.Argument(..., help="A calibrator JSON document."),
+    task: Path = TaskOption,
+    actor: str = typer.Option(None, help="Who imports it (default: the login name)."),
+) -> None:
+    """Store a calibrator document file as a candidate; a tampered file or another task_version is refused.
+
+    Example: calscore calibrators import calibrator.json --task infra/tasks/demo.toml
+    """
+    from calibration_store.document import DocumentError
+    from jobs.calibrator_admin import import_calibrator
+
+    try:
+        typer.echo(import_calibrator(task_from(task), file, actor))
+    except (DocumentError, ValueError) as exc:
+        _fail(str(exc), 2)
+
+
 @app.command()
 def thresholds(
     task: Path = TaskOption,

@@ -54,6 +54,10 @@ def test_the_loop_from_the_command_line(tmp_path, tiny_model):
     listing = run("calibrators", "list", "--task", t)
     assert version in listing and "promoted" in listing
     assert "no previous champion" in run("calibrators", "rollback", "--task", t, "--reason", "test", code=2)
+    exported = tmp_path / "cal.json"
+    run("calibrators", "export", version, "--task", t, "--out", str(exported))
+    exported.write_text(exported.read_text().replace('"n_labels": ', '"n_labels": 1'))  # tampered
+    assert "edited after it was written" in run("calibrators", "import", str(exported), "--task", t, code=2)
 
     explained = run("explain", "--task", t, "It was warm and funny")
     assert "calibrated:" in explained and version in explained
@@ -62,6 +66,18 @@ def test_the_loop_from_the_command_line(tmp_path, tiny_model):
     report = run("report", "--task", t, "--out", str(tmp_path / "report")).strip().splitlines()[-1]
     html = open(report, encoding="utf-8").read()
     assert "data:image/png;base64," in html and version in html
+
+
+def test_labels_from_an_analysts_table(tmp_path, tiny_model):
+    task = task_toml(tmp_path, tiny_model, refit_after=10_000)
+    _, truth = write_batch(tmp_path, "night-001", 12)
+    run("score", "--task", str(task))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE TABLE my_labels AS SELECT * FROM (VALUES ('r00001', 'positive'), ('r00002', 'nope')) t(id, label)")
+    con.close()
+    out = run("labels", "import", "--task", str(task), "--from-table", "my_labels")
+    assert "1 new label(s)" in out and "'nope'" in out
+    assert "not a valid table name" in run("labels", "import", "--task", str(task), "--from-table", "x; DROP TABLE labels", code=2)
 
 
 def test_rescore_is_explicit_after_a_prompt_change(tmp_path, tiny_model):
