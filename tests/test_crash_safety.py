@@ -26,10 +26,16 @@ def _env() -> dict:
 
 
 def calscore(*args: str) -> subprocess.Popen:
+    # its own process group, so a kill takes its ephemeral Prefect server down with it
     return subprocess.Popen(
         [sys.executable, "-m", "jobs.cli", *args], cwd=REPO, env=_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
+
+
+def sigkill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -48,7 +54,7 @@ def wait_for_line(proc: subprocess.Popen, needle: str) -> str:
         seen.append(line)
         if needle in line:
             return line
-    proc.kill()
+    sigkill(proc)
     pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)[-3000:]}")
 
 
@@ -78,8 +84,7 @@ def test_sigkill_mid_run_then_rerun_gives_every_row_once(five_batches):
     task_dir, task = five_batches
     first = calscore("score", "--task", str(task))
     wait_for_line(first, ": 300 scored")  # the first batch is written: the run is scoring the next one
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
+    sigkill(first)
     done_before = rows(task_dir, "SELECT count(*) FROM batches WHERE status = 'done'")[0][0]
     assert 1 <= done_before < 5
 
@@ -114,13 +119,13 @@ load.write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), 
 def test_sigkill_during_the_commit_then_rerun_gives_every_row_once(five_batches, tmp_path):
     task_dir, task = five_batches
     marker = tmp_path / "in-commit"
-    stalled = subprocess.Popen([sys.executable, "-c", COMMIT_STALL, str(task), str(marker)], cwd=REPO, env=_env())
+    stalled = subprocess.Popen([sys.executable, "-c", COMMIT_STALL, str(task), str(marker)], cwd=REPO, env=_env(),
+                               start_new_session=True)
     deadline = time.monotonic() + DEADLINE
     while not marker.exists():
         assert stalled.poll() is None and time.monotonic() < deadline, "the writer never reached its commit"
         time.sleep(0.05)
-    stalled.send_signal(signal.SIGKILL)
-    stalled.wait(timeout=30)
+    sigkill(stalled)
     assert rows(task_dir, "SELECT count(*) FROM predictions") == [(0,)]  # the open transaction died with it
 
     code, out = finish(calscore("score", "--task", str(task)))
