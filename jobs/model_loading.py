@@ -6,8 +6,13 @@
 from the local cache first; the hub is only asked when it can be reached), and
 `embedded` the prepared demo model. Always `trust_remote_code=False` and
 safetensors weights. `dtype = "auto"` is bfloat16 on CUDA and float32 on CPU
-(exact); bfloat16 on CPU is opt-in; float16 is never used on CPU (pathologically
-slow there). `device = "auto"` is CUDA when present, else CPU.
+(exact); float16 is never used on CPU (pathologically slow there). `device =
+"auto"` is CUDA when present, else CPU.
+
+`LoadedModel.dtype` is the compute precision. bfloat16 on CPU is opt-in and
+keeps float32 weights: the scorer runs the matrix multiplications in bfloat16
+(oneDNN, as fast as a bfloat16 model) while the residual stream and logits stay
+float32, which changes far fewer predictions than a model cast to bfloat16.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ class LoadedModel:
     model: Any  # a transformers PreTrainedModel (causal LM), in eval mode
     tokenizer: Any  # its fast tokenizer
     device: str  # "cpu", "cuda:0", ...
-    dtype: str  # "float32" or "bfloat16"
+    dtype: str  # compute precision: "float32" or "bfloat16" (on CPU with float32 weights)
     reference: str  # what was loaded: a folder, "hub_id@revision" or "embedded:name"
 
 
@@ -142,11 +147,12 @@ def load_model(ref: ModelRef, *, dtype_override: str | None = None) -> LoadedMod
             "(save a tokenizer.json with the model)"
         )
 
+    weights = "float32" if device == "cpu" else dtype  # see the module docstring
     kwargs = {
         **extra,
         "trust_remote_code": False,
         "use_safetensors": True,
-        "dtype": getattr(torch, dtype),
+        "dtype": getattr(torch, weights),
         "attn_implementation": "sdpa",
     }
     try:

@@ -108,7 +108,7 @@ def test_rows_not_sharing_the_prefix_fall_back_to_a_full_forward(loaded, tiny_fo
     # Pretend the shared part were longer: only the first row starts with it now.
     first = scorer.prompt.encode(texts[:1]).ids[0]
     scorer.prefix_ids = first[:-2]
-    scorer._prefix_kv = None
+    scorer._prefix_kv.clear()
     scorer.stats["rows_full_forward"] = 0
     got = np.array(scorer.score(texts).column("label_logprobs").to_pylist())
     assert scorer.stats["rows_full_forward"] == 2
@@ -242,14 +242,25 @@ def test_iter_score_streams_record_batches_in_order(loaded, tiny_folders):
     assert scored.column("raw_label").null_count == 1
 
 
-def test_bfloat16_mode_is_close_to_float32(tiny_folders):
+def test_bfloat16_mode_is_close_to_float32_and_rechecks_close_calls(tiny_folders):
     spec = tiny_spec(tiny_folders["llama"])
     bf16 = load_model(spec.model, dtype_override="bfloat16")
-    assert bf16.dtype == "bfloat16" and next(bf16.model.parameters()).dtype == torch.bfloat16
     f32 = load_model(spec.model)
-    a = np.array(FirstTokenScorer(bf16, spec).score(TEXTS).column("label_logprobs").to_pylist())
-    b = np.array(FirstTokenScorer(f32, spec).score(TEXTS).column("label_logprobs").to_pylist())
-    assert np.abs(np.exp(a) - np.exp(b)).max() < 0.05
+    exact = np.array(FirstTokenScorer(f32, spec).score(TEXTS).column("label_logprobs").to_pylist())
+    fast = FirstTokenScorer(bf16, spec, recheck_margin=0.0)
+    a = np.array(fast.score(TEXTS).column("label_logprobs").to_pylist())
+    assert 0 < np.abs(a - exact).max() < 0.05  # really computed differently, and close
+    # With a margin wider than every row's gap, every row is re-scored exactly.
+    gaps = np.abs(exact[:, 0] - exact[:, 1])
+    checked = FirstTokenScorer(bf16, spec, recheck_margin=float(gaps.max()) + 1.0)
+    b = np.array(checked.score(TEXTS).column("label_logprobs").to_pylist())
+    assert checked.stats["rows_rechecked"] == len(TEXTS)
+    assert np.abs(b - exact).max() <= 1e-4
+    # A margin between gaps re-checks only the close calls.
+    middle = float(np.median(gaps))
+    some = FirstTokenScorer(bf16, spec, recheck_margin=middle)
+    some.score(TEXTS)
+    assert 0 < some.stats["rows_rechecked"] < len(TEXTS)
 
 
 @pytest.mark.demo_model
