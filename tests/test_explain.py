@@ -11,7 +11,7 @@ from jobs.cli import app
 from jobs.explain import explain_text, render_explanation
 from jobs.first_token import FirstTokenScorer
 from jobs.model_loading import load_model
-from tests.tiny_models import build_tiny_model, tiny_spec, write_tiny_task
+from tiny_models import build_tiny_model, tiny_spec, write_tiny_task
 
 
 @pytest.fixture(scope="module")

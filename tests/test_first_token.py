@@ -12,7 +12,7 @@ import torch
 from jobs.first_token import FirstTokenScorer
 from jobs.model_loading import load_model
 from jobs.spec import ModelRef
-from tests.tiny_models import build_tiny_model, tiny_spec
+from tiny_models import build_tiny_model, tiny_spec
 
 TEXTS = [
     "a warm, funny film",

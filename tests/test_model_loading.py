@@ -9,7 +9,7 @@ import torch
 
 from jobs.model_loading import LoadedModel, ModelLoadError, load_model, resolve_dtype
 from jobs.spec import ModelRef
-from tests.tiny_models import build_tiny_model
+from tiny_models import build_tiny_model
 
 
 @pytest.fixture(scope="module")

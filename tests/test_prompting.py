@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.prompting import PromptBuilder
-from tests.tiny_models import RAW_TEMPLATE, build_tiny_model, tiny_spec
+from tiny_models import RAW_TEMPLATE, build_tiny_model, tiny_spec
 
 
 @pytest.fixture(scope="module")

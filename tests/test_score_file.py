@@ -13,7 +13,7 @@ from jobs.cli import app
 from jobs.first_token import FirstTokenScorer
 from jobs.model_loading import load_model
 from jobs.score_file import score_file
-from tests.tiny_models import build_tiny_model, tiny_spec, write_tiny_task
+from tiny_models import build_tiny_model, tiny_spec, write_tiny_task
 
 
 @pytest.fixture(scope="module")

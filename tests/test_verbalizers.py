@@ -6,7 +6,7 @@ import pytest
 
 from jobs.prompting import PromptBuilder
 from jobs.verbalizers import VerbalizerError, resolve_verbalizers
-from tests.tiny_models import build_tiny_model, tiny_spec
+from tiny_models import build_tiny_model, tiny_spec
 
 
 @pytest.fixture(scope="module")
