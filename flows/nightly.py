@@ -28,11 +28,11 @@ def _transient(task, task_run, state) -> bool:
 
 
 @task(cache_policy=NONE)
-def score_batch_task(task_path: str, uri: str, content_hash: str, run_id: str, calibrator: str | None, dtype: str | None) -> str:
+def score_batch_task(task_path: str, uri: str, content_hash: str, run_id: str, calibrator: str | None) -> str:
     """Score one batch into a staged result; returns its manifest path."""
     spec = load_spec(task_path)
     staged = score_batch(
-        spec, BatchRef(uri, content_hash), run_id, get_scorer(spec, dtype), applied_calibrator(spec, calibrator)
+        spec, BatchRef(uri, content_hash), run_id, get_scorer(spec), applied_calibrator(spec, calibrator)
     )
     return str(staged.manifest_path)
 
@@ -43,12 +43,12 @@ def write_batch_task(task_path: str, manifest: str, run_id: str) -> dict:
     return write_staged(load_spec(task_path), StagedBatch.read(Path(manifest)), run_id)
 
 
-def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_seconds: float, dtype: str | None) -> dict:
+def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_seconds: float) -> dict:
     logger = get_run_logger()
     calibrator = champion_version(spec)
     run_id = start_run(
         spec.warehouse.path, spec.name, spec.task_version, kind,
-        provenance=run_provenance(spec, get_scorer(spec, dtype)), wait_seconds=wait_seconds,
+        provenance=run_provenance(spec, get_scorer(spec)), wait_seconds=wait_seconds,
     )
     summary = {"run_id": run_id, "kind": kind, "task": spec.name, "task_version": spec.task_version,
                "calibrator": calibrator, "batches_done": 0, "batches_failed": [], "rows_scored": 0,
@@ -64,7 +64,7 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
                 record_failed_batch(spec, ref, run_id, str(exc))
                 summary["batches_failed"].append(str(exc))
                 continue
-            manifest = score_batch_task(task_path, ref.uri, ref.content_hash, run_id, calibrator, dtype)
+            manifest = score_batch_task(task_path, ref.uri, ref.content_hash, run_id, calibrator)
             seconds = StagedBatch.read(Path(manifest)).seconds  # the writer removes the manifest
             written = write_batch_task(task_path, manifest, run_id)
             summary["batches_done"] += 1
@@ -81,14 +81,17 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
 
 
 @flow(name="calscore-nightly-scoring")
-def nightly_scoring(task_path: str, wait_seconds: float = 0.0, dtype: str | None = None) -> dict:
-    """Score every batch in the task's input location that the ledger has not completed."""
+def nightly_scoring(task_path: str, wait_seconds: float = 0.0) -> dict:
+    """Score every batch in the task's input location that the ledger has not completed.
+
+    The precision is the task file's `dtype` (part of task_version): stored raw scores
+    never mix precisions under one version."""
     spec = load_spec(task_path)
-    return _score_all(task_path, spec, "score", lambda: pending(spec, discover(spec.input.location)), wait_seconds, dtype)
+    return _score_all(task_path, spec, "score", lambda: pending(spec, discover(spec.input.location)), wait_seconds)
 
 
 @flow(name="calscore-rescore")
-def rescore(task_path: str, since: datetime, wait_seconds: float = 0.0, dtype: str | None = None) -> dict:
+def rescore(task_path: str, since: datetime, wait_seconds: float = 0.0) -> dict:
     """Explicit backfill: score again, under the current task_version, the batches done since `since`."""
     spec = load_spec(task_path)
-    return _score_all(task_path, spec, "rescore", lambda: backfill(spec, since), wait_seconds, dtype)
+    return _score_all(task_path, spec, "rescore", lambda: backfill(spec, since), wait_seconds)

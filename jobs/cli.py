@@ -152,7 +152,6 @@ def _fail(message: str, code: int = 1):
 def score(
     task: Path = TaskOption,
     wait: float = typer.Option(0.0, help="Seconds to wait for another run of this task to finish instead of refusing."),
-    dtype: str = typer.Option(None, help="Override the task's dtype for this run (float32 or bfloat16)."),
 ) -> None:
     """Run the nightly scoring flow once: score every new batch of the task's input location.
 
@@ -163,7 +162,7 @@ def score(
 
     spec = task_from(task)
     try:
-        summary = nightly_scoring(str(spec.source_path), wait_seconds=wait, dtype=dtype)
+        summary = nightly_scoring(str(spec.source_path), wait_seconds=wait)
     except RunLocked as exc:
         _fail(str(exc), 3)
     typer.echo(summary["markdown"])

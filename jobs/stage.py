@@ -63,18 +63,18 @@ class AppliedCalibrator:
 
 
 @lru_cache(maxsize=2)
-def _cached_scorer(spec_path: str, task_version: str, dtype_override: str | None):
+def _cached_scorer(spec_path: str, task_version: str):
     from jobs.first_token import FirstTokenScorer
     from jobs.model_loading import load_model
     from jobs.spec import load_spec
 
     spec = load_spec(spec_path)
-    return FirstTokenScorer(load_model(spec.model, dtype_override=dtype_override), spec)
+    return FirstTokenScorer(load_model(spec.model), spec)
 
 
-def get_scorer(spec: TaskSpec, dtype_override: str | None = None):
+def get_scorer(spec: TaskSpec):
     """One loaded model per process and task: flow tasks pass paths, not models."""
-    return _cached_scorer(str(spec.source_path), spec.task_version, dtype_override)
+    return _cached_scorer(str(spec.source_path), spec.task_version)
 
 
 def run_provenance(spec: TaskSpec, scorer) -> dict:
