@@ -1,5 +1,6 @@
 -- What did we decide for each row, with which calibrator, and was it right (where a current label exists)?
 -- is_labeled: a current label the calibrator behind the decision was not fitted on (usable for evaluation);
+-- is_audit_label: such a held-out label that came from an audit sample;
 -- has_label: any current label (used_in_fit tells the fit rows apart).
 with current_decisions as (
 
@@ -40,7 +41,7 @@ final as (
         current_labels.true_label,
         current_labels.label_source,
         current_labels.inclusion_prob,
-        coalesce(current_labels.is_audit_label, false) as is_audit_label,
+        coalesce(current_labels.is_audit_label, false) and fit_rows.row_id is null as is_audit_label,
         current_labels.label_weight,
         current_labels.true_label is not null as has_label,
         fit_rows.row_id is not null as used_in_fit,
