@@ -24,9 +24,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
+	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
 	$(VENV)/bin/calscore demo
 
 test: setup
+	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
 	$(VENV)/bin/python -m pytest
 
 clean:
