@@ -316,3 +316,16 @@ def test_report_before_any_label_or_calibrator(tmp_path):
     assert page.count("data:image/png;base64") == 2  # buckets and thresholds need no labels
     md = report_markdown(filled["spec"])
     assert "champion calibrator: none yet" in md and "no threshold can be chosen" in md
+
+
+def test_bucket_chart_with_a_perfect_bucket(tmp_path):
+    """Accuracy exactly 1: the Wilson upper bound lands a rounding error below it (found by make demo)."""
+    from jobs.spec import DEFAULT_BUCKETS
+    from jobs.reports.intervals import wilson_interval
+
+    n = 25  # as in a demo run: 25 held-out labels in the auto bucket, all right
+    stats = bucket_stats(DEFAULT_BUCKETS, ["auto"] * n, [True] * n, [True] * n, [1.0] * n)
+    assert stats[0]["accuracy"] == 1.0
+    out = bucket_chart(stats, tmp_path / "perfect.png")
+    assert out["path"].read_bytes()[:8] == PNG_MAGIC
+    assert wilson_interval(1.0, stats[0]["n_eff"])[1] == pytest.approx(1.0)

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jobs.reports.intervals import weighted_proportion, wilson_interval
-from jobs.reports.plotting import NEUTRAL_COLOR, plt, save
+from jobs.reports.plotting import NEUTRAL_COLOR, error_bars, plt, save
 from jobs.spec import Bucket
 
 
@@ -69,7 +69,7 @@ def bucket_chart(stats: list[dict], path: Path, title: str | None = None) -> dic
         if s["accuracy"] is None:
             right.annotate("no labels", (i, 0.5), ha="center", fontsize=8, color="grey")
             continue
-        right.errorbar(i, s["accuracy"], yerr=[[s["accuracy"] - s["low"]], [s["high"] - s["accuracy"]]], fmt="o",
+        right.errorbar(i, s["accuracy"], yerr=error_bars(s["accuracy"], s["low"], s["high"]), fmt="o",
                        color=NEUTRAL_COLOR, capsize=4)
         right.annotate(f"{s['accuracy']:.2f}\nn={s['labeled']}", (i, s["accuracy"]), textcoords="offset points",
                        xytext=(14, -8), fontsize=7)

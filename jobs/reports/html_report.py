@@ -21,7 +21,7 @@ import numpy as np
 from jobs.reports import queries
 from jobs.reports.bucket_chart import bucket_chart, bucket_stats
 from jobs.reports.label_budget import label_budget, label_budget_chart
-from jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, pct, plt, save
+from jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, pct, plt, save
 from jobs.reports.reliability_diagram import reliability_diagram, reliability_numbers
 from jobs.reports.segments import segment_chart, segment_stats
 from jobs.reports.thresholds import choose_threshold, describe_choice, threshold_chart, threshold_table
@@ -154,7 +154,7 @@ def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict
         y = np.array([t["ece"] for t in points])
         low = np.array([t["ece_ci_low"] if t["ece_ci_low"] is not None else t["ece"] for t in points])
         high = np.array([t["ece_ci_high"] if t["ece_ci_high"] is not None else t["ece"] for t in points])
-        ax.errorbar(x, y, yerr=[np.maximum(y - low, 0), np.maximum(high - y, 0)], fmt="o-", color=color,
+        ax.errorbar(x, y, yerr=error_bars(y, low, high), fmt="o-", color=color,
                     capsize=3, label=scores)
         drawn[scores] = [{"snapshot_id": t["snapshot_id"], "created_at": t["created_at"], "ece": t["ece"]}
                          for t in points]

@@ -20,7 +20,7 @@ import numpy as np
 
 from calibration_store import metrics
 from calibration_store.registry import make_calibrator
-from jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, plt, save
+from jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, plt, save
 
 SIZES = (100, 200, 500, 1000)
 FIGURES = ("ece", "nll", "brier", "accuracy")
@@ -105,7 +105,7 @@ def label_budget_chart(result: dict, path: Path, title: str | None = None) -> di
         mean = np.array([p[f"{name}_mean"] for p in points])
         low = np.array([p[f"{name}_low"] for p in points])
         high = np.array([p[f"{name}_high"] for p in points])
-        ax.errorbar(sizes, mean, yerr=[mean - low, high - mean], fmt="o-", color=CALIBRATED_COLOR, capsize=4,
+        ax.errorbar(sizes, mean, yerr=error_bars(mean, low, high), fmt="o-", color=CALIBRATED_COLOR, capsize=4,
                     label=f"{result['method']}, mean and 95% range")
         ax.axhline(result["raw"][name], color=RAW_COLOR, linestyle="--", linewidth=1, label="raw (uncalibrated)")
         ax.set_xscale("log")

@@ -25,3 +25,12 @@ def save(fig, path: Path) -> Path:
 
 def pct(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def error_bars(value, low, high):
+    """matplotlib's yerr for an estimate and its interval; never negative (a Wilson bound can
+    sit a rounding error inside an accuracy of exactly 1, a percentile range off a mean)."""
+    import numpy as np
+
+    value, low, high = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (value, low, high))
+    return [np.maximum(value - low, 0.0), np.maximum(high - value, 0.0)]

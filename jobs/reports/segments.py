@@ -10,7 +10,7 @@ import numpy as np
 from calibration_store.metrics import DEFAULT_N_BINS
 from jobs.reports.bucket_chart import bucket_stats
 from jobs.reports.intervals import weighted_proportion, wilson_interval
-from jobs.reports.plotting import plt, save
+from jobs.reports.plotting import error_bars, plt, save
 from jobs.reports.reliability_diagram import reliability_numbers
 from jobs.spec import Bucket
 
@@ -81,7 +81,7 @@ def segment_chart(stats: list[dict], path: Path, title: str | None = None) -> di
     for i, s in enumerate(stats):
         if s["accuracy"] is None:
             continue
-        right.errorbar(i - 0.1, s["accuracy"], yerr=[[s["accuracy"] - s["low"]], [s["high"] - s["accuracy"]]],
+        right.errorbar(i - 0.1, s["accuracy"], yerr=error_bars(s["accuracy"], s["low"], s["high"]),
                        fmt="o", color=colors(i % 10), capsize=4, label="accuracy (95% Wilson)" if i == 0 else None)
         right.scatter(i + 0.1, s["mean_confidence"], marker="_", s=300, color="black",
                       label="mean confidence" if i == 0 else None)
