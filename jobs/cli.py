@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from jobs.spec import SpecError, TaskSpec, load_spec
+from jobs.warehouse import WarehouseError
 
 app = typer.Typer(
     help="calscore: calibrated confidence scores from a causal LM's first-token probabilities.",
@@ -144,6 +145,7 @@ app.add_typer(calibrators_app, name="calibrators")
 
 
 def _fail(message: str, code: int = 1):
+    """Print a clear error (no traceback) and exit with `code`."""
     typer.echo(message, err=True)
     raise typer.Exit(code)
 
@@ -285,7 +287,7 @@ def status(task: Path = TaskOption) -> None:
     spec = task_from(task)
     try:
         typer.echo(task_status(spec))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, WarehouseError) as exc:
         _fail(str(exc), 2)
 
 
@@ -297,7 +299,10 @@ def calibrators_list(task: Path = TaskOption) -> None:
     """
     from jobs.calibrator_admin import history_text
 
-    typer.echo(history_text(task_from(task)))
+    try:
+        typer.echo(history_text(task_from(task)))
+    except (FileNotFoundError, WarehouseError) as exc:
+        _fail(str(exc), 2)
 
 
 @calibrators_app.command("promote")
@@ -392,7 +397,7 @@ def thresholds(
     spec = task_from(task)
     try:
         typer.echo(thresholds_text(spec, target, night))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, WarehouseError) as exc:
         _fail(str(exc), 2)
 
 
@@ -414,7 +419,7 @@ def report(
     spec = task_from(task)
     try:
         typer.echo(write_report(spec, out, night))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, WarehouseError) as exc:
         _fail(str(exc), 2)
 
 

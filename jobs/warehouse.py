@@ -20,8 +20,16 @@ WRITE_WAIT_SECONDS = 120.0
 READ_WAIT_SECONDS = 10.0
 
 
-class WarehouseBusy(RuntimeError):
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be used right now; the message says why and what to do."""
+
+
+class WarehouseBusy(WarehouseError):
     """Another process held the warehouse file for longer than we were willing to wait."""
+
+
+class WarehouseOutdated(WarehouseError):
+    """A read-only session found a schema older than this calscore's migrations."""
 
 
 def utcnow() -> datetime:
@@ -121,6 +129,17 @@ def writer(path: Path, wait_seconds: float = WRITE_WAIT_SECONDS) -> Iterator[duc
         con.close()
 
 
+def _check_current(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Readers cannot migrate; say so plainly instead of failing on a missing table."""
+    latest = migration_files()[-1][0]
+    have = con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0]
+    if have is None or have < latest:
+        raise WarehouseOutdated(
+            f"{path} has schema version {have}, this calscore needs {latest}: "
+            "run `calscore init --task ...` (or any scoring run) to migrate it"
+        )
+
+
 @contextmanager
 def reader(path: Path, wait_seconds: float = READ_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection (fails clearly if the warehouse does not exist yet)."""
@@ -129,6 +148,7 @@ def reader(path: Path, wait_seconds: float = READ_WAIT_SECONDS) -> Iterator[duck
         raise FileNotFoundError(f"no warehouse at {path}: run `calscore init --task ...` or a scoring run first")
     con = _connect_waiting(path, read_only=True, wait_seconds=wait_seconds)
     try:
+        _check_current(con, path)
         yield con
     finally:
         con.close()

@@ -279,3 +279,21 @@ def test_map_column_round_trips_through_an_arrow_insert(tmp_path) -> None:
     assert {r[3] for r in rows} == {"MAP(VARCHAR, DOUBLE)"}
     assert back.schema.field("label_logprobs").type == pa.map_(pa.string(), pa.float64())
     assert [dict(m) for m in back.column("label_logprobs").to_pylist()] == logprobs
+
+
+def test_reader_on_an_older_schema_says_to_migrate(tmp_path):
+    """A read-only session cannot migrate: it must say so, not fail on a missing table."""
+    import duckdb
+
+    from jobs.warehouse import WarehouseOutdated, migration_files, reader
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    number, name, sql = migration_files()[0]
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)")
+    con.execute(sql)
+    con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    con.close()
+    with pytest.raises(WarehouseOutdated, match=r"schema version 1, this calscore needs \d+: run `calscore init"):
+        with reader(path):
+            pass
