@@ -27,10 +27,14 @@ AUDIT_ROWS = 600
 ROWS_PER_NIGHT = 1_000
 
 
+def _hidden_labels(truth_path: Path) -> dict[str, str]:
+    return dict(zip(*pq.read_table(truth_path, columns=["id", "label"]).to_pydict().values()))
+
+
 def _label_sample(sample_path: Path, truth_path: Path, out: Path) -> Path:
     """The demo's labeller: look the sampled ids up in the hidden labels."""
     sample = pq.read_table(sample_path, columns=["id", "inclusion_prob"])
-    truth = dict(zip(*pq.read_table(truth_path, columns=["id", "label"]).to_pydict().values()))
+    truth = _hidden_labels(truth_path)
     pq.write_table(sample.append_column("label", pa.array([truth[i] for i in sample["id"].to_pylist()])), out)
     return out
 
@@ -78,6 +82,13 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     say("bucket        rows  accuracy")
     for b in result["buckets"]:
         say(f"{b['bucket']:<12} {b['rows']:>5}  {_pct(b['accuracy'])}")
+    # Night 2's hidden labels go in as an evaluation set (no refit): the report's
+    # reliability diagram then shows 1,000 more rows the calibrator never saw.
+    evaluation = root / "night-2-labels.parquet"
+    night2_ids = pq.read_table(sorted(batches.glob("*.parquet"))[-1], columns=["id"])["id"].to_pylist()
+    truth_by_id = _hidden_labels(truth)
+    pq.write_table(pa.table({"id": night2_ids, "label": [truth_by_id[i] for i in night2_ids]}), evaluation)
+    ingest_labels(task_path, file=str(evaluation), source="demo-evaluation", trigger=False)
     report = write_report(spec, root / "report")
     say(f"\nreport: {report}")
     say(f"warehouse: {spec.warehouse.path}")
