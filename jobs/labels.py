@@ -40,10 +40,6 @@ class ImportReport:
     unknown_ids: int = 0
     import_id: str = ""
 
-    @property
-    def new_labels(self) -> int:
-        return self.inserted
-
     def lines(self) -> list[str]:
         out = [
             f"{self.source}: {self.rows_read} rows read; {self.inserted} new label(s) "
