@@ -33,51 +33,58 @@ def _ledger(con, spec: TaskSpec, ref: BatchRef, run_id: str, status: str, counts
     )
 
 
-def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds: float | None = None) -> dict:
-    """Load one staged batch; return the counts actually written. Safe to call twice."""
+def _already_done(con, spec: TaskSpec, ref: BatchRef) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM batches WHERE task_name = ? AND uri = ? AND content_hash = ?"
+        " AND status = 'done' AND task_version = ?",
+        [spec.name, ref.uri, ref.content_hash, spec.task_version],
+    ).fetchall()[0][0] > 0
+
+
+def _insert_batch(con, spec: TaskSpec, staged: StagedBatch, run_id: str) -> dict:
+    """Quarantine rows, predictions, ledger and heartbeat, inside the caller's transaction."""
     ref = BatchRef(staged.uri, staged.content_hash)
     quarantine = pq.read_table(staged.quarantine_path)
-    predictions = pq.read_table(staged.predictions_path) if staged.predictions_path else None
+    con.register("staged_quarantine", quarantine)
+    con.execute(
+        "INSERT INTO quarantine SELECT ?, ?, ?, ?, row_index, row_id, reason, detail, ?, ?"
+        " FROM staged_quarantine ON CONFLICT DO NOTHING",
+        [spec.name, spec.task_version, ref.uri, ref.content_hash, run_id, utcnow()],
+    )
+    written = late_duplicates = 0
+    if staged.predictions_path:
+        con.register("staged_predictions", pq.read_table(staged.predictions_path))
+        # A row another batch scored after this one was staged: quarantine it, keep the first.
+        late_duplicates = con.execute(
+            "INSERT INTO quarantine SELECT s.task_name, s.task_version, s.batch_uri, s.batch_hash,"
+            " s.row_index, s.row_id, ?, 'scored by another batch while this one was staged', ?, ?"
+            " FROM staged_predictions s JOIN predictions p USING (task_version, row_id)"
+            " ON CONFLICT DO NOTHING",
+            [ALREADY_SCORED, run_id, utcnow()],
+        ).fetchall()[0][0]
+        written = con.execute(
+            f"INSERT INTO predictions ({_PREDICTION_COLUMNS}, written_at)"
+            f" SELECT {_PREDICTION_COLUMNS}, ? FROM staged_predictions s"
+            " WHERE NOT EXISTS (SELECT 1 FROM predictions p"
+            "   WHERE p.task_version = s.task_version AND p.row_id = s.row_id)",
+            [utcnow()],
+        ).fetchall()[0][0]
+    counts = (staged.rows_in, written, quarantine.num_rows + late_duplicates)
+    _ledger(con, spec, ref, run_id, "done", counts, None)
+    heartbeat(con, run_id)
+    return {"rows_scored": written, "rows_quarantined": counts[2], "skipped": False}
+
+
+def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds: float | None = None) -> dict:
+    """Load one staged batch; return the counts actually written. Safe to call twice."""
     kwargs = {} if wait_seconds is None else {"wait_seconds": wait_seconds}
     with writer(spec.warehouse.path, **kwargs) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            done = con.execute(
-                "SELECT count(*) FROM batches WHERE task_name = ? AND uri = ? AND content_hash = ?"
-                " AND status = 'done' AND task_version = ?",
-                [spec.name, ref.uri, ref.content_hash, spec.task_version],
-            ).fetchall()[0][0]
-            if done:
-                con.execute("ROLLBACK")
-                return {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
-            con.register("staged_quarantine", quarantine)
-            con.execute(
-                "INSERT INTO quarantine SELECT ?, ?, ?, ?, row_index, row_id, reason, detail, ?, ?"
-                " FROM staged_quarantine ON CONFLICT DO NOTHING",
-                [spec.name, spec.task_version, ref.uri, ref.content_hash, run_id, utcnow()],
-            )
-            written = 0
-            late_duplicates = 0
-            if predictions is not None:
-                con.register("staged_predictions", predictions)
-                # A row another batch scored after this one was staged: quarantine it, keep the first.
-                late_duplicates = con.execute(
-                    "INSERT INTO quarantine SELECT s.task_name, s.task_version, s.batch_uri, s.batch_hash,"
-                    " s.row_index, s.row_id, ?, 'scored by another batch while this one was staged', ?, ?"
-                    " FROM staged_predictions s JOIN predictions p USING (task_version, row_id)"
-                    " ON CONFLICT DO NOTHING",
-                    [ALREADY_SCORED, run_id, utcnow()],
-                ).fetchall()[0][0]
-                written = con.execute(
-                    f"INSERT INTO predictions ({_PREDICTION_COLUMNS}, written_at)"
-                    f" SELECT {_PREDICTION_COLUMNS}, ? FROM staged_predictions s"
-                    " WHERE NOT EXISTS (SELECT 1 FROM predictions p"
-                    "   WHERE p.task_version = s.task_version AND p.row_id = s.row_id)",
-                    [utcnow()],
-                ).fetchall()[0][0]
-            counts = (staged.rows_in, written, quarantine.num_rows + late_duplicates)
-            _ledger(con, spec, ref, run_id, "done", counts, None)
-            heartbeat(con, run_id)
+            if _already_done(con, spec, BatchRef(staged.uri, staged.content_hash)):
+                result = {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
+            else:
+                result = _insert_batch(con, spec, staged, run_id)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -86,7 +93,7 @@ def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds:
     for path in (staged.manifest_path, staged.predictions_path, staged.quarantine_path):
         if path:
             Path(path).unlink(missing_ok=True)
-    return {"rows_scored": written, "rows_quarantined": counts[2], "skipped": False}
+    return result
 
 
 def record_failed_batch(spec: TaskSpec, ref: BatchRef, run_id: str, error: str) -> None:

@@ -1,6 +1,8 @@
 """The whole loop on real Prefect (test harness), a real DuckDB file and a tiny real model."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -163,3 +165,25 @@ def test_champion_changes_only_when_the_challenger_is_better(tmp_path, tiny_mode
         assert (event == "promoted") == better
     champions = q(tmp_path, "SELECT count(*) FROM calibrators WHERE status = 'champion'")[0][0]
     assert champions == (1 if any(e == "promoted" for e, _ in decisions) else 0)
+
+
+def test_writing_a_staged_batch_twice_writes_it_once(tmp_path, tiny_model):
+    """The writer alone, without Prefect: a second load of the same batch is a no-op and cleans up."""
+    from jobs.batches import discover
+    from jobs.load import write_staged
+    from jobs.runs import start_run
+    from jobs.spec import load_spec
+    from jobs.stage import get_scorer, score_batch
+
+    spec = load_spec(task_toml(tmp_path, tiny_model))
+    write_batch(tmp_path, "n1", 12)
+    [ref] = discover(spec.input.location)
+    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
+    first = score_batch(spec, ref, run_id, get_scorer(spec), None)
+    assert write_staged(spec, first, run_id)["rows_scored"] == 12
+    again = score_batch(spec, ref, run_id, get_scorer(spec), None)  # e.g. a worker that retried
+    assert again.rows_quarantined == 12  # every id is already scored for this task_version
+    assert write_staged(spec, again, run_id) == {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
+    assert not again.manifest_path.exists() and not Path(again.quarantine_path).exists()
+    assert q(tmp_path, "SELECT count(*) FROM predictions") == [(12,)]
+    assert q(tmp_path, "SELECT count(*) FROM quarantine") == [(0,)]
