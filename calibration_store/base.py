@@ -16,6 +16,7 @@ predicts bit-for-bit what the fitted one did.
 """
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -24,6 +25,9 @@ from sklearn.exceptions import NotFittedError
 from threadpoolctl import ThreadpoolController
 
 from calibration_store.validation import (
+    BOOL,
+    Interval,
+    NoneOr,
     check_fit_data,
     check_labels,
     check_logprobs,
@@ -253,3 +257,17 @@ def load_numbers(model: Any, spec: Mapping[str, str], owner: str) -> dict[str, A
                 raise ValueError(f"{owner}.{key} must be a list of finite numbers (at least {min_len})")
             out[key] = arr
     return out
+
+
+class LogisticOneVsRest(OneVsRestCalibrator):
+    """One-vs-rest maps fitted by `logistic.fit_logistic` (Platt, beta): the same two regularisers."""
+
+    _parameter_constraints = {
+        "smoothing": BOOL,
+        "C": NoneOr(Interval(Real, 0.0, None, closed="neither")),
+    }
+
+    def __init__(self, labels, *, smoothing: bool = True, C: float | None = None):
+        self.labels = labels
+        self.smoothing = smoothing
+        self.C = C

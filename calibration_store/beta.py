@@ -10,17 +10,15 @@ drop a negative coefficient and refit; a bounded optimiser does the same).
 """
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from calibration_store.base import OneVsRestCalibrator, load_numbers
+from calibration_store.base import LogisticOneVsRest, load_numbers
 from calibration_store.logistic import fit_logistic
-from calibration_store.validation import BOOL, Interval, NoneOr
 
 
-class BetaCalibrator(OneVsRestCalibrator):
+class BetaCalibrator(LogisticOneVsRest):
     """Beta calibration on each label's share (one-vs-rest beyond two labels).
 
     Parameters
@@ -31,15 +29,6 @@ class BetaCalibrator(OneVsRestCalibrator):
     """
 
     method = "beta"
-    _parameter_constraints = {
-        "smoothing": BOOL,
-        "C": NoneOr(Interval(Real, 0.0, None, closed="neither")),
-    }
-
-    def __init__(self, labels, *, smoothing: bool = True, C: float | None = None):
-        self.labels = labels
-        self.smoothing = smoothing
-        self.C = C
 
     def _fit_binary(self, log_s, log_rest, target, w) -> dict[str, Any]:
         X = np.column_stack([log_s, -log_rest])

@@ -10,17 +10,15 @@ may change the predicted label; that is intended.
 """
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from calibration_store.base import OneVsRestCalibrator, load_numbers
+from calibration_store.base import LogisticOneVsRest, load_numbers
 from calibration_store.logistic import fit_logistic
-from calibration_store.validation import BOOL, Interval, NoneOr
 
 
-class PlattCalibrator(OneVsRestCalibrator):
+class PlattCalibrator(LogisticOneVsRest):
     """Logistic regression on the label log-odds.
 
     Parameters
@@ -32,15 +30,6 @@ class PlattCalibrator(OneVsRestCalibrator):
     """
 
     method = "platt"
-    _parameter_constraints = {
-        "smoothing": BOOL,
-        "C": NoneOr(Interval(Real, 0.0, None, closed="neither")),
-    }
-
-    def __init__(self, labels, *, smoothing: bool = True, C: float | None = None):
-        self.labels = labels
-        self.smoothing = smoothing
-        self.C = C
 
     def _fit_binary(self, log_s, log_rest, target, w) -> dict[str, Any]:
         z = (log_s - log_rest)[:, None]
