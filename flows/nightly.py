@@ -48,7 +48,7 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
     calibrator = champion_version(spec)
     run_id = start_run(
         spec.warehouse.path, spec.name, spec.task_version, kind,
-        provenance=run_provenance(spec, get_scorer(spec)), wait_seconds=wait_seconds,
+        provenance=run_provenance(spec), wait_seconds=wait_seconds,
     )
     summary = {"run_id": run_id, "kind": kind, "task": spec.name, "task_version": spec.task_version,
                "calibrator": calibrator, "batches_done": 0, "batches_failed": [], "rows_scored": 0,

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from calibration_store.apply import logprob_matrix
 from jobs.batches import QUARANTINE_SCHEMA, BatchRef, iter_chunks, split_rows
 from jobs.buckets import assign_buckets
 from jobs.spec import TaskSpec
@@ -77,16 +78,18 @@ def get_scorer(spec: TaskSpec):
     return _cached_scorer(str(spec.source_path), spec.task_version)
 
 
-def run_provenance(spec: TaskSpec, scorer) -> dict:
-    """What a run records about the model it scored with."""
+def run_provenance(spec: TaskSpec) -> dict:
+    """What a run records about the model it scores with, resolved without loading it
+    (a night with no new batch never pays for a model load)."""
     from jobs.fingerprint import model_fingerprint
+    from jobs.model_loading import resolve_device, resolve_dtype
 
-    loaded = scorer.loaded
+    device = resolve_device(spec.model.device)
     return {
-        "model": loaded.reference,
+        "model": spec.model.describe(),
         "model_fingerprint": model_fingerprint(spec.model),
-        "dtype": loaded.dtype,
-        "device": loaded.device,
+        "dtype": resolve_dtype(spec.model.dtype, device),
+        "device": device,
         "labels": spec.label_names,
     }
 
@@ -117,7 +120,7 @@ def _metadata(table: pa.Table, skip: set[str]) -> pa.Array:
 
 def _decide(scores: pa.Table, spec: TaskSpec, applied: AppliedCalibrator | None) -> dict[str, pa.Array]:
     """Calibrated label/confidence (when a champion exists) and the bucket."""
-    logprobs = np.array(scores["label_logprobs"].to_pylist(), dtype=float)
+    logprobs = logprob_matrix(scores["label_logprobs"], spec.label_names)
     coverage = scores["coverage"].to_numpy()
     labels = np.array(spec.label_names, dtype=object)
     if applied is None:
@@ -144,8 +147,11 @@ def _decide(scores: pa.Table, spec: TaskSpec, applied: AppliedCalibrator | None)
 
 
 def _label_map(scores: pa.Table, labels: list[str]) -> pa.Array:
-    values = scores["label_logprobs"].to_pylist()
-    return pa.array([list(zip(labels, v)) for v in values], pa.map_(pa.string(), pa.float64()))
+    """The engine's K log-probabilities per row as MAP(label -> log p), built columnar."""
+    n, k = scores.num_rows, len(labels)
+    values = pc.list_flatten(scores["label_logprobs"]).combine_chunks()
+    offsets = pa.array(np.arange(n + 1) * k, pa.int32())
+    return pa.MapArray.from_arrays(offsets, pa.array(labels * n, pa.string()), values)
 
 
 def _prediction_rows(
