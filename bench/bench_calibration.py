@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from calibration_store import METHODS, metrics
-from calibration_store.apply import logprob_matrix
-from calibration_store.evaluation import cross_fit
+from calscore.calibration_store import METHODS, metrics
+from calscore.calibration_store.apply import logprob_matrix
+from calscore.calibration_store.evaluation import cross_fit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -129,9 +129,9 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from jobs.first_token import FirstTokenScorer
-    from jobs.model_loading import load_model
-    from jobs.spec import load_spec
+    from calscore.jobs.scoring.engine import FirstTokenScorer
+    from calscore.jobs.scoring.model_loading import load_model
+    from calscore.jobs.spec import load_spec
 
     spec = load_spec(args.task)
     texts_all, y_all = read_sst2(args.data.resolve())

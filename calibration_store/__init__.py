@@ -2,7 +2,7 @@
 
 Fit and apply (logprobs: (n, K) log p(label) as the scorer stores them; y: label indices):
 
-    from calibration_store import make_calibrator, metrics
+    from calscore.calibration_store import make_calibrator, metrics
     cal = make_calibrator("platt", labels=["positive", "negative"]).fit(logprobs, y, sample_weight=w)
     probs = cal.predict_proba(logprobs)               # (n, K), rows sum to 1
     metrics.reliability_report(probs, y, weights=w)   # ECE, MCE, NLL, Brier, AUROC, bins
@@ -10,7 +10,7 @@ Fit and apply (logprobs: (n, K) log p(label) as the scorer stores them; y: label
 For analysts -- the champion of a task version, applied to stored raw scores:
 
     import duckdb
-    from calibration_store import load_champion, apply_to_table
+    from calscore.calibration_store import load_champion, apply_to_table
     cal, doc = load_champion("var/demo/warehouse.duckdb", task_version)
     with duckdb.connect("var/demo/warehouse.duckdb", read_only=True) as con:
         rows = con.sql("SELECT row_id, label_logprobs FROM predictions WHERE task_version = ?",
@@ -21,14 +21,14 @@ Methods: platt, isotonic, temperature, vector, beta, histogram (scaling-binning)
 Calibrators are stored as JSON documents with a content-hash version, never pickled.
 Depends on nothing in `jobs/` or `flows/`.
 """
-from calibration_store import metrics
-from calibration_store.apply import apply_to_table
-from calibration_store.base import BaseCalibrator
-from calibration_store.document import DocumentError, build_document, export_document, import_document, load_document
-from calibration_store.evaluation import cross_fit, heldout_report
-from calibration_store.promotion import Decision, decide, promote, record_decision, rollback
-from calibration_store.registry import METHODS, calibrator_from_dict, make_calibrator
-from calibration_store.store import (
+from calscore.calibration_store import metrics
+from calscore.calibration_store.apply import apply_to_table
+from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.document import DocumentError, build_document, export_document, import_document, load_document
+from calscore.calibration_store.evaluation import cross_fit, heldout_report
+from calscore.calibration_store.promotion import Decision, decide, promote, record_decision, rollback
+from calscore.calibration_store.registry import METHODS, calibrator_from_dict, make_calibrator
+from calscore.calibration_store.store import (
     champion,
     list_calibrators,
     list_events,

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from calibration_store.base import BaseCalibrator
+from calscore.calibration_store.base import BaseCalibrator
 
 
 def logprob_matrix(column: pa.ChunkedArray | pa.Array, labels: Sequence[str], name: str = "label_logprobs") -> np.ndarray:

@@ -24,7 +24,7 @@ from scipy.special import expit, log_expit, log_softmax, logsumexp, softmax
 from sklearn.exceptions import NotFittedError
 from threadpoolctl import ThreadpoolController
 
-from calibration_store.validation import (
+from calscore.calibration_store.validation import (
     BOOL,
     Interval,
     NoneOr,

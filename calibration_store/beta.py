@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration_store.base import LogisticOneVsRest, load_numbers
-from calibration_store.logistic import fit_logistic
+from calscore.calibration_store.base import LogisticOneVsRest, load_numbers
+from calscore.calibration_store.logistic import fit_logistic
 
 
 class BetaCalibrator(LogisticOneVsRest):

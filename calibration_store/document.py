@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from calibration_store.base import BaseCalibrator
-from calibration_store.registry import calibrator_from_dict
+from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.registry import calibrator_from_dict
 
 SCHEMA_VERSION = 1
 KEYS = frozenset(

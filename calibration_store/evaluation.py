@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from calibration_store import metrics
-from calibration_store.folds import cross_fit_with
-from calibration_store.registry import make_calibrator
-from calibration_store.validation import check_labels
+from calscore.calibration_store import metrics
+from calscore.calibration_store.folds import cross_fit_with
+from calscore.calibration_store.registry import make_calibrator
+from calscore.calibration_store.validation import check_labels
 
 
 def cross_fit(

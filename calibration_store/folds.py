@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from calibration_store.validation import check_logprobs, check_targets, check_weights
+from calscore.calibration_store.validation import check_logprobs, check_targets, check_weights
 
 
 def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:

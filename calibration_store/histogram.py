@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, logit
 
-from calibration_store.base import OneVsRestCalibrator, load_numbers
-from calibration_store.logistic import fit_logistic
-from calibration_store.metrics import assign_bins, bin_edges
-from calibration_store.validation import Interval
+from calscore.calibration_store.base import OneVsRestCalibrator, load_numbers
+from calscore.calibration_store.logistic import fit_logistic
+from calscore.calibration_store.metrics import assign_bins, bin_edges
+from calscore.calibration_store.validation import Interval
 
 # Bin values stay strictly inside (0, 1) so their log-odds are finite.
 _VALUE_CLIP = 1e-9

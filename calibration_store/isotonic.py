@@ -15,8 +15,8 @@ import numpy as np
 from scipy.special import logit
 from sklearn.isotonic import IsotonicRegression
 
-from calibration_store.base import OneVsRestCalibrator, load_numbers
-from calibration_store.validation import Interval
+from calscore.calibration_store.base import OneVsRestCalibrator, load_numbers
+from calscore.calibration_store.validation import Interval
 
 
 class IsotonicCalibrator(OneVsRestCalibrator):

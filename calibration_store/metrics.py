@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy.special import softmax
 
-from calibration_store.validation import check_confidence, check_logprobs, check_probs, check_targets, check_weights
+from calscore.calibration_store.validation import check_confidence, check_logprobs, check_probs, check_targets, check_weights
 
 DEFAULT_N_BINS = 15
 STRATEGIES = ("uniform", "quantile")

@@ -26,11 +26,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from calibration_store import metrics
-from calibration_store.base import BaseCalibrator
-from calibration_store.document import build_document, load_document
-from calibration_store.registry import make_calibrator
-from calibration_store.store import (
+from calscore.calibration_store import metrics
+from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.document import build_document, load_document
+from calscore.calibration_store.registry import make_calibrator
+from calscore.calibration_store.store import (
     CHAMPION_EVENTS,
     champion,
     list_events,
@@ -39,7 +39,7 @@ from calibration_store.store import (
     set_champion,
     transaction,
 )
-from calibration_store.validation import check_labels, check_logprobs, check_targets, check_weights
+from calscore.calibration_store.validation import check_labels, check_logprobs, check_targets, check_weights
 
 # The figures kept in a decision event (the bins stay in the document).
 _SUMMARY = ("n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low", "ece_ci_high", "mce", "nll", "brier", "auroc")

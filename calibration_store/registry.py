@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from calibration_store.auto import CANDIDATES, AutoCalibrator
-from calibration_store.base import BaseCalibrator
+from calscore.calibration_store.auto import CANDIDATES, AutoCalibrator
+from calscore.calibration_store.base import BaseCalibrator
 
 _CLASSES: dict[str, type[BaseCalibrator]] = {**CANDIDATES, "auto": AutoCalibrator}
 METHODS: tuple[str, ...] = ("platt", "isotonic", "temperature", "vector", "beta", "histogram", "auto")

@@ -22,9 +22,9 @@ from typing import Any, Iterator, Mapping
 
 import duckdb
 
-from calibration_store.apply import apply_to_table  # noqa: F401  (re-exported: load, then apply)
-from calibration_store.base import BaseCalibrator
-from calibration_store.document import canonical_json, load_document, verify_document
+from calscore.calibration_store.apply import apply_to_table  # noqa: F401  (re-exported: load, then apply)
+from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.document import canonical_json, load_document, verify_document
 
 STATUSES = ("candidate", "champion", "retired")
 EVENTS = ("fitted", "promoted", "rejected", "retired", "manual_promote", "rollback")

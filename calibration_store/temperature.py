@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from calibration_store.base import BaseCalibrator
+from calscore.calibration_store.base import BaseCalibrator
 
 # The search range for T; the NLL is convex in 1/T (a one-parameter
 # multinomial logistic regression), so a bounded scalar search finds its minimum.

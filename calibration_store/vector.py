@@ -18,8 +18,8 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 from sklearn.exceptions import ConvergenceWarning
 
-from calibration_store.base import BaseCalibrator, load_numbers
-from calibration_store.validation import Interval
+from calscore.calibration_store.base import BaseCalibrator, load_numbers
+from calscore.calibration_store.validation import Interval
 
 
 class VectorCalibrator(BaseCalibrator):

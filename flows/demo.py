@@ -14,14 +14,14 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.labels import ingest_labels
-from flows.nightly import nightly_scoring
-from jobs.audit import draw_audit_sample, write_sample
-from jobs.demo_data import write_demo_batches
-from jobs.demo_evaluation import evaluate_run
-from jobs.demo_model import ensure_demo_model
-from jobs.reports.html_report import write_report
-from jobs.spec import load_spec
+from calscore.flows.labels import ingest_labels
+from calscore.flows.nightly import nightly_scoring
+from calscore.jobs.labels.audit import draw_audit_sample, write_sample
+from calscore.jobs.demo.data import write_demo_batches
+from calscore.jobs.demo.evaluation import evaluate_run
+from calscore.jobs.scoring.embedded_model import ensure_demo_model
+from calscore.jobs.reports.html_report import write_report
+from calscore.jobs.spec import load_spec
 
 AUDIT_ROWS = 600
 ROWS_PER_NIGHT = 1_000

@@ -13,8 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 
-from jobs.labels import import_labels, new_labels_since_last_fit, read_label_file, read_label_table
-from jobs.spec import load_spec
+from calscore.jobs.labels.importing import import_labels, new_labels_since_last_fit, read_label_file, read_label_table
+from calscore.jobs.spec import load_spec
 
 LABELS_IMPORTED = "calscore.labels.imported"
 
@@ -57,7 +57,7 @@ def ingest_labels(task_path: str, file: str | None = None, table: str | None = N
                    payload={"task_path": task_path, "new_labels": new})
         result["recalibration"] = f"{new} new labels: event {LABELS_IMPORTED} emitted for the served deployment"
     else:
-        from flows.recalibration import recalibration
+        from calscore.flows.recalibration import recalibration
 
         outcome = recalibration(task_path)
         result["recalibration"] = outcome["decision"]

@@ -12,14 +12,14 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from flows.summary import publish_summary
-from jobs.batches import BatchRef, BatchSchemaError, check_schema, discover
-from jobs.champion import applied_calibrator, champion_version
-from jobs.load import backfill, pending, record_failed_batch, write_staged
-from jobs.runs import finish_run, start_run
-from jobs.spec import TaskSpec, load_spec
-from jobs.stage import StagedBatch, get_scorer, run_provenance, score_batch
-from jobs.warehouse import WarehouseBusy
+from calscore.flows.summary import publish_summary
+from calscore.jobs.batches.files import BatchRef, BatchSchemaError, check_schema, discover
+from calscore.jobs.calibrators.champion import applied_calibrator, champion_version
+from calscore.jobs.warehouse.writer import backfill, pending, record_failed_batch, write_staged
+from calscore.jobs.warehouse.runs import finish_run, start_run
+from calscore.jobs.spec import TaskSpec, load_spec
+from calscore.jobs.batches.stage import StagedBatch, get_scorer, run_provenance, score_batch
+from calscore.jobs.warehouse.connection import WarehouseBusy
 
 
 def _transient(task, task_run, state) -> bool:

@@ -8,11 +8,11 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from jobs.reports.html_report import report_markdown
-from jobs.recalibration import recalibrate, recalibration_markdown
-from jobs.reports.reliability_diagram import diagram_from_probs
-from jobs.runs import finish_run, start_run
-from jobs.spec import load_spec
+from calscore.jobs.reports.html_report import report_markdown
+from calscore.jobs.calibrators.recalibrate import recalibrate, recalibration_markdown
+from calscore.jobs.reports.reliability_diagram import diagram_from_probs
+from calscore.jobs.warehouse.runs import finish_run, start_run
+from calscore.jobs.spec import load_spec
 
 
 @flow(name="calscore-recalibration")

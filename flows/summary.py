@@ -4,8 +4,8 @@ from __future__ import annotations
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from jobs.run_summary import run_bucket_counts, summary_markdown
-from jobs.spec import TaskSpec
+from calscore.jobs.reports.run_summary import run_bucket_counts, summary_markdown
+from calscore.jobs.spec import TaskSpec
 
 
 def publish_summary(spec: TaskSpec, run_id: str, summary: dict) -> str:

@@ -10,10 +10,10 @@ from datetime import timedelta
 from prefect import serve
 from prefect.events import DeploymentEventTrigger
 
-from flows.labels import LABELS_IMPORTED, recalibration_deployment_name, resource_id
-from flows.nightly import nightly_scoring
-from flows.recalibration import recalibration
-from jobs.spec import load_spec
+from calscore.flows.labels import LABELS_IMPORTED, recalibration_deployment_name, resource_id
+from calscore.flows.nightly import nightly_scoring
+from calscore.flows.recalibration import recalibration
+from calscore.jobs.spec import load_spec
 
 NIGHTLY_CRON = "0 2 * * *"  # 02:00 every night
 RECALIBRATION_CRON = "0 6 * * 1"  # Mondays 06:00, in case labels arrived without a trigger

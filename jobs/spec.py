@@ -16,7 +16,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from jobs.fingerprint import model_fingerprint
+from calscore.jobs.scoring.fingerprint import model_fingerprint
 
 TEXT_PLACEHOLDER = "{text}"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")

@@ -39,7 +39,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_model_dir() -> Path:
     """The prepared SmolLM2 demo model folder (prepared on first use, ~30 s)."""
-    from jobs.demo_model import ensure_demo_model
+    from calscore.jobs.scoring.embedded_model import ensure_demo_model
 
     return ensure_demo_model()
 

@@ -30,14 +30,14 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import log_expit, logit
 
-from calibration_store.document import build_document, canonical_json
-from calibration_store.evaluation import heldout_report
-from calibration_store.metrics import raw_probs, reliability_report
-from calibration_store.registry import make_calibrator
-from jobs.audit import allocate
-from jobs.buckets import assign_buckets
-from jobs.spec import TaskSpec
-from jobs.warehouse import writer
+from calscore.calibration_store.document import build_document, canonical_json
+from calscore.calibration_store.evaluation import heldout_report
+from calscore.calibration_store.metrics import raw_probs, reliability_report
+from calscore.calibration_store.registry import make_calibrator
+from calscore.jobs.labels.audit import allocate
+from calscore.jobs.decisions import assign_buckets
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import writer
 
 LABELS = ("positive", "negative")
 SEGMENTS = ("strong", "medium", "weak", "neutral")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calibration_store import metrics
-from calibration_store.synthetic import synthetic_scores
+from calscore.calibration_store import metrics
+from calscore.calibration_store.synthetic import synthetic_scores
 
 REPO = Path(__file__).resolve().parents[1]
 

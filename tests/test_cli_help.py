@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from jobs.cli import app
-from jobs.spec import load_spec
+from calscore.cli import app
+from calscore.jobs.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

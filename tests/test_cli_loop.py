@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flow_fixtures import task_toml, write_batch
-from jobs.cli import app
+from calscore.cli import app
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -28,7 +28,7 @@ def _env() -> dict:
 def calscore(*args: str) -> subprocess.Popen:
     # its own process group, so a kill takes its ephemeral Prefect server down with it
     return subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", *args], cwd=REPO, env=_env(),
+        [sys.executable, "-m", "calscore.cli", *args], cwd=REPO, env=_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
 
@@ -97,11 +97,11 @@ def test_sigkill_mid_run_then_rerun_gives_every_row_once(five_batches):
 
 COMMIT_STALL = """
 import pathlib, sys, time
-import jobs.load as load
-from jobs.batches import discover
-from jobs.runs import start_run
-from jobs.spec import load_spec
-from jobs.stage import get_scorer, score_batch
+import calscore.jobs.warehouse.writer as load
+from calscore.jobs.batches.files import discover
+from calscore.jobs.warehouse.runs import start_run
+from calscore.jobs.spec import load_spec
+from calscore.jobs.batches.stage import get_scorer, score_batch
 
 spec, marker = load_spec(sys.argv[1]), pathlib.Path(sys.argv[2])
 heartbeat = load.heartbeat

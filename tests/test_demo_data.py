@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.demo_data import category_counts, generate_demo_rows, write_demo_batches
+from calscore.jobs.demo.data import category_counts, generate_demo_rows, write_demo_batches
 
 TUTORIAL_COUNTS = {
     ("strong", "positive"): 500,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.spec import load_spec
+from calscore.jobs.spec import load_spec
 
 pytestmark = pytest.mark.demo_model
 
@@ -78,7 +78,7 @@ def test_first_token_distribution_follows_the_review(loaded) -> None:
 
 
 def test_prepare_is_idempotent(demo_model_dir: Path) -> None:
-    from jobs.demo_model import ensure_demo_model
+    from calscore.jobs.scoring.embedded_model import ensure_demo_model
 
     before = {p.name: p.stat().st_mtime_ns for p in demo_model_dir.iterdir()}
     started = time.monotonic()

@@ -7,10 +7,10 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from jobs.cli import app
-from jobs.explain import explain_text, render_explanation
-from jobs.first_token import FirstTokenScorer
-from jobs.model_loading import load_model
+from calscore.cli import app
+from calscore.jobs.scoring.explain import explain_text, render_explanation
+from calscore.jobs.scoring.engine import FirstTokenScorer
+from calscore.jobs.scoring.model_loading import load_model
 from tiny_models import build_tiny_model, tiny_spec, write_tiny_task
 
 

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 import torch
 
-from jobs.first_token import FirstTokenScorer
-from jobs.model_loading import load_model
-from jobs.spec import ModelRef
+from calscore.jobs.scoring.engine import FirstTokenScorer
+from calscore.jobs.scoring.model_loading import load_model
+from calscore.jobs.spec import ModelRef
 from tiny_models import build_tiny_model, tiny_spec
 
 TEXTS = [
@@ -265,7 +265,7 @@ def test_bfloat16_mode_is_close_to_float32_and_rechecks_close_calls(tiny_folders
 
 @pytest.mark.demo_model
 def test_demo_model_matches_generate_and_resolves_leading_space():
-    from jobs.spec import load_spec
+    from calscore.jobs.spec import load_spec
 
     spec = load_spec("infra/tasks/demo.toml")
     loaded_demo = load_model(spec.model)

@@ -30,8 +30,8 @@ def label_file(path, truth: dict[str, str], ids, inclusion_prob=None):
 
 
 def test_two_nights_and_a_recalibration(tmp_path, tiny_model):
-    from flows.labels import ingest_labels
-    from flows.nightly import nightly_scoring
+    from calscore.flows.labels import ingest_labels
+    from calscore.flows.nightly import nightly_scoring
 
     task = task_toml(tmp_path, tiny_model, min_labels=20, refit_after=40)
     _, truth1 = write_batch(tmp_path, "night-001", 160)
@@ -69,7 +69,7 @@ def test_two_nights_and_a_recalibration(tmp_path, tiny_model):
 
 
 def test_missing_column_fails_that_batch_only(tmp_path, tiny_model):
-    from flows.nightly import nightly_scoring
+    from calscore.flows.nightly import nightly_scoring
 
     task = task_toml(tmp_path, tiny_model)
     write_batch(tmp_path, "a-good", 10)
@@ -84,7 +84,7 @@ def test_missing_column_fails_that_batch_only(tmp_path, tiny_model):
 
 
 def test_bad_rows_are_quarantined_once_with_reasons(tmp_path, tiny_model):
-    from flows.nightly import nightly_scoring
+    from calscore.flows.nightly import nightly_scoring
 
     task = task_toml(tmp_path, tiny_model)
     write_batch(tmp_path, "n1", 5)
@@ -106,7 +106,7 @@ def test_bad_rows_are_quarantined_once_with_reasons(tmp_path, tiny_model):
 
 
 def test_off_format_rows_go_to_the_last_bucket(tmp_path, tiny_model):
-    from flows.nightly import nightly_scoring
+    from calscore.flows.nightly import nightly_scoring
 
     task = task_toml(tmp_path, tiny_model, coverage_floor=0.99)  # a random tiny model never answers in format
     write_batch(tmp_path, "n1", 8)
@@ -115,8 +115,8 @@ def test_off_format_rows_go_to_the_last_bucket(tmp_path, tiny_model):
 
 
 def test_label_import_is_idempotent_and_keeps_history(tmp_path, tiny_model):
-    from flows.labels import ingest_labels
-    from flows.nightly import nightly_scoring
+    from calscore.flows.labels import ingest_labels
+    from calscore.flows.nightly import nightly_scoring
 
     task = task_toml(tmp_path, tiny_model, refit_after=1000)
     _, truth = write_batch(tmp_path, "n1", 10)
@@ -142,9 +142,9 @@ def test_label_import_is_idempotent_and_keeps_history(tmp_path, tiny_model):
 def test_champion_changes_only_when_the_challenger_is_better(tmp_path, tiny_model):
     import json
 
-    from flows.labels import ingest_labels
-    from flows.nightly import nightly_scoring
-    from flows.recalibration import recalibration
+    from calscore.flows.labels import ingest_labels
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.flows.recalibration import recalibration
 
     task = task_toml(tmp_path, tiny_model, min_labels=20, refit_after=10_000)
     _, truth = write_batch(tmp_path, "n1", 200)
@@ -169,11 +169,11 @@ def test_champion_changes_only_when_the_challenger_is_better(tmp_path, tiny_mode
 
 def test_writing_a_staged_batch_twice_writes_it_once(tmp_path, tiny_model):
     """The writer alone, without Prefect: a second load of the same batch is a no-op and cleans up."""
-    from jobs.batches import discover
-    from jobs.load import write_staged
-    from jobs.runs import start_run
-    from jobs.spec import load_spec
-    from jobs.stage import get_scorer, score_batch
+    from calscore.jobs.batches.files import discover
+    from calscore.jobs.warehouse.writer import write_staged
+    from calscore.jobs.warehouse.runs import start_run
+    from calscore.jobs.spec import load_spec
+    from calscore.jobs.batches.stage import get_scorer, score_batch
 
     spec = load_spec(task_toml(tmp_path, tiny_model))
     write_batch(tmp_path, "n1", 12)

@@ -9,7 +9,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
-from calibration_store import metrics
+from calscore.calibration_store import metrics
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAPERS = SHARED_DATA / "calibration_papers"

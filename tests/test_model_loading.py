@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from jobs.model_loading import LoadedModel, ModelLoadError, load_model, resolve_dtype
-from jobs.spec import ModelRef
+from calscore.jobs.scoring.model_loading import LoadedModel, ModelLoadError, load_model, resolve_dtype
+from calscore.jobs.spec import ModelRef
 from tiny_models import build_tiny_model
 
 
@@ -66,7 +66,7 @@ def test_hub_id_without_network_fails_fast_and_says_what_to_do(monkeypatch, tmp_
     for offline in ("1", "0"):
         monkeypatch.setenv("HF_HUB_OFFLINE", offline)
         if offline == "0":  # no network here: the reachability probe must fail quickly
-            monkeypatch.setattr("jobs.model_loading._hub_reachable", lambda timeout=2.0: False)
+            monkeypatch.setattr("calscore.jobs.scoring.model_loading._hub_reachable", lambda timeout=2.0: False)
         started = time.perf_counter()
         with pytest.raises(ModelLoadError) as err:
             load_model(ref)

@@ -28,20 +28,29 @@ def test_wheel_ships_sql_and_task_files(tmp_path) -> None:
     [wheel] = out.glob("calscore-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {
-        "sql/migrations/001_core_tables.sql",
-        "infra/tasks/demo.toml",
-        "jobs/cli.py",
-        "jobs/demo_data.py",
-        "calibration_store/__init__.py",
-        "flows/__init__.py",
+        "calscore/sql/migrations/001_core_tables.sql",
+        "calscore/infra/tasks/demo.toml",
+        "calscore/cli.py",
+        "calscore/jobs/demo/data.py",
+        "calscore/calibration_store/__init__.py",
+        "calscore/flows/__init__.py",
     }
     assert expected <= names, sorted(expected - names)
-    shipped_sql = {n for n in names if n.startswith("sql/") and n.endswith(".sql")}
-    in_repo = {p.relative_to(REPO).as_posix() for p in (REPO / "sql").rglob("*.sql")}
+    shipped_sql = {n for n in names if n.startswith("calscore/sql/") and n.endswith(".sql")}
+    in_repo = {"calscore/" + p.relative_to(REPO).as_posix() for p in (REPO / "sql").rglob("*.sql")}
     assert shipped_sql == in_repo, "every SQL file in sql/ (migrations, views, queries) must ship"
     assert not any(n.startswith("tests/") for n in names)
+    # every package folder of the checkout ships, under the calscore namespace only
+    packages = {"calscore/" + p.parent.relative_to(REPO).as_posix() for folder in _INSTALLED
+                for p in (REPO / folder).rglob("__init__.py")}
+    packages = {p.removeprefix("calscore/calscore") or "calscore" for p in packages}
+    assert packages <= {n.rsplit("/", 1)[0] for n in names}, sorted(packages - {n.rsplit("/", 1)[0] for n in names})
+    assert {n.split("/")[0] for n in names if not n.startswith("calscore-")} == {"calscore"}
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "calscore = jobs.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "calscore = calscore.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+_INSTALLED = ("calscore", "jobs", "flows", "calibration_store", "sql", "infra")
 
 
 def _imported_modules(source: str, depth: int) -> list[tuple[int, str]]:
@@ -70,7 +79,8 @@ def _forbidden(source: str, depth: int) -> list[tuple[int, str]]:
     return [
         (line, module)
         for line, module in _imported_modules(source, depth)
-        if module.split(".")[0] in {"jobs", "flows", "infra"} or module.startswith("..")
+        if module.split(".")[:2] in (["calscore", "jobs"], ["calscore", "flows"], ["calscore", "infra"], ["calscore", "cli"])
+        or module.split(".")[0] in {"jobs", "flows", "infra"} or module.startswith("..")
     ]
 
 
@@ -95,6 +105,6 @@ def test_the_import_scan_catches_every_form() -> None:
         "from .. import jobs\n"
         "def f():\n"
         "    import importlib\n"
-        "    return importlib.import_module('jobs.warehouse')\n"
+        "    return importlib.import_module('calscore.jobs.warehouse.connection')\n"
     )
-    assert _forbidden(source, depth=1) == [(4, "jobs.spec"), (5, "flows.nightly"), (6, ".."), (9, "jobs.warehouse")]
+    assert _forbidden(source, depth=1) == [(4, "calscore.jobs.spec"), (5, "calscore.flows.nightly"), (6, ".."), (9, "calscore.jobs.warehouse.connection")]

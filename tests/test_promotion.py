@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-import jobs.warehouse
-from calibration_store import (
+from calscore.jobs.warehouse.connection import writer
+from calscore.calibration_store import (
     DocumentError,
     build_document,
     champion,
@@ -19,8 +19,8 @@ from calibration_store import (
     save_calibrator,
     set_champion,
 )
-from calibration_store.promotion import decide, promote, record_decision, rollback, verdict
-from calibration_store.synthetic import synthetic_scores
+from calscore.calibration_store.promotion import decide, promote, record_decision, rollback, verdict
+from calscore.calibration_store.synthetic import synthetic_scores
 
 LABELS = ["positive", "negative"]
 TV = "tv-0001"
@@ -35,7 +35,7 @@ def label_times(n: int) -> np.ndarray:
 @pytest.fixture
 def warehouse(tmp_path):
     path = tmp_path / "w.duckdb"
-    with jobs.warehouse.writer(path):
+    with writer(path):
         pass
     return path
 
@@ -60,7 +60,7 @@ def test_first_challenger_is_compared_with_the_raw_scores_and_stored_exactly(war
     again = make_calibrator("platt", LABELS).fit(s.logprobs[:480], s.y[:480])
     assert np.array_equal(again.predict_proba(s.logprobs), d.challenger.predict_proba(s.logprobs))
 
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         con.execute("BEGIN TRANSACTION")  # as the recalibration job does
         version = record_decision(con, d, task_name="sentiment", actor="run-7")
         con.execute("COMMIT")
@@ -81,14 +81,14 @@ def test_a_worse_challenger_is_refused_and_recorded(warehouse):
     s = synthetic_scores(1500, 2, scale=1.0, lean=2.0, seed=32)  # a lean only a bias term fixes
     times = label_times(1500)
     good = champion_doc("platt", s, slice(0, 1000), START + timedelta(hours=999))
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         set_champion(con, save_calibrator(con, good, actor="run-1"), actor="run-1")
     d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="temperature", champion_document=good)
     assert not d.promote
     assert d.baseline == f"champion:{good['version']}"
     assert "not better than the champion" in d.reason
     assert d.challenger_metrics["nll"] > d.champion_metrics["nll"]
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         version = record_decision(con, d, task_name="sentiment", actor="run-2")
         assert champion(con, TV)["version"] == good["version"]
         statuses = {r["version"]: r["status"] for r in list_calibrators(con, TV)}
@@ -118,7 +118,7 @@ def test_a_challenger_needs_the_policy_s_minimum_labels(warehouse):
     d = decide(s.logprobs, s.y, label_times(150), labels=LABELS, task_version=TV, method="platt", min_labels=200)
     assert not d.promote and d.challenger is None
     assert "min_labels=200" in d.reason
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         assert record_decision(con, d, task_name="sentiment", actor="run-3") is None
         assert list_events(con, TV) == []
 
@@ -186,7 +186,7 @@ def test_manual_promote_and_rollback_walk_the_champion_history(warehouse):
         for m in ("platt", "temperature", "beta")
     }
     a, b, c = (docs[m]["version"] for m in ("platt", "temperature", "beta"))
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         with pytest.raises(ValueError, match="no champion"):
             rollback(con, TV, "ana", "nothing to undo")
         for doc in docs.values():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.prompting import PromptBuilder
+from calscore.jobs.scoring.prompting import PromptBuilder
 from tiny_models import RAW_TEMPLATE, build_tiny_model, tiny_spec
 
 

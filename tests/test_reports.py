@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from scipy.stats import beta, norm
 
-from calibration_store.registry import make_calibrator
-from jobs.reports.bucket_chart import bucket_chart, bucket_stats
-from jobs.reports.html_report import report_markdown, write_report
-from jobs.reports.label_budget import label_budget, label_budget_chart
-from jobs.reports.queries import load_labeled_scores, load_rows, report_connection
-from jobs.reports.reliability_diagram import reliability_diagram
-from jobs.reports.segments import segment_chart, segment_stats
-from jobs.reports.thresholds import threshold_chart, threshold_table, thresholds_text
-from jobs.warehouse import writer
+from calscore.calibration_store.registry import make_calibrator
+from calscore.jobs.reports.bucket_chart import bucket_chart, bucket_stats
+from calscore.jobs.reports.html_report import report_markdown, write_report
+from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
+from calscore.jobs.reports.queries import load_labeled_scores, load_rows, report_connection
+from calscore.jobs.reports.reliability_diagram import reliability_diagram
+from calscore.jobs.reports.segments import segment_chart, segment_stats
+from calscore.jobs.reports.thresholds import threshold_chart, threshold_table, thresholds_text
+from calscore.jobs.warehouse.connection import writer
 from report_fixtures import fill_report_warehouse
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -320,8 +320,8 @@ def test_report_before_any_label_or_calibrator(tmp_path):
 
 def test_bucket_chart_with_a_perfect_bucket(tmp_path):
     """Accuracy exactly 1: the Wilson upper bound lands a rounding error below it (found by make demo)."""
-    from jobs.spec import DEFAULT_BUCKETS
-    from jobs.reports.intervals import wilson_interval
+    from calscore.jobs.spec import DEFAULT_BUCKETS
+    from calscore.jobs.reports.intervals import wilson_interval
 
     n = 25  # as in a demo run: 25 held-out labels in the auto bucket, all right
     stats = bucket_stats(DEFAULT_BUCKETS, ["auto"] * n, [True] * n, [True] * n, [1.0] * n)

@@ -17,10 +17,10 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 @pytest.fixture(scope="module")
 def flows_filled(tmp_path_factory, tiny_model):
-    from flows.labels import ingest_labels
-    from flows.nightly import nightly_scoring
-    from jobs.audit import draw_audit_sample
-    from jobs.spec import load_spec
+    from calscore.flows.labels import ingest_labels
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.jobs.labels.audit import draw_audit_sample
+    from calscore.jobs.spec import load_spec
 
     folder = tmp_path_factory.mktemp("flows-filled")
     task = task_toml(folder, tiny_model, min_labels=20, refit_after=100)
@@ -38,7 +38,7 @@ def flows_filled(tmp_path_factory, tiny_model):
 
 
 def sql(spec, query):
-    from jobs.reports.views import create_views
+    from calscore.jobs.warehouse.views import create_views
 
     con = duckdb.connect(str(spec.warehouse.path), read_only=True)
     try:
@@ -49,11 +49,11 @@ def sql(spec, query):
 
 
 def test_figures_match_the_warehouse_and_skip_fit_rows(flows_filled, tmp_path):
-    from jobs.reports.bucket_chart import bucket_chart, bucket_stats
-    from jobs.reports.html_report import write_report
-    from jobs.reports.queries import load_rows, report_connection
-    from jobs.reports.reliability_diagram import reliability_diagram
-    from jobs.reports.thresholds import threshold_table
+    from calscore.jobs.reports.bucket_chart import bucket_chart, bucket_stats
+    from calscore.jobs.reports.html_report import write_report
+    from calscore.jobs.reports.queries import load_rows, report_connection
+    from calscore.jobs.reports.reliability_diagram import reliability_diagram
+    from calscore.jobs.reports.thresholds import threshold_table
 
     spec = flows_filled
     with report_connection(spec.warehouse.path) as con:

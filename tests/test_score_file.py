@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from jobs.cli import app
-from jobs.first_token import FirstTokenScorer
-from jobs.model_loading import load_model
-from jobs.score_file import score_file
+from calscore.cli import app
+from calscore.jobs.scoring.engine import FirstTokenScorer
+from calscore.jobs.scoring.model_loading import load_model
+from calscore.jobs.scoring.score_file import score_file
 from tiny_models import build_tiny_model, tiny_spec, write_tiny_task
 
 

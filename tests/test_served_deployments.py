@@ -8,7 +8,6 @@ servers, so no schedule would ever fire there.
 """
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -88,7 +87,7 @@ def test_schedule_scores_and_label_import_triggers_recalibration(tmp_path, tiny_
     task = task_toml(tmp_path, tiny_model, min_labels=20, refit_after=100)
     _, truth = write_batch(tmp_path, "night-001", 160)
     serve_log = open(tmp_path / "serve.log", "w")
-    serve = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve", "--task", str(task), "--interval", "10"],
+    serve = subprocess.Popen([sys.executable, "-m", "calscore.cli", "serve", "--task", str(task), "--interval", "10"],
                              cwd=REPO, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
     try:
         # no manual call: the interval schedule alone must score the batch
@@ -97,7 +96,7 @@ def test_schedule_scores_and_label_import_triggers_recalibration(tmp_path, tiny_
         assert _flow_runs(env, "nightly-tiny", "COMPLETED")
 
         pq.write_table(pa.table({"id": list(truth)[:140], "label": list(truth.values())[:140]}), tmp_path / "l.parquet")
-        imported = subprocess.run([sys.executable, "-m", "jobs.cli", "labels", "import", "--task", str(task),
+        imported = subprocess.run([sys.executable, "-m", "calscore.cli", "labels", "import", "--task", str(task),
                                    str(tmp_path / "l.parquet")], cwd=REPO, env=env, capture_output=True, text=True,
                                   timeout=DEADLINE)
         assert imported.returncode == 0, imported.stdout + imported.stderr

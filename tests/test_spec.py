@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from jobs.spec import SpecError, load_spec
+from calscore.jobs.spec import SpecError, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TASK = REPO / "infra" / "tasks" / "demo.toml"
@@ -314,7 +314,7 @@ def test_hub_model_version_follows_the_revision(tmp_path) -> None:
 
 def test_large_weight_files_are_sampled_and_a_fine_tune_still_shows(tmp_path) -> None:
     """Weights above a few MB are not read whole, yet new values across the file change the fingerprint."""
-    from jobs.fingerprint import folder_fingerprint
+    from calscore.jobs.scoring.fingerprint import folder_fingerprint
 
     folder = tmp_path / "big"
     folder.mkdir()

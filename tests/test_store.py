@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import jobs.warehouse
-from calibration_store import (
+from calscore.jobs.warehouse.connection import writer
+from calscore.calibration_store import (
     DocumentError,
     apply_to_table,
     build_document,
@@ -25,8 +25,8 @@ from calibration_store import (
     save_calibrator,
     set_champion,
 )
-from calibration_store.document import content_version
-from calibration_store.synthetic import synthetic_scores
+from calscore.calibration_store.document import content_version
+from calscore.calibration_store.synthetic import synthetic_scores
 
 LABELS = ["positive", "negative"]
 TV = "tv-0001"
@@ -46,7 +46,7 @@ def make_doc(scores, method="platt", task_version=TV, **params):
 @pytest.fixture
 def warehouse(tmp_path):
     path = tmp_path / "w.duckdb"
-    with jobs.warehouse.writer(path):
+    with writer(path):
         pass
     return path
 
@@ -146,7 +146,7 @@ def test_export_and_import_files_for_review(scores, tmp_path):
 def test_save_promote_and_load_the_champion(scores, warehouse):
     cal_a, doc_a = make_doc(scores, "platt")
     cal_b, doc_b = make_doc(scores, "isotonic")
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         assert champion(con, TV) is None
         va = save_calibrator(con, doc_a, actor="run-1")
         assert save_calibrator(con, doc_a, actor="run-1") == va  # idempotent
@@ -182,7 +182,7 @@ def test_save_promote_and_load_the_champion(scores, warehouse):
 def test_exactly_one_champion_per_task_version(scores, warehouse):
     docs = [make_doc(scores, m)[1] for m in ("platt", "temperature", "vector")]
     _, other_task = make_doc(scores, "platt", task_version="tv-0002")
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         versions = [save_calibrator(con, d, actor="t") for d in docs]
         v_other = save_calibrator(con, other_task, actor="t")
         set_champion(con, v_other, actor="t")
@@ -198,7 +198,7 @@ def test_exactly_one_champion_per_task_version(scores, warehouse):
 
 def test_a_document_edited_inside_the_warehouse_is_refused(scores, warehouse):
     _, doc = make_doc(scores)
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         v = save_calibrator(con, doc, actor="t")
         set_champion(con, v, actor="t")
         edited = json.loads(json.dumps(doc))
@@ -210,7 +210,7 @@ def test_a_document_edited_inside_the_warehouse_is_refused(scores, warehouse):
 
 def test_store_changes_join_the_caller_s_transaction(scores, warehouse):
     _, doc = make_doc(scores)
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
         save_calibrator(con, doc, actor="t")
         con.execute("ROLLBACK")
@@ -219,7 +219,7 @@ def test_store_changes_join_the_caller_s_transaction(scores, warehouse):
 
 def test_save_refuses_a_tampered_document(scores, warehouse):
     _, doc = make_doc(scores)
-    with jobs.warehouse.writer(warehouse) as con:
+    with writer(warehouse) as con:
         with pytest.raises(DocumentError):
             save_calibrator(con, {**doc, "n_labels": 1}, actor="t")
         with pytest.raises(ValueError, match="actor"):

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from scipy.stats import beta, binom, binomtest
 
-from jobs.reports.intervals import (
+from calscore.jobs.reports.intervals import (
     clopper_pearson_interval,
     clopper_pearson_lower,
     effective_sample_size,
     weighted_proportion,
     wilson_interval,
 )
-from jobs.reports.thresholds import THRESHOLDS, choose_threshold, describe_choice, format_table, threshold_table
+from calscore.jobs.reports.thresholds import THRESHOLDS, choose_threshold, describe_choice, format_table, threshold_table
 
 
 @pytest.mark.parametrize("k,n", [(1, 1), (5, 10), (9, 10), (47, 50), (180, 200), (999, 1000), (3, 400)])

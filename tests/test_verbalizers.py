@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.prompting import PromptBuilder
-from jobs.verbalizers import VerbalizerError, resolve_verbalizers
+from calscore.jobs.scoring.prompting import PromptBuilder
+from calscore.jobs.scoring.verbalizers import VerbalizerError, resolve_verbalizers
 from tiny_models import build_tiny_model, tiny_spec
 
 

@@ -10,8 +10,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from jobs.reports.views import create_views, creation_order, query_files, question, run_query, view_files
-from jobs.warehouse import writer
+from calscore.jobs.warehouse.views import create_views, creation_order, query_files, question, run_query, view_files
+from calscore.jobs.warehouse.connection import writer
 from report_fixtures import fill_report_warehouse
 
 README = Path(__file__).resolve().parents[1] / "README.md"

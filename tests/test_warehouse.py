@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from jobs.warehouse import WarehouseBusy, migrate, migration_files, reader, writer
+from calscore.jobs.warehouse.connection import WarehouseBusy, migrate, migration_files, reader, writer
 
 PRIMARY_KEYS = {
     "schema_migrations": ["version"],
@@ -285,7 +285,7 @@ def test_reader_on_an_older_schema_says_to_migrate(tmp_path):
     """A read-only session cannot migrate: it must say so, not fail on a missing table."""
     import duckdb
 
-    from jobs.warehouse import WarehouseOutdated, migration_files, reader
+    from calscore.jobs.warehouse.connection import WarehouseOutdated, migration_files, reader
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

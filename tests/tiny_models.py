@@ -150,7 +150,7 @@ def tiny_task_dict(
 
 def tiny_spec(model_folder: Path, **kwargs):
     """A validated TaskSpec for a tiny model folder (see tiny_task_dict for the options)."""
-    from jobs.spec import TaskSpec
+    from calscore.jobs.spec import TaskSpec
 
     return TaskSpec.model_validate(tiny_task_dict(model_folder, **kwargs))
 

@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jobs.reports.intervals import weighted_proportion, wilson_interval
-from jobs.reports.plotting import NEUTRAL_COLOR, error_bars, plt, save
-from jobs.spec import Bucket
+from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
+from calscore.jobs.reports.plotting import NEUTRAL_COLOR, error_bars, plt, save
+from calscore.jobs.spec import Bucket
 
 
 def bucket_stats(

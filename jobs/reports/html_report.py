@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from jobs.reports import queries
-from jobs.reports.bucket_chart import bucket_chart, bucket_stats
-from jobs.reports.label_budget import label_budget, label_budget_chart
-from jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, pct, plt, save
-from jobs.reports.reliability_diagram import reliability_diagram, reliability_numbers
-from jobs.reports.segments import segment_chart, segment_stats
-from jobs.reports.thresholds import choose_threshold, describe_choice, threshold_chart, threshold_table
-from jobs.spec import TaskSpec
+from calscore.jobs.reports import queries
+from calscore.jobs.reports.bucket_chart import bucket_chart, bucket_stats
+from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, pct, plt, save
+from calscore.jobs.reports.reliability_diagram import reliability_diagram, reliability_numbers
+from calscore.jobs.reports.segments import segment_chart, segment_stats
+from calscore.jobs.reports.thresholds import choose_threshold, describe_choice, threshold_chart, threshold_table
+from calscore.jobs.spec import TaskSpec
 
 DEFAULT_TARGET = 0.90
 MIN_BUDGET_LABELS = 70

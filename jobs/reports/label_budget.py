@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from calibration_store import metrics
-from calibration_store.registry import make_calibrator
-from jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, plt, save
+from calscore.calibration_store import metrics
+from calscore.calibration_store.registry import make_calibrator
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, plt, save
 
 SIZES = (100, 200, 500, 1000)
 FIGURES = ("ece", "nll", "brier", "accuracy")

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.reports.views import create_views
-from jobs.warehouse import reader
+from calscore.jobs.warehouse.views import create_views
+from calscore.jobs.warehouse.connection import reader
 
 
 @contextmanager

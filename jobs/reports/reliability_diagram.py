@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration_store.metrics import DEFAULT_N_BINS, calibration_errors, reliability_bins
-from jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, plt, save
+from calscore.calibration_store.metrics import DEFAULT_N_BINS, calibration_errors, reliability_bins
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, plt, save
 
 
 def reliability_numbers(confidence: Any, correct: Any, weights: Any = None, n_bins: int = DEFAULT_N_BINS) -> dict:

@@ -7,12 +7,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from calibration_store.metrics import DEFAULT_N_BINS
-from jobs.reports.bucket_chart import bucket_stats
-from jobs.reports.intervals import weighted_proportion, wilson_interval
-from jobs.reports.plotting import error_bars, plt, save
-from jobs.reports.reliability_diagram import reliability_numbers
-from jobs.spec import Bucket
+from calscore.calibration_store.metrics import DEFAULT_N_BINS
+from calscore.jobs.reports.bucket_chart import bucket_stats
+from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
+from calscore.jobs.reports.plotting import error_bars, plt, save
+from calscore.jobs.reports.reliability_diagram import reliability_numbers
+from calscore.jobs.spec import Bucket
 
 
 def segment_stats(

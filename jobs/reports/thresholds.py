@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from jobs.reports.intervals import clopper_pearson_lower, weighted_proportion
-from jobs.reports.plotting import CALIBRATED_COLOR, NEUTRAL_COLOR, RAW_COLOR, plt, save
-from jobs.spec import TaskSpec
+from calscore.jobs.reports.intervals import clopper_pearson_lower, weighted_proportion
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, NEUTRAL_COLOR, RAW_COLOR, plt, save
+from calscore.jobs.spec import TaskSpec
 
 THRESHOLDS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50, 0.51, ..., 0.99
 
@@ -134,7 +134,7 @@ def format_table(table: list[dict], every: float = 0.05, chosen: dict | None = N
 
 def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | None = None) -> str:
     """What `calscore thresholds --task T --target 0.90` prints: the choice, then the table."""
-    from jobs.reports.queries import load_rows, report_connection
+    from calscore.jobs.reports.queries import load_rows, report_connection
 
     if not 0.0 < target < 1.0:
         raise ValueError(f"--target must be between 0 and 1 (an accuracy such as 0.90), got {target}")

@@ -1,9 +1,9 @@
 """`calscore status`: what has been done for a task, read-only."""
 from __future__ import annotations
 
-from jobs.batches import discover
-from jobs.spec import TaskSpec
-from jobs.warehouse import reader
+from calscore.jobs.batches.files import discover
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import reader
 
 
 def task_status(spec: TaskSpec) -> str:

@@ -15,7 +15,7 @@ import duckdb
 
 
 def _sql_files(folder: str) -> dict[str, str]:
-    root = resources.files("sql") / folder
+    root = resources.files("calscore.sql") / folder
     files = {
         entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")
         for entry in root.iterdir()

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from calibration_store.metrics import calibration_errors
-from jobs.spec import TaskSpec
-from jobs.warehouse import reader
+from calscore.calibration_store.metrics import calibration_errors
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import reader
 
 
 def _figures(confidence: np.ndarray, correct: np.ndarray) -> dict:

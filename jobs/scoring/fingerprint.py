@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jobs.spec import ModelRef
+    from calscore.jobs.spec import ModelRef
 
 _CONFIG_FILES = (
     "config.json",
@@ -89,7 +89,7 @@ def sha256_of(path: Path) -> str:
 def model_fingerprint(ref: "ModelRef") -> str:
     """A stable string identifying the exact weights and tokenizer behind a model reference."""
     if ref.embedded is not None:
-        from jobs.demo_model import gguf_path
+        from calscore.jobs.scoring.embedded_model import gguf_path
 
         return f"embedded:{ref.embedded}:gguf-sha256:{sha256_of(gguf_path())}"
     if ref.path is not None:

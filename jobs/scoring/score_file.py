@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from jobs.spec import TaskSpec
+from calscore.jobs.spec import TaskSpec
 
 
 def _progress(total: int, enabled: bool):
@@ -69,8 +69,8 @@ def score_file(
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from jobs.first_token import FirstTokenScorer
-    from jobs.model_loading import load_model
+    from calscore.jobs.scoring.engine import FirstTokenScorer
+    from calscore.jobs.scoring.model_loading import load_model
 
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
@@ -105,7 +105,7 @@ def score_file(
         if writer is None:  # an empty input still gives a file with the full schema
             import pyarrow as pa
 
-            from jobs.first_token import SCORE_FIELDS
+            from calscore.jobs.scoring.engine import SCORE_FIELDS
 
             schema = pa.schema(list(source.schema_arrow) + SCORE_FIELDS)
             writer = pq.ParquetWriter(tmp, schema)

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from jobs.spec import TaskSpec
-from jobs.warehouse import reader, utcnow, writer
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import reader, utcnow, writer
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 

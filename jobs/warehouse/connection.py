@@ -61,7 +61,7 @@ def _connect_waiting(path: Path, read_only: bool, wait_seconds: float) -> duckdb
 
 def migration_files() -> list[tuple[int, str, str]]:
     """(number, name, sql) of every migration shipped with the package, in order."""
-    folder = resources.files("sql") / "migrations"
+    folder = resources.files("calscore.sql") / "migrations"
     out = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
@@ -98,7 +98,7 @@ def ensure_views(con: duckdb.DuckDBPyConnection) -> None:
     client sees them; a no-op on every other open."""
     import hashlib
 
-    from jobs.reports.views import create_views, view_files
+    from calscore.jobs.warehouse.views import create_views, view_files
 
     digest = hashlib.sha256(repr(sorted(view_files().items())).encode()).hexdigest()
     con.execute("CREATE TABLE IF NOT EXISTS schema_views (hash VARCHAR NOT NULL)")

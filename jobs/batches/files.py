@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.fingerprint import sha256_of
-from jobs.spec import InputSpec
+from calscore.jobs.scoring.fingerprint import sha256_of
+from calscore.jobs.spec import InputSpec
 
 # Quarantine reasons (stable strings: analysts filter on them).
 NULL_TEXT = "null_text"

@@ -17,13 +17,13 @@ from datetime import timedelta
 import numpy as np
 import pyarrow as pa
 
-from calibration_store import load_document, metrics
-from calibration_store.apply import logprob_matrix
-from calibration_store.promotion import decide, record_decision
-from calibration_store.store import champion
-from jobs.buckets import assign_buckets
-from jobs.spec import TaskSpec
-from jobs.warehouse import reader, utcnow, writer
+from calscore.calibration_store import load_document, metrics
+from calscore.calibration_store.apply import logprob_matrix
+from calscore.calibration_store.promotion import decide, record_decision
+from calscore.calibration_store.store import champion
+from calscore.jobs.decisions import assign_buckets
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import reader, utcnow, writer
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
 
-from jobs.warehouse import utcnow, writer
+from calscore.jobs.warehouse.connection import utcnow, writer
 
 STALE_AFTER = timedelta(minutes=30)
 LOCK_GROUPS = {"score": "score", "rescore": "score", "recalibrate": "recalibrate"}

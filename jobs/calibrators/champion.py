@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from calibration_store.store import champion, load_version
-from jobs.spec import TaskSpec
-from jobs.stage import AppliedCalibrator
-from jobs.warehouse import reader
+from calscore.calibration_store.store import champion, load_version
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.batches.stage import AppliedCalibrator
+from calscore.jobs.warehouse.connection import reader
 
 
 def champion_version(spec: TaskSpec) -> str | None:
@@ -35,7 +35,7 @@ def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: fl
     """The champion's view of one row for `calscore explain`: calibrated label, confidence, bucket."""
     import numpy as np
 
-    from jobs.buckets import assign_buckets
+    from calscore.jobs.decisions import assign_buckets
 
     version = champion_version(spec)
     if version is None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from jobs.spec import SpecError, TaskSpec, load_spec
-from jobs.warehouse import WarehouseError
+from calscore.jobs.spec import SpecError, TaskSpec, load_spec
+from calscore.jobs.warehouse.connection import WarehouseError
 
 app = typer.Typer(
     help="calscore: calibrated confidence scores from a causal LM's first-token probabilities.",
@@ -35,7 +35,7 @@ def init(task: Path = TaskOption) -> None:
 
     Example: calscore init --task infra/tasks/demo.toml
     """
-    from jobs.warehouse import writer
+    from calscore.jobs.warehouse.connection import writer
 
     spec = task_from(task)
     with writer(spec.warehouse.path) as con:
@@ -53,8 +53,8 @@ def prepare_demo(
 
     Example: calscore prepare-demo --batches var/demo/batches
     """
-    from jobs.demo_data import write_demo_batches
-    from jobs.demo_model import ensure_demo_model
+    from calscore.jobs.demo.data import write_demo_batches
+    from calscore.jobs.scoring.embedded_model import ensure_demo_model
 
     typer.echo(f"demo model: {ensure_demo_model()}")
     written = write_demo_batches(batches, labels)
@@ -63,10 +63,10 @@ def prepare_demo(
 
 def _scorer_or_exit(spec: TaskSpec, *, dtype: str | None = None, token_budget: int | None = None, top_k: int = 0):
     """Load the task's model and resolve its verbalizers, or exit with the reason."""
-    from jobs.first_token import FirstTokenScorer
-    from jobs.model_loading import ModelLoadError, load_model
-    from jobs.prompting import PromptError
-    from jobs.verbalizers import VerbalizerError
+    from calscore.jobs.scoring.engine import FirstTokenScorer
+    from calscore.jobs.scoring.model_loading import ModelLoadError, load_model
+    from calscore.jobs.scoring.prompting import PromptError
+    from calscore.jobs.scoring.verbalizers import VerbalizerError
 
     try:
         return FirstTokenScorer(load_model(spec.model, dtype_override=dtype), spec, token_budget=token_budget, top_k=top_k)
@@ -91,9 +91,9 @@ def explain(
 
     Example: calscore explain --task infra/tasks/demo.toml "A warm, funny and beautifully acted film."
     """
-    from jobs.explain import explain_text, render_explanation
+    from calscore.jobs.scoring.explain import explain_text, render_explanation
 
-    from jobs.champion import explain_calibrated
+    from calscore.jobs.calibrators.champion import explain_calibrated
 
     spec = task_from(task)
     scorer = _scorer_or_exit(spec, dtype=dtype)
@@ -118,7 +118,7 @@ def score_file_command(
     """
     import json
 
-    from jobs.score_file import score_file
+    from calscore.jobs.scoring.score_file import score_file
 
     spec = task_from(task)
     scorer = _scorer_or_exit(spec, dtype=dtype, token_budget=token_budget)
@@ -159,8 +159,8 @@ def score(
 
     Example: calscore score --task infra/tasks/demo.toml
     """
-    from flows.nightly import nightly_scoring
-    from jobs.runs import RunLocked
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.jobs.warehouse.runs import RunLocked
 
     spec = task_from(task)
     try:
@@ -184,8 +184,8 @@ def rescore(
 
     Example: calscore rescore --task infra/tasks/demo.toml --since 2026-11-01
     """
-    from flows.nightly import rescore as rescore_flow
-    from jobs.runs import RunLocked
+    from calscore.flows.nightly import rescore as rescore_flow
+    from calscore.jobs.warehouse.runs import RunLocked
 
     spec = task_from(task)
     try:
@@ -210,8 +210,8 @@ def labels_import(
 
     Example: calscore labels import --task infra/tasks/demo.toml var/demo/audit-labels.parquet
     """
-    from flows.labels import ingest_labels
-    from jobs.labels import LabelFileError
+    from calscore.flows.labels import ingest_labels
+    from calscore.jobs.labels.importing import LabelFileError
 
     spec = task_from(task)
     if (file is None) == (from_table is None):
@@ -240,7 +240,7 @@ def labels_sample(
 
     Example: calscore labels sample --task infra/tasks/demo.toml --n 500 --out var/demo/to-label.csv
     """
-    from jobs.audit import draw_audit_sample, write_sample
+    from calscore.jobs.labels.audit import draw_audit_sample, write_sample
 
     spec = task_from(task)
     try:
@@ -265,8 +265,8 @@ def recalibrate(task: Path = TaskOption) -> None:
 
     Example: calscore recalibrate --task infra/tasks/demo.toml
     """
-    from flows.recalibration import recalibration
-    from jobs.runs import RunLocked
+    from calscore.flows.recalibration import recalibration
+    from calscore.jobs.warehouse.runs import RunLocked
 
     spec = task_from(task)
     try:
@@ -282,7 +282,7 @@ def status(task: Path = TaskOption) -> None:
 
     Example: calscore status --task infra/tasks/demo.toml
     """
-    from jobs.status import task_status
+    from calscore.jobs.reports.status import task_status
 
     spec = task_from(task)
     try:
@@ -297,7 +297,7 @@ def calibrators_list(task: Path = TaskOption) -> None:
 
     Example: calscore calibrators list --task infra/tasks/demo.toml
     """
-    from jobs.calibrator_admin import history_text
+    from calscore.jobs.calibrators.admin import history_text
 
     try:
         typer.echo(history_text(task_from(task)))
@@ -316,7 +316,7 @@ def calibrators_promote(
 
     Example: calscore calibrators promote 3f2a9c1e5b7d4a60 --task infra/tasks/demo.toml --reason "reviewed the diagram"
     """
-    from jobs.calibrator_admin import manual_promote
+    from calscore.jobs.calibrators.admin import manual_promote
 
     try:
         typer.echo(manual_promote(task_from(task), version, actor, reason))
@@ -334,7 +334,7 @@ def calibrators_rollback(
 
     Example: calscore calibrators rollback --task infra/tasks/demo.toml --reason "drift after the prompt fix"
     """
-    from jobs.calibrator_admin import manual_rollback
+    from calscore.jobs.calibrators.admin import manual_rollback
 
     try:
         typer.echo(manual_rollback(task_from(task), actor, reason))
@@ -352,7 +352,7 @@ def calibrators_export(
 
     Example: calscore calibrators export 3f2a9c1e5b7d4a60 --task infra/tasks/demo.toml --out calibrator.json
     """
-    from jobs.calibrator_admin import export_calibrator
+    from calscore.jobs.calibrators.admin import export_calibrator
 
     try:
         typer.echo(export_calibrator(task_from(task), version, out))
@@ -370,8 +370,8 @@ def calibrators_import(
 
     Example: calscore calibrators import calibrator.json --task infra/tasks/demo.toml
     """
-    from calibration_store.document import DocumentError
-    from jobs.calibrator_admin import import_calibrator
+    from calscore.calibration_store.document import DocumentError
+    from calscore.jobs.calibrators.admin import import_calibrator
 
     try:
         typer.echo(import_calibrator(task_from(task), file, actor))
@@ -392,7 +392,7 @@ def thresholds(
 
     Example: calscore thresholds --task infra/tasks/demo.toml --target 0.90
     """
-    from jobs.reports.thresholds import thresholds_text
+    from calscore.jobs.reports.thresholds import thresholds_text
 
     spec = task_from(task)
     try:
@@ -414,7 +414,7 @@ def report(
 
     Example: calscore report --task infra/tasks/demo.toml --out var/reports
     """
-    from jobs.reports.html_report import write_report
+    from calscore.jobs.reports.html_report import write_report
 
     spec = task_from(task)
     try:
@@ -435,7 +435,7 @@ def serve(
 
     Example: calscore serve --task infra/tasks/demo.toml
     """
-    from infra.deployments import serve_task
+    from calscore.infra.deployments import serve_task
 
     spec = task_from(task)
     serve_task(str(spec.source_path), interval=timedelta(seconds=interval) if interval else None)
@@ -450,7 +450,7 @@ def demo(task: Path = typer.Option(Path("infra/tasks/demo.toml"), "--task", "-t"
 
     Example: calscore demo
     """
-    from flows.demo import run_demo
+    from calscore.flows.demo import run_demo
 
     spec = task_from(task)
     run_demo(str(spec.source_path), say=typer.echo)

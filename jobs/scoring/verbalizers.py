@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
-from jobs.prompting import PromptBuilder
+from calscore.jobs.scoring.prompting import PromptBuilder
 
 
 class VerbalizerError(ValueError):

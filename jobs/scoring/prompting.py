@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from jobs.spec import PromptSpec
+from calscore.jobs.spec import PromptSpec
 
 _SENTINEL = "\u2063CALSCORE\u2063TEXT\u2063"
 # Probe texts with different first characters: the token ids all of them share

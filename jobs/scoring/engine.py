@@ -40,10 +40,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from jobs.model_loading import LoadedModel
-from jobs.prompting import PromptBuilder
-from jobs.spec import TaskSpec
-from jobs.verbalizers import Verbalizers, resolve_verbalizers
+from calscore.jobs.scoring.model_loading import LoadedModel
+from calscore.jobs.scoring.prompting import PromptBuilder
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.scoring.verbalizers import Verbalizers, resolve_verbalizers
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jobs.spec import Bucket
+from calscore.jobs.spec import Bucket
 
 OFF_FORMAT = "off_format"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from calibration_store.document import export_document, import_document
-from calibration_store.promotion import promote, rollback
-from calibration_store.store import list_calibrators, list_events, save_calibrator
-from jobs.spec import TaskSpec
-from jobs.warehouse import reader, writer
+from calscore.calibration_store.document import export_document, import_document
+from calscore.calibration_store.promotion import promote, rollback
+from calscore.calibration_store.store import list_calibrators, list_events, save_calibrator
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import reader, writer
 
 
 def _figure(metrics: dict | None, key: str) -> str:

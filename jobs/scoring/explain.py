@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from jobs.first_token import FirstTokenScorer
+from calscore.jobs.scoring.engine import FirstTokenScorer
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from calibration_store.apply import logprob_matrix
-from jobs.batches import QUARANTINE_SCHEMA, BatchRef, iter_chunks, split_rows
-from jobs.buckets import assign_buckets
-from jobs.spec import TaskSpec
-from jobs.warehouse import reader, utcnow
+from calscore.calibration_store.apply import logprob_matrix
+from calscore.jobs.batches.files import QUARANTINE_SCHEMA, BatchRef, iter_chunks, split_rows
+from calscore.jobs.decisions import assign_buckets
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import reader, utcnow
 
 CHUNK_ROWS = 2_048
 # A token is rarely longer than this many characters: cutting the raw string to
@@ -65,9 +65,9 @@ class AppliedCalibrator:
 
 @lru_cache(maxsize=2)
 def _cached_scorer(spec_path: str, task_version: str):
-    from jobs.first_token import FirstTokenScorer
-    from jobs.model_loading import load_model
-    from jobs.spec import load_spec
+    from calscore.jobs.scoring.engine import FirstTokenScorer
+    from calscore.jobs.scoring.model_loading import load_model
+    from calscore.jobs.spec import load_spec
 
     spec = load_spec(spec_path)
     return FirstTokenScorer(load_model(spec.model), spec)
@@ -81,8 +81,8 @@ def get_scorer(spec: TaskSpec):
 def run_provenance(spec: TaskSpec) -> dict:
     """What a run records about the model it scores with, resolved without loading it
     (a night with no new batch never pays for a model load)."""
-    from jobs.fingerprint import model_fingerprint
-    from jobs.model_loading import resolve_device, resolve_dtype
+    from calscore.jobs.scoring.fingerprint import model_fingerprint
+    from calscore.jobs.scoring.model_loading import resolve_device, resolve_dtype
 
     device = resolve_device(spec.model.device)
     return {

@@ -1,8 +1,8 @@
 """Numbers and markdown for a scoring run's summary (no Prefect here)."""
 from __future__ import annotations
 
-from jobs.spec import TaskSpec
-from jobs.warehouse import reader
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import reader
 
 
 def run_bucket_counts(spec: TaskSpec, run_id: str) -> list[tuple[str, int]]:

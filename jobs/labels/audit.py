@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from jobs.spec import TaskSpec
-from jobs.warehouse import utcnow, writer
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import utcnow, writer
 
 
 def allocate(stratum_sizes: dict[str, int], n: int) -> dict[str, int]:

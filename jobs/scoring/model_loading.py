@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jobs.spec import ModelRef
+from calscore.jobs.spec import ModelRef
 
 _DTYPES = ("float32", "bfloat16", "float16")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
@@ -95,7 +95,7 @@ def _check_folder(folder: Path) -> None:
 def _source(ref: ModelRef) -> tuple[str, dict]:
     """(name_or_path, extra from_pretrained kwargs) for a model reference."""
     if ref.embedded is not None:
-        from jobs.demo_model import ensure_demo_model
+        from calscore.jobs.scoring.embedded_model import ensure_demo_model
 
         folder = ensure_demo_model()
         _check_folder(folder)

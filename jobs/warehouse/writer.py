@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from jobs.batches import ALREADY_SCORED, BatchRef
-from jobs.fingerprint import sha256_of
-from jobs.runs import heartbeat
-from jobs.spec import TaskSpec
-from jobs.stage import StagedBatch
-from jobs.warehouse import utcnow, writer
+from calscore.jobs.batches.files import ALREADY_SCORED, BatchRef
+from calscore.jobs.scoring.fingerprint import sha256_of
+from calscore.jobs.warehouse.runs import heartbeat
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.batches.stage import StagedBatch
+from calscore.jobs.warehouse.connection import utcnow, writer
 
 _PREDICTION_COLUMNS = (
     "task_version, row_id, task_name, run_id, batch_uri, batch_hash, model, text, label_logprobs,"
