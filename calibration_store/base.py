@@ -111,10 +111,6 @@ class BaseCalibrator:
         """(n,) index of the calibrated prediction (argmax of predict_proba)."""
         return np.argmax(self.predict_proba(logprobs), axis=1)
 
-    def predict_confidence(self, logprobs: Any) -> np.ndarray:
-        """(n,) calibrated confidence: the probability of the calibrated prediction."""
-        return np.max(self.predict_proba(logprobs), axis=1)
-
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_fit_rows_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() or load it with from_dict()")

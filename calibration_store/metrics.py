@@ -1,5 +1,10 @@
 """Calibration metrics: accuracy, top-label ECE / MCE, NLL, Brier, AUROC, reliability bins.
 
+Accuracy, NLL, Brier and AUROC are scikit-learn's (accuracy_score, log_loss,
+brier_score_loss, roc_auc_score) behind this module's input checks; the binned
+figures (reliability bins, ECE, MCE and the ECE's bootstrap interval) are
+computed here, weighted, as scikit-learn has no such metrics.
+
 Conventions (all functions take optional per-row `weights`, e.g. inverse
 inclusion probabilities of an audit sample, and then estimate the figure for
 the whole population the labeled rows were drawn from):
@@ -26,16 +31,18 @@ the whole population the labeled rows were drawn from):
 """
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from scipy.special import softmax
+from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
 from calscore.calibration_store.validation import check_confidence, check_logprobs, check_probs, check_targets, check_weights
 
 DEFAULT_N_BINS = 15
 STRATEGIES = ("uniform", "quantile")
-_EPS = float(np.finfo(np.float64).eps)
 
 
 def raw_probs(logprobs: Any) -> np.ndarray:
@@ -61,22 +68,29 @@ def _top_label(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def accuracy(probs: Any, y: Any, weights: Any = None) -> float:
     """Weighted share of rows whose most probable label is the true one."""
     p, t, w = _checked(probs, y, weights)
-    return float(np.average(_top_label(p, t)[1], weights=w))
+    return float(accuracy_score(t, np.argmax(p, axis=1), sample_weight=w))
 
 
 def nll(probs: Any, y: Any, weights: Any = None) -> float:
     """Weighted mean negative log-likelihood of the true label (natural log)."""
     p, t, w = _checked(probs, y, weights)
-    p_true = np.maximum(p[np.arange(p.shape[0]), t], _EPS)
-    return float(np.average(-np.log(p_true), weights=w))
+    # log_loss also caps p at 1 - eps, charging a certain and correct row eps; under the floor-only
+    # convention such a row costs exactly nothing, so it is left out of the sum (but not of the weight).
+    uncertain = p[np.arange(p.shape[0]), t] < 1.0
+    if not uncertain.any():
+        return 0.0
+    with _validated_probs():
+        total = log_loss(t[uncertain], p[uncertain], sample_weight=w[uncertain], labels=np.arange(p.shape[1]),
+                         normalize=False)
+    return float(total / w.sum())
 
 
 def brier(probs: Any, y: Any, weights: Any = None) -> float:
     """Weighted mean of (1/2) sum_k (p_k - [y == k])^2; the usual binary Brier score for two labels."""
     p, t, w = _checked(probs, y, weights)
-    onehot = np.zeros_like(p)
-    onehot[np.arange(p.shape[0]), t] = 1.0
-    return float(np.average(0.5 * ((p - onehot) ** 2).sum(axis=1), weights=w))
+    # scale_by_half for every K: sklearn's "auto" halves only for two labels, the convention here always does.
+    with _validated_probs():
+        return float(brier_score_loss(t, p, sample_weight=w, labels=np.arange(p.shape[1]), scale_by_half=True))
 
 
 def auroc(probs: Any, y: Any, weights: Any = None) -> float | None:
@@ -91,14 +105,18 @@ def auroc_from_confidence(confidence: Any, correct: Any, weights: Any = None) ->
     c, k = check_confidence(confidence, correct)
     w = check_weights(weights, c.shape[0])
     w = np.ones(c.shape[0]) if w is None else w
-    values, inverse = np.unique(c, return_inverse=True)
-    w_pos = np.bincount(inverse, weights=w * k, minlength=values.shape[0])
-    w_neg = np.bincount(inverse, weights=w * (1.0 - k), minlength=values.shape[0])
-    total_pos, total_neg = w_pos.sum(), w_neg.sum()
-    if total_pos <= 0 or total_neg <= 0:
+    # roc_auc_score raises on a single class; a class present only with weight 0 is just as undefined.
+    if w @ k <= 0 or w @ (1.0 - k) <= 0:
         return None
-    neg_below = np.cumsum(w_neg) - w_neg
-    return float((w_pos @ (neg_below + 0.5 * w_neg)) / (total_pos * total_neg))
+    return float(roc_auc_score(k, c, sample_weight=w))
+
+
+@contextmanager
+def _validated_probs():
+    """check_probs already accepted each row's sum (within 1e-6); sklearn's stricter warning would only repeat it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The y_(prob|pred) values do not sum to one", category=UserWarning)
+        yield
 
 
 # --- binning -----------------------------------------------------------------------
