@@ -9,6 +9,7 @@ session, which is how the reports use them without ever locking the file.
 from __future__ import annotations
 
 import re
+from graphlib import CycleError, TopologicalSorter
 from importlib import resources
 
 import duckdb
@@ -45,27 +46,25 @@ def _strip(sql: str) -> str:
 
 
 def creation_order(views: dict[str, str]) -> list[str]:
-    """View names so that each comes after every other view its SQL names (a topological order)."""
+    """View names so that each comes after every other view its SQL names (a topological order).
+
+    Among views whose dependencies are all created, names go in sorted order, so the order
+    (and a failing CREATE's position) is the same on every run.
+    """
     deps = {
         name: {other for other in views if other != name and re.search(rf"\b{re.escape(other)}\b", sql)}
         for name, sql in views.items()
     }
+    sorter = TopologicalSorter(deps)
+    try:
+        sorter.prepare()
+    except CycleError as exc:
+        raise ValueError(f"sql/views: circular reference {' -> '.join(exc.args[1])}") from exc
     order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name in visiting:
-            raise ValueError(f"sql/views: circular reference through {name!r}")
-        visiting.add(name)
-        for dep in sorted(deps[name]):
-            visit(dep)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in views:
-        visit(name)
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order += ready
+        sorter.done(*ready)
     return order
 
 
