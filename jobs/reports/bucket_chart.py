@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
-from calscore.jobs.reports.plotting import NEUTRAL_COLOR, error_bars, plt, save
+from calscore.jobs.reports.plotting import NEUTRAL_COLOR, error_bars, save
 from calscore.jobs.spec import Bucket
 
 
@@ -58,7 +59,8 @@ def bucket_chart(stats: list[dict], path: Path, title: str | None = None) -> dic
     """Rows per bucket (bars) and labeled accuracy with its interval (points); return {"path", "buckets"}."""
     names = [s["bucket"] for s in stats]
     x = np.arange(len(names))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
     bars = left.bar(x, [s["rows"] for s in stats], color=NEUTRAL_COLOR, alpha=0.8)
     for bar, s in zip(bars, stats):
         left.annotate(f"{s['rows']}\n({100 * s['share']:.0f}%)", (bar.get_x() + bar.get_width() / 2, bar.get_height()),

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from calscore.calibration_store import metrics
 from calscore.calibration_store.registry import make_calibrator
-from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, plt, save
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
 
 SIZES = (100, 200, 500, 1000)
 FIGURES = ("ece", "nll", "brier", "accuracy")
@@ -100,7 +101,8 @@ def label_budget_chart(result: dict, path: Path, title: str | None = None) -> di
     """ECE and NLL on the held-out set against labels used (mean, 95% range), raw as a dashed line."""
     points = [p for p in result["points"] if p["n_fits"]]
     sizes = [p["size"] for p in points]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, name, label in ((axes[0], "ece", "ECE (15 bins)"), (axes[1], "nll", "NLL")):
         mean = np.array([p[f"{name}_mean"] for p in points])
         low = np.array([p[f"{name}_low"] for p in points])

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from calscore.calibration_store.metrics import DEFAULT_N_BINS, calibration_errors, reliability_bins
-from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, plt, save
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, save
 
 
 def reliability_numbers(confidence: Any, correct: Any, weights: Any = None, n_bins: int = DEFAULT_N_BINS) -> dict:
@@ -83,7 +84,7 @@ def reliability_diagram(
         else reliability_numbers(calibrated_confidence, calibrated_correct, weights, n_bins)
     )
     panels = [("raw", raw, RAW_COLOR)] + ([("calibrated", cal, CALIBRATED_COLOR)] if cal is not None else [])
-    fig = plt.figure(figsize=(5.2 * len(panels), 5.2))
+    fig = Figure(figsize=(5.2 * len(panels), 5.2))
     grid = fig.add_gridspec(1, len(panels), wspace=0.25)
     for i, (name, numbers, color) in enumerate(panels):
         _panel(fig, grid[i], numbers, name, color, n_bins)

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from calscore.calibration_store.metrics import DEFAULT_N_BINS
 from calscore.jobs.reports.bucket_chart import bucket_stats
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
-from calscore.jobs.reports.plotting import error_bars, plt, save
+from calscore.jobs.reports.plotting import error_bars, save
 from calscore.jobs.reports.reliability_diagram import reliability_numbers
 from calscore.jobs.spec import Bucket
 
@@ -66,8 +68,9 @@ def segment_stats(
 
 def segment_chart(stats: list[dict], path: Path, title: str | None = None) -> dict:
     """Reliability curve per segment (left) and accuracy vs mean confidence per segment (right)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    colors = plt.get_cmap("tab10")
+    fig = Figure(figsize=(11, 4.5))
+    left, right = fig.subplots(1, 2)
+    colors = colormaps["tab10"]
     left.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
     for i, s in enumerate(stats):
         if s["bins"]:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from calscore.jobs.reports.intervals import clopper_pearson_lower, weighted_proportion
-from calscore.jobs.reports.plotting import CALIBRATED_COLOR, NEUTRAL_COLOR, RAW_COLOR, plt, save
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, NEUTRAL_COLOR, RAW_COLOR, save
 from calscore.jobs.spec import TaskSpec
 
 THRESHOLDS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50, 0.51, ..., 0.99
@@ -73,7 +74,8 @@ def threshold_chart(table: list[dict], path: Path, target: float | None = None, 
     acc = [np.nan if r["accuracy"] is None else r["accuracy"] for r in table]
     low = [np.nan if r["lower_bound"] is None else r["lower_bound"] for r in table]
     share = [r["share"] for r in table]
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig = Figure(figsize=(8, 4.2))
+    ax = fig.subplots()
     ax.plot(t, acc, color=CALIBRATED_COLOR, marker=".", label="estimated accuracy (audit labels)")
     ax.plot(t, low, color=CALIBRATED_COLOR, linestyle="--", label="95% lower bound (Clopper-Pearson)")
     chosen = None

@@ -1,0 +1,32 @@
+"""The report's short Markdown summary, attached to flow runs as a Prefect artifact."""
+from __future__ import annotations
+
+from datetime import date
+
+from calscore.jobs.reports.report_data import DEFAULT_TARGET, load_report_data, summary
+from calscore.jobs.spec import TaskSpec
+
+
+def report_markdown(spec: TaskSpec, night: date | str | None = None, target: float = DEFAULT_TARGET) -> str:
+    """A short Markdown summary (for a Prefect artifact): volumes, buckets, calibration, threshold, champion."""
+    data = load_report_data(spec, night)
+    s = summary(data, target)
+    lines = [
+        f"### calscore: {spec.name}, {data.scope}",
+        "",
+        f"- **{s['rows']}** predictions, **{s['labeled']}** labeled ({s['audit_labeled']} from audit samples)",
+    ]
+    if s["calibrated"]:
+        lines.append(f"- calibration on {s['calibrated']['n']} labeled rows: ECE **{s['calibrated']['ece']:.3f}** "
+                     f"calibrated vs {s['raw']['ece']:.3f} raw (accuracy {s['calibrated']['accuracy']:.1%})")
+    elif s["raw"]["n"]:
+        lines.append(f"- no calibrated rows yet: raw ECE {s['raw']['ece']:.3f} on {s['raw']['n']} labeled rows")
+    lines.append(f"- threshold: {s['threshold_sentence']}")
+    champion = s["champion"]
+    lines.append(f"- champion calibrator: `{champion['version']}` ({champion['method']}, {champion['n_labels']} labels)"
+                 if champion else "- champion calibrator: none yet")
+    lines += ["", "| bucket | rows | share | labeled | accuracy (95% Wilson) |", "|---|---:|---:|---:|---|"]
+    for b in s["buckets"]:
+        acc = "-" if b["accuracy"] is None else f"{b['accuracy']:.3f} ({b['low']:.3f}-{b['high']:.3f})"
+        lines.append(f"| {b['bucket']} | {b['rows']} | {b['share']:.1%} | {b['labeled']} | {acc} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,136 @@
+"""What the report of one task shows, as data: the warehouse rows loaded once, and the headline numbers.
+
+Row-level figures (reliability, buckets, thresholds, segments) use the rows
+scored on `night`, or all rows; the label budget uses every labeled row of the
+task version; history, trend and nightly counts cover the task version up to
+that night.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from calscore.jobs.reports import queries
+from calscore.jobs.reports.bucket_chart import bucket_stats
+from calscore.jobs.reports.reliability_diagram import reliability_numbers
+from calscore.jobs.reports.segments import segment_stats
+from calscore.jobs.reports.thresholds import choose_threshold, describe_choice, threshold_table
+from calscore.jobs.spec import TaskSpec
+
+DEFAULT_TARGET = 0.90
+
+
+@dataclass
+class ReportData:
+    """One task's report inputs: its rows (of one night or all), labeled scores, counts, history and trend."""
+
+    spec: TaskSpec
+    night: date | None
+    rows: queries.ReportRows
+    scores: queries.LabeledScores
+    nightly: list[dict]
+    history: list[dict]
+    trend: list[dict]
+    champion_method: str | None
+
+    @property
+    def scope(self) -> str:
+        """The rows the row-level figures cover, as titles and headings name them."""
+        return f"night {self.night}" if self.night else "all nights"
+
+
+def load_report_data(spec: TaskSpec, night: date | str | None = None) -> ReportData:
+    """Everything the report shows, read in one short read-only session."""
+    night = queries.parse_night(night)
+    tv = spec.task_version
+    with queries.report_connection(spec.warehouse.path) as con:
+        rows = queries.load_rows(con, tv, night)
+        if night is not None and len(rows) == 0:
+            known = ", ".join(str(n) for n in queries.nights(con, tv)) or "none yet"
+            raise ValueError(f"task {spec.name} has no predictions scored on night {night} (nights: {known})")
+        return ReportData(
+            spec=spec,
+            night=night,
+            rows=rows,
+            scores=queries.load_labeled_scores(con, tv, spec.label_names),
+            nightly=queries.nightly_bucket_counts(con, tv, until=night),
+            history=queries.calibrator_history(con, tv),
+            trend=queries.calibration_trend(con, tv),
+            champion_method=queries.champion_method(con, tv),
+        )
+
+
+def reliability_inputs(rows: queries.ReportRows) -> dict[str, Any]:
+    """Raw and calibrated confidence/correctness of the same labeled rows, with their weights.
+
+    The rows are the labeled ones with a calibrated confidence; when no row has one yet (no calibrator was
+    ever applied) only the raw figures exist, on every labeled row.
+    """
+    sel = rows.calibrated_labeled
+    calibrated = bool(sel.any())
+    if not calibrated:
+        sel = rows.is_labeled
+    return {
+        "raw_confidence": rows.raw_confidence[sel],
+        "raw_correct": rows.raw_correct[sel],
+        "calibrated_confidence": rows.confidence[sel] if calibrated else None,
+        "calibrated_correct": rows.is_correct[sel] if calibrated else None,
+        "weights": rows.label_weight[sel],
+        "segment": rows.segment[sel],
+    }
+
+
+def task_thresholds(rows: queries.ReportRows) -> list[dict]:
+    """The threshold table on the confidences the buckets were cut on (off-format rows never automated)."""
+    return threshold_table(rows.decision_confidence, ~rows.off_format, rows.is_audit_label, rows.is_correct,
+                           rows.label_weight)
+
+
+def task_buckets(spec: TaskSpec, rows: queries.ReportRows) -> list[dict]:
+    """Rows and labeled accuracy per decision bucket."""
+    return bucket_stats(spec.buckets, rows.bucket, rows.is_correct, rows.is_labeled, rows.label_weight)
+
+
+def task_segments(spec: TaskSpec, rows: queries.ReportRows) -> list[dict]:
+    """Per-segment figures on the calibrated confidences, or on the raw ones before any calibrator."""
+    if not rows.calibrated_labeled.any():  # no calibrator yet: the raw view of every labeled row
+        return segment_stats(rows.segment, rows.raw_confidence, rows.raw_correct, rows.is_labeled, rows.bucket,
+                             spec.buckets, rows.label_weight)
+    return segment_stats(rows.segment, rows.confidence, rows.is_correct, rows.is_labeled, rows.bucket, spec.buckets,
+                         rows.label_weight)
+
+
+def budget_method(spec: TaskSpec, champion_method: str | None) -> str:
+    """The task's calibration method; for `auto`, what the champion chose (temperature before any champion)."""
+    if spec.calibration.method != "auto":
+        return spec.calibration.method
+    return champion_method or "temperature"
+
+
+def summary(data: ReportData, target: float = DEFAULT_TARGET) -> dict[str, Any]:
+    """The headline numbers of the report (what the Markdown summary prints)."""
+    rows = data.rows
+    rel = reliability_inputs(rows)
+    w = rel["weights"]
+    raw = reliability_numbers(rel["raw_confidence"], rel["raw_correct"], w)
+    cal = (None if rel["calibrated_confidence"] is None
+           else reliability_numbers(rel["calibrated_confidence"], rel["calibrated_correct"], w))
+    table = task_thresholds(rows)
+    champion = next((h for h in reversed(data.history) if h["current_status"] == "champion"), None)
+    return {
+        "task": data.spec.name,
+        "task_version": data.spec.task_version,
+        "night": data.night,
+        "rows": len(rows),
+        "labeled": int(rows.is_labeled.sum()),
+        "audit_labeled": int(rows.is_audit_label.sum()),
+        "buckets": task_buckets(data.spec, rows),
+        "raw": {k: raw[k] for k in ("n", "accuracy", "ece", "mce")},
+        "calibrated": None if cal is None else {k: cal[k] for k in ("n", "accuracy", "ece", "mce")},
+        "target": target,
+        "threshold": choose_threshold(table, target),
+        "threshold_sentence": describe_choice(table, target, len(rows)),
+        "champion": None if champion is None else {"version": champion["version"], "method": champion["method"],
+                                                   "n_labels": champion["n_labels"]},
+    }

@@ -1,0 +1,98 @@
+"""The report's figures: every PNG the data allows, drawn into one folder, each with the numbers it shows.
+
+A figure the data cannot support yet (no labels, no snapshots, too few labels
+for a label-budget curve) is not drawn; its entry says why instead.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from calscore.jobs.reports.bucket_chart import bucket_chart
+from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
+from calscore.jobs.reports.reliability_diagram import reliability_diagram
+from calscore.jobs.reports.report_data import (
+    DEFAULT_TARGET,
+    ReportData,
+    budget_method,
+    reliability_inputs,
+    task_buckets,
+    task_segments,
+    task_thresholds,
+)
+from calscore.jobs.reports.segments import segment_chart
+from calscore.jobs.reports.thresholds import threshold_chart
+
+MIN_BUDGET_LABELS = 70
+
+
+def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict:
+    """ECE of each reliability snapshot over time (segment 'all'), raw and calibrated, with its interval."""
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.subplots()
+    drawn = {}
+    for scores, color in (("raw", RAW_COLOR), ("calibrated", CALIBRATED_COLOR)):
+        points = [t for t in trend if t["scores"] == scores and t["ece"] is not None]
+        if not points:
+            continue
+        x = [t["created_at"] for t in points]
+        y = np.array([t["ece"] for t in points])
+        low = np.array([t["ece_ci_low"] if t["ece_ci_low"] is not None else t["ece"] for t in points])
+        high = np.array([t["ece_ci_high"] if t["ece_ci_high"] is not None else t["ece"] for t in points])
+        ax.errorbar(x, y, yerr=error_bars(y, low, high), fmt="o-", color=color,
+                    capsize=3, label=scores)
+        drawn[scores] = [{"snapshot_id": t["snapshot_id"], "created_at": t["created_at"], "ece": t["ece"]}
+                         for t in points]
+    ax.set(ylabel="ECE (15 bins)", ylim=(0, None), title=title or "Calibration trend (reliability snapshots)")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return {"path": save(fig, path), "series": drawn}
+
+
+def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = DEFAULT_TARGET) -> dict[str, Any]:
+    """Draw every figure the data allows into out_dir; return each one's numbers (or why it was skipped)."""
+    spec, rows, scope = data.spec, data.rows, data.scope
+    out: dict[str, Any] = {}
+    if rows.is_labeled.any():
+        rel = reliability_inputs(rows)
+        out["reliability"] = reliability_diagram(
+            rel["raw_confidence"], rel["raw_correct"], rel["calibrated_confidence"], rel["calibrated_correct"],
+            out_dir / f"{stem}-reliability.png", weights=rel["weights"],
+            title=f"{spec.name}, {scope}: labeled rows")
+    else:
+        out["reliability"] = {"skipped": "no labeled rows yet"}
+    if len(rows):
+        out["buckets"] = bucket_chart(task_buckets(spec, rows), out_dir / f"{stem}-buckets.png",
+                                      title=f"{spec.name}, {scope}: decision buckets")
+        out["thresholds"] = threshold_chart(task_thresholds(rows), out_dir / f"{stem}-thresholds.png", target,
+                                            title=f"{spec.name}, {scope}: threshold analysis")
+    else:
+        out["buckets"] = out["thresholds"] = {"skipped": "no predictions"}
+    segments = set(rows.segment.tolist()) - {"(none)"}
+    if segments and rows.is_labeled.any():
+        out["segments"] = segment_chart(task_segments(spec, rows), out_dir / f"{stem}-segments.png",
+                                        title=f"{spec.name}, {scope}: segments")
+    else:
+        out["segments"] = {"skipped": "the batches carry no segment column" if not segments else "no labeled rows"}
+    out["label_budget"] = _label_budget_figure(data, out_dir / f"{stem}-label-budget.png")
+    if data.trend:
+        out["trend"] = trend_chart(data.trend, out_dir / f"{stem}-trend.png")
+    else:
+        out["trend"] = {"skipped": "no reliability snapshots yet"}
+    return out
+
+
+def _label_budget_figure(data: ReportData, path: Path) -> dict[str, Any]:
+    scores = data.scores
+    method = budget_method(data.spec, data.champion_method)
+    if scores.y.shape[0] < MIN_BUDGET_LABELS:
+        return {"skipped": f"{scores.y.shape[0]} labeled rows; a curve needs {MIN_BUDGET_LABELS}"}
+    try:
+        result = label_budget(scores.logprobs, scores.y, data.spec.label_names, method, scores.weight)
+        return label_budget_chart(result, path, title=f"{data.spec.name}: label budget ({method})")
+    except ValueError as exc:
+        return {"skipped": str(exc)}
