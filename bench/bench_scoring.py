@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from calscore.jobs.scoring.engine import FirstTokenScorer
+    from calscore.jobs.scoring.engine.first_token import FirstTokenScorer
     from calscore.jobs.scoring.model_loading import load_model
     from calscore.jobs.spec import load_spec
 
@@ -138,12 +138,12 @@ def main(argv=None) -> int:
     texts = texts_all[: args.rows]
     prompts = [spec.prompt.render(t) for t in texts]
     f32 = load_model(spec.model, dtype_override="float32")
-    scorer = FirstTokenScorer(f32, spec, token_budget=args.token_budget)
+    scorer = FirstTokenScorer(f32, spec.prompt, spec.labels, token_budget=args.token_budget)
     label_ids = scorer.verbalizers.token_ids
     variants = {"a": None, "b": None, "c": None}
     scorer16 = None
     if not args.no_bf16:
-        scorer16 = FirstTokenScorer(load_model(spec.model, dtype_override="bfloat16"), spec, token_budget=args.token_budget)
+        scorer16 = FirstTokenScorer(load_model(spec.model, dtype_override="bfloat16"), spec.prompt, spec.labels, token_budget=args.token_budget)
         variants["c16"] = None
 
     model = f32.model
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     head = model.get_output_embeddings().weight.numel()
     print(f"model {f32.reference}: {params / 1e6:.1f}M non-embedding parameters, LM head {head / 1e6:.1f}M")
     print(f"rows {len(texts)} of {args.data.name}; torch threads {torch.get_num_threads()}; "
-          f"engine token budget {scorer.token_budget}; shared prefix {len(scorer.prefix_ids)} tokens")
+          f"engine token budget {scorer.token_budget}; shared prefix {len(scorer.prefix)} tokens")
 
     for name in variants:  # warm-up: first-call overheads, the engine's prefix cache
         if name in ("a", "b"):

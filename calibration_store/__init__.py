@@ -10,12 +10,12 @@ Fit and apply (logprobs: (n, K) log p(label) as the scorer stores them; y: label
 For analysts -- the champion of a task version, applied to stored raw scores:
 
     import duckdb
-    from calscore.calibration_store import load_champion, apply_to_table
-    cal, doc = load_champion("var/demo/warehouse.duckdb", task_version)
-    with duckdb.connect("var/demo/warehouse.duckdb", read_only=True) as con:
+    from calscore.calibration_store import apply_to_table, champion, load_document
+    with duckdb.connect("var/demo/calscore.duckdb", read_only=True) as con:
+        doc = champion(con, task_version)                 # verified JSON document, or None
         rows = con.sql("SELECT row_id, label_logprobs FROM predictions WHERE task_version = ?",
                        params=[task_version]).to_arrow_table()
-    apply_to_table(cal, rows)   # + calibrated_label, calibrated_confidence, calibrated_prob_<label>
+    apply_to_table(load_document(doc, task_version), rows)   # + calibrated_label, calibrated_confidence, ...
 
 Methods: platt, isotonic, temperature, vector, beta, histogram (scaling-binning), auto.
 Calibrators are stored as JSON documents with a content-hash version, never pickled.
@@ -32,7 +32,6 @@ from calscore.calibration_store.store import (
     champion,
     list_calibrators,
     list_events,
-    load_champion,
     load_version,
     record_event,
     save_calibrator,
@@ -55,7 +54,6 @@ __all__ = [
     "import_document",
     "list_calibrators",
     "list_events",
-    "load_champion",
     "load_document",
     "load_version",
     "make_calibrator",

@@ -52,6 +52,17 @@ def logprob_matrix(column: pa.ChunkedArray | pa.Array, labels: Sequence[str], na
     return out
 
 
+def predict_labels(calibrator: BaseCalibrator, logprobs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities (n, K), predicted label index (n,), confidence (n,)): the calibrated argmax and its probability.
+
+    The one place a calibrated prediction is made; `calscore.jobs.decisions` adds the coverage
+    floor and the buckets on top.
+    """
+    probs = calibrator.predict_proba(logprobs) if len(logprobs) else np.empty((0, len(calibrator.labels)))
+    best = np.argmax(probs, axis=1)
+    return probs, best, probs[np.arange(probs.shape[0]), best]
+
+
 def apply_to_table(
     calibrator: BaseCalibrator,
     table: Any,
@@ -71,14 +82,12 @@ def apply_to_table(
         raise ValueError(f"apply_to_table takes a pyarrow.Table or polars.DataFrame, got {type(table).__name__}")
     if column not in arrow.column_names:
         raise ValueError(f"the table has no {column!r} column (columns: {arrow.column_names})")
-    if arrow.num_rows == 0:
-        probs = np.empty((0, len(calibrator.labels)))
-    else:
-        probs = calibrator.predict_proba(logprob_matrix(arrow.column(column), calibrator.labels, column))
-    best = np.argmax(probs, axis=1)
+    logprobs = (logprob_matrix(arrow.column(column), calibrator.labels, column) if arrow.num_rows
+                else np.empty((0, len(calibrator.labels))))
+    probs, best, confidence = predict_labels(calibrator, logprobs)
     new = {
         "calibrated_label": pa.array(np.asarray(calibrator.labels, dtype=object)[best], type=pa.string()),
-        "calibrated_confidence": pa.array(probs[np.arange(probs.shape[0]), best], type=pa.float64()),
+        "calibrated_confidence": pa.array(confidence, type=pa.float64()),
     }
     for j, label in enumerate(calibrator.labels):
         new[f"calibrated_prob_{label}"] = pa.array(probs[:, j], type=pa.float64())

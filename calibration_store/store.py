@@ -8,25 +8,22 @@ champion). Every change of status and every fit is an event with an actor
 
 Functions take an open DuckDB connection and join the caller's transaction
 when one is open; otherwise each change is its own transaction.
-`load_champion` is the analyst entry point: it opens the warehouse file
-read-only, so it never blocks the nightly writer for long.
+Reading the champion goes through `champion` (its verified document) or
+`load_version`; analysts open the warehouse read-only and call them, or use
+`calscore.jobs.calibrators.champion.load_champion`.
 """
 from __future__ import annotations
 
 import json
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import duckdb
 
-from calscore.calibration_store.apply import apply_to_table  # noqa: F401  (re-exported: load, then apply)
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.document import canonical_json, load_document, verify_document
 
-STATUSES = ("candidate", "champion", "retired")
 EVENTS = ("fitted", "promoted", "rejected", "retired", "manual_promote", "rollback")
 # Events after which the version named in them is the champion.
 CHAMPION_EVENTS = ("promoted", "manual_promote", "rollback")
@@ -176,12 +173,21 @@ def champion(con: duckdb.DuckDBPyConnection, task_version: str) -> dict[str, Any
     return verify_document(rows[0][0]) if rows else None
 
 
+def document(con: duckdb.DuckDBPyConnection, version: str, task_version: str | None = None) -> dict[str, Any]:
+    """The verified JSON document of a stored calibrator (refused when `task_version` is given and differs)."""
+    row = con.execute("SELECT document, task_version FROM calibrators WHERE version = ?", [version]).fetchall()
+    if not row or (task_version is not None and row[0][1] != task_version):
+        where = "" if task_version is None else f" for task_version {task_version}"
+        raise ValueError(f"no calibrator {version!r} in the store{where}")
+    return verify_document(row[0][0])
+
+
 def load_version(con: duckdb.DuckDBPyConnection, version: str, task_version: str) -> BaseCalibrator:
     """The stored calibrator `version`, verified (hash, schema) and refused unless fitted for `task_version`."""
-    row = con.execute("SELECT document FROM calibrators WHERE version = ?", [version]).fetchone()
-    if row is None:
+    row = con.execute("SELECT document FROM calibrators WHERE version = ?", [version]).fetchall()
+    if not row:
         raise ValueError(f"no calibrator {version!r} in the store")
-    return load_document(row[0], task_version)
+    return load_document(row[0][0], task_version)
 
 
 def list_calibrators(
@@ -237,34 +243,3 @@ def list_events(con: duckdb.DuckDBPyConnection, task_version: str) -> list[dict[
         }
         for v, e, a, r, m, at in rows
     ]
-
-
-def load_champion(
-    warehouse_path: str | Path, task_version: str, wait_seconds: float = 10.0
-) -> tuple[BaseCalibrator, dict[str, Any]] | None:
-    """(calibrator, document) of the task_version's champion, read from the warehouse file read-only; None if none.
-
-    Example:
-        cal, doc = load_champion("var/demo/warehouse.duckdb", spec.task_version)
-        scored = apply_to_table(cal, con.sql("SELECT * FROM predictions").to_arrow_table())
-    """
-    path = Path(warehouse_path)
-    if not path.exists():
-        raise FileNotFoundError(f"no warehouse at {path}")
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-            break
-        except duckdb.IOException as exc:
-            # The nightly writer holds the file for seconds at a time.
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.2)
-    try:
-        doc = champion(con, task_version)
-    finally:
-        con.close()
-    if doc is None:
-        return None
-    return load_document(doc, task_version), doc

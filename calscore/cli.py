@@ -61,18 +61,26 @@ def prepare_demo(
     typer.echo(f"demo batches: {len(written)} files in {batches}; labels in {labels}")
 
 
-def _scorer_or_exit(spec: TaskSpec, *, dtype: str | None = None, token_budget: int | None = None, top_k: int = 0):
-    """Load the task's model and resolve its verbalizers, or exit with the reason."""
-    from calscore.jobs.scoring.engine import FirstTokenScorer
-    from calscore.jobs.scoring.model_loading import ModelLoadError, load_model
-    from calscore.jobs.scoring.prompting import PromptError
-    from calscore.jobs.scoring.verbalizers import VerbalizerError
+def _scorer_or_exit(spec: TaskSpec, *, dtype: str | None = None, **options):
+    """The task's scorer (from the one factory), or exit with the reason. `dtype` overrides the
+    task's precision for this command only (a backend without a dtype refuses it)."""
+    from pydantic import ValidationError
 
+    from calscore.jobs.scoring.errors import ScorerError
+    from calscore.jobs.scoring.registry import make_scorer
+
+    config = spec.model
+    if dtype is not None:
+        if "dtype" not in type(config).model_fields:
+            _fail(f"--dtype does not apply to the {config.backend} backend", 2)
+        try:
+            config = type(config).model_validate({**config.model_dump(), "dtype": dtype})
+        except ValidationError as exc:
+            _fail(f"--dtype {dtype}: {exc.errors()[0]['msg']}", 2)
     try:
-        return FirstTokenScorer(load_model(spec.model, dtype_override=dtype), spec, token_budget=token_budget, top_k=top_k)
-    except (ModelLoadError, PromptError, VerbalizerError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+        return make_scorer(config, spec.prompt, spec.labels, **options)
+    except ScorerError as exc:
+        _fail(str(exc), 1)
 
 
 DtypeOption = typer.Option(
@@ -91,14 +99,14 @@ def explain(
 
     Example: calscore explain --task infra/tasks/demo.toml "A warm, funny and beautifully acted film."
     """
-    from calscore.jobs.scoring.explain import explain_text, render_explanation
-
     from calscore.jobs.calibrators.champion import explain_calibrated
+    from calscore.jobs.scoring.explain import render_explanation
 
     spec = task_from(task)
     scorer = _scorer_or_exit(spec, dtype=dtype)
-    typer.echo(f"model {scorer.loaded.reference}  dtype {scorer.loaded.dtype}  task {spec.name} ({spec.task_version})")
-    result = explain_text(scorer, text, top_k=top_k)
+    about = scorer.describe()
+    typer.echo(f"model {about['model']}  precision {about['precision']}  task {spec.name} ({spec.task_version})")
+    result = scorer.explain(text, top_k=top_k)
     calibrated = explain_calibrated(spec, [row.logprob for row in result.labels], result.coverage)
     typer.echo(render_explanation(result, calibrated=calibrated))
 
@@ -121,13 +129,13 @@ def score_file_command(
     from calscore.jobs.scoring.score_file import score_file
 
     spec = task_from(task)
-    scorer = _scorer_or_exit(spec, dtype=dtype, token_budget=token_budget)
+    scorer = _scorer_or_exit(spec, dtype=dtype, **({"token_budget": token_budget} if token_budget else {}))
     try:
-        summary = score_file(spec, input, output, progress=progress, scorer=scorer)
+        summary = score_file(scorer, input, output, text_column=spec.input.text_column, progress=progress)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         typer.echo(f"score-file: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(json.dumps(summary, indent=2))
+    typer.echo(json.dumps({**summary, "task_version": spec.task_version}, indent=2))
 
 
 # --- the nightly loop: scoring, labels, recalibration, status -------------------------------

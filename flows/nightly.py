@@ -14,12 +14,14 @@ from prefect.cache_policies import NONE
 
 from calscore.flows.summary import publish_summary
 from calscore.jobs.batches.files import BatchRef, BatchSchemaError, check_schema, discover
+from calscore.jobs.batches.stage import get_scorer, score_batch
+from calscore.jobs.batches.staged import StagedBatch
 from calscore.jobs.calibrators.champion import applied_calibrator, champion_version
-from calscore.jobs.warehouse.writer import backfill, pending, record_failed_batch, write_staged
-from calscore.jobs.warehouse.runs import finish_run, start_run
 from calscore.jobs.spec import TaskSpec, load_spec
-from calscore.jobs.batches.stage import StagedBatch, get_scorer, run_provenance, score_batch
 from calscore.jobs.warehouse.connection import WarehouseBusy
+from calscore.jobs.warehouse.ledger import backfill, pending, record_failed_batch
+from calscore.jobs.warehouse.runs import finish_run, run_provenance, start_run
+from calscore.jobs.warehouse.writer import write_staged
 
 
 def _transient(task, task_run, state) -> bool:

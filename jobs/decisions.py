@@ -1,13 +1,47 @@
-"""Decision buckets: an ordered list of (name, inclusive lower bound) on the confidence."""
+"""The one decision path: label log-probabilities -> (calibrated) label, confidence, bucket.
+
+    decided = decide(spec, label_logprobs, coverage, applied)   # applied: the champion, or None
+
+With a calibrator, the label is the calibrated argmax and the confidence its
+calibrated probability (`calibration_store.apply.predict_labels`); without one,
+the raw label and the raw confidence (its share of the label mass) decide the
+bucket. Buckets are an ordered list of (name, inclusive lower bound); a row whose
+label tokens got less than `coverage_floor` of the probability goes to the last
+bucket as `off_format`, whatever its confidence. Scoring, re-application of a new
+champion and `calscore explain` all call `decide`.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from calscore.jobs.spec import Bucket
+from calscore.calibration_store.apply import predict_labels
+from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.metrics import raw_probs
+from calscore.jobs.spec import Bucket, TaskSpec
 
 OFF_FORMAT = "off_format"
+
+
+@dataclass(frozen=True)
+class AppliedCalibrator:
+    """The calibrator a run applies: its version id and the fitted calibrator."""
+
+    version: str
+    calibrator: BaseCalibrator
+
+
+@dataclass(frozen=True)
+class Decisions:
+    label: np.ndarray  # the decided label per row (calibrated when a calibrator was applied)
+    confidence: np.ndarray | None  # calibrated confidence; None without a calibrator
+    decision_confidence: np.ndarray  # what the bucket was cut on (calibrated, else raw)
+    bucket: np.ndarray
+    reason: np.ndarray  # None, or 'off_format'
+    basis: str  # "calibrated" or "raw"
+    calibrator_version: str | None
 
 
 def assign_buckets(
@@ -16,14 +50,11 @@ def assign_buckets(
     buckets: Sequence[Bucket],
     coverage_floor: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bucket name per row, and a reason (None, or 'off_format' when the model put
-    less than `coverage_floor` of its probability on any label token: those rows go
-    to the last bucket whatever their confidence)."""
+    """Bucket name per row, and a reason (None, or 'off_format' below the coverage floor)."""
     confidence = np.asarray(confidence, dtype=float)
     names = np.array([b.name for b in buckets], dtype=object)
     bounds = np.array([b.min for b in buckets])
-    # first bucket (highest first) whose bound the confidence reaches; the last
-    # takes the rest, NaN included
+    # first bucket (highest first) whose bound the confidence reaches; the last takes the rest, NaN included
     reached = confidence[:, None] >= bounds[None, :]
     reached[:, -1] = True
     index = np.argmax(reached, axis=1)
@@ -31,3 +62,20 @@ def assign_buckets(
     index[off_format] = len(buckets) - 1
     reasons = np.where(off_format, OFF_FORMAT, None).astype(object)
     return names[index], reasons
+
+
+def decide(spec: TaskSpec, label_logprobs: np.ndarray, coverage: np.ndarray, applied: AppliedCalibrator | None) -> Decisions:
+    """Label, confidence and bucket for each row of (n, K) label log-probabilities (task label order)."""
+    labels = np.array(spec.label_names, dtype=object)
+    if applied is None:
+        probs = raw_probs(label_logprobs) if len(label_logprobs) else np.empty((0, len(labels)))
+        best = np.argmax(probs, axis=1)
+        confidence, basis_confidence = None, probs[np.arange(len(best)), best]
+    else:
+        _, best, confidence = predict_labels(applied.calibrator, label_logprobs)
+        basis_confidence = confidence
+    bucket, reason = assign_buckets(basis_confidence, coverage, spec.buckets, spec.coverage_floor)
+    return Decisions(
+        label=labels[best], confidence=confidence, decision_confidence=basis_confidence, bucket=bucket, reason=reason,
+        basis="raw" if applied is None else "calibrated", calibrator_version=applied.version if applied else None,
+    )

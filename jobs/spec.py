@@ -11,91 +11,24 @@ import json
 import os
 import re
 import tomllib
+from functools import cached_property
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from calscore.jobs.scoring.fingerprint import model_fingerprint
+from calscore.calibration_store.registry import METHODS
+from calscore.jobs.common.config import StrictModel as _Strict
+from calscore.jobs.scoring.prompting import PromptSpec
+from calscore.jobs.scoring.registry import BACKENDS, DEFAULT_BACKEND, MODEL_CONFIGS, backend_for
 
-TEXT_PLACEHOLDER = "{text}"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
+# `[model]` is validated by its backend's config class (see calscore.jobs.scoring.registry).
+ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="backend")]
 
 
 class SpecError(ValueError):
     """A task file that cannot be used, with every problem listed."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelRef(_Strict):
-    """Exactly one of `embedded`, `path` or `hub_id` (+ `revision`)."""
-
-    embedded: Literal["smollm2-135m-instruct"] | None = None
-    path: Path | None = None
-    hub_id: str | None = None
-    revision: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    device: str = "auto"
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "ModelRef":
-        given = [k for k in ("embedded", "path", "hub_id") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of embedded, path, hub_id (got {given or 'none'})")
-        if self.hub_id is not None and not self.revision:
-            raise ValueError("a hub_id needs a pinned revision (commit sha or tag), so task_version is stable")
-        if self.revision is not None and self.hub_id is None:
-            raise ValueError("revision only applies to hub_id")
-        return self
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
-            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
-        return v
-
-    def describe(self) -> str:
-        if self.embedded:
-            return f"embedded:{self.embedded}"
-        if self.path is not None:
-            return str(self.path)
-        return f"{self.hub_id}@{self.revision}"
-
-
-class ChatMessage(_Strict):
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class PromptSpec(_Strict):
-    """A raw `template` or chat `messages`; exactly one `{text}` placeholder overall."""
-
-    template: str | None = None
-    messages: tuple[ChatMessage, ...] | None = None
-    max_input_tokens: int = Field(512, ge=16, le=131072)
-    truncation_side: Literal["left", "right"] = "right"
-
-    @model_validator(mode="after")
-    def _one_form(self) -> "PromptSpec":
-        if (self.template is None) == (self.messages is None):
-            raise ValueError("give exactly one of template (raw prompt) or messages (chat)")
-        parts = [self.template] if self.template is not None else [m.content for m in self.messages]
-        count = sum(p.count(TEXT_PLACEHOLDER) for p in parts)
-        if count != 1:
-            raise ValueError(f"the prompt must contain the placeholder {TEXT_PLACEHOLDER} exactly once (found {count})")
-        if self.messages is not None and self.messages[-1].role != "user":
-            raise ValueError("the last chat message must be the user's (the model answers next)")
-        return self
-
-    def render(self, text: str) -> str | list[dict]:
-        """The prompt for one row. Plain replacement, not str.format: braces in text are data."""
-        if self.template is not None:
-            return self.template.replace(TEXT_PLACEHOLDER, text)
-        return [{"role": m.role, "content": m.content.replace(TEXT_PLACEHOLDER, text)} for m in self.messages]
 
 
 class Bucket(_Strict):
@@ -123,17 +56,17 @@ class WarehouseSpec(_Strict):
 
 
 class CalibrationPolicy(_Strict):
-    method: Literal["auto", "platt", "isotonic", "temperature", "vector", "beta", "histogram"] = "auto"
+    method: Literal[METHODS] = "auto"
     min_labels: int = Field(100, ge=10, description="labels needed before a calibrator may be promoted")
     refit_after_new_labels: int = Field(200, ge=1, description="new labels since the last fit that trigger a refit")
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="newest share of labels held out for champion/challenger")
-    folds: int = Field(5, ge=2, le=20)
+    folds: int = Field(5, ge=2, le=20, description="cross-validation folds `auto` uses to choose its method")
     reapply_days: int = Field(7, ge=0, description="re-apply a new champion to the last N days of predictions (0: off)")
 
 
 class TaskSpec(_Strict):
     name: str
-    model: ModelRef
+    model: ModelConfig
     prompt: PromptSpec
     labels: dict[str, tuple[str, ...]] = Field(description="label -> answer-token variants (verbalizers), in order")
     buckets: tuple[Bucket, ...] = DEFAULT_BUCKETS
@@ -142,6 +75,13 @@ class TaskSpec(_Strict):
     warehouse: WarehouseSpec
     calibration: CalibrationPolicy = CalibrationPolicy()
     source_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _default_backend(cls, v):
+        if isinstance(v, dict) and "backend" not in v:
+            return {"backend": DEFAULT_BACKEND, **v}
+        return v
 
     @field_validator("name")
     @classmethod
@@ -187,12 +127,15 @@ class TaskSpec(_Strict):
     def label_names(self) -> list[str]:
         return list(self.labels)
 
-    @property
+    @cached_property
     def task_version(self) -> str:
-        """Stable hash of everything that changes the raw scores (not buckets, paths or policy)."""
+        """Stable hash of everything that changes the raw scores (not buckets, paths or policy).
+
+        The backend says what of its `[model]` section counts (see `Backend.version_parts`);
+        computed once per loaded spec (a model fingerprint reads the weight files).
+        """
         payload = {
-            "model": model_fingerprint(self.model),
-            "dtype": self.model.dtype,
+            **backend_for(self.model).version_parts(self.model),
             "prompt": self.prompt.model_dump(mode="json"),
             "labels": [[k, list(v)] for k, v in self.labels.items()],
         }
@@ -220,11 +163,22 @@ def _models_in(annotation) -> list[type[BaseModel]]:
     return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
+def _backend_tag(loc: tuple) -> tuple[str | None, tuple]:
+    """pydantic puts the backend's name into the location of `[model]` errors: take it out."""
+    if len(loc) > 1 and loc[0] == "model" and loc[1] in BACKENDS:
+        return loc[1], (loc[0], *loc[2:])
+    return None, loc
+
+
 def _allowed_fields(loc: tuple) -> list[str]:
     """The field names allowed in the table that `loc` points into (for 'unknown field' errors)."""
+    backend, loc = _backend_tag(loc)
     model: type[BaseModel] = TaskSpec
     for part in loc[:-1]:
         if isinstance(part, int):
+            continue
+        if model is TaskSpec and part == "model" and backend is not None:
+            model = BACKENDS[backend].config
             continue
         field = model.model_fields.get(part)
         models = _models_in(field.annotation) if field is not None else []
@@ -237,7 +191,7 @@ def _allowed_fields(loc: tuple) -> list[str]:
 def _format_errors(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid task spec ({err.error_count()} problem(s))"]
     for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        field = ".".join(str(p) for p in _backend_tag(e["loc"])[1]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             allowed = _allowed_fields(e["loc"])

@@ -99,6 +99,7 @@ COMMIT_STALL = """
 import pathlib, sys, time
 import calscore.jobs.warehouse.writer as load
 from calscore.jobs.batches.files import discover
+from calscore.jobs.warehouse.ledger import pending
 from calscore.jobs.warehouse.runs import start_run
 from calscore.jobs.spec import load_spec
 from calscore.jobs.batches.stage import get_scorer, score_batch
@@ -111,7 +112,7 @@ def stall(con, run_id):  # fault injection: stop inside the batch's transaction,
     time.sleep(600)
 load.heartbeat = stall
 run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
-ref = load.pending(spec, discover(spec.input.location))[0]
+ref = pending(spec, discover(spec.input.location))[0]
 load.write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
 """
 

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from calscore.cli import app
-from calscore.jobs.scoring.explain import explain_text, render_explanation
-from calscore.jobs.scoring.engine import FirstTokenScorer
+from calscore.jobs.scoring.explain import render_explanation
+from calscore.jobs.scoring.engine.first_token import FirstTokenScorer
 from calscore.jobs.scoring.model_loading import load_model
 from tiny_models import build_tiny_model, tiny_spec, write_tiny_task
 
@@ -22,14 +22,14 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scorer(folder):
     spec = tiny_spec(folder, labels={"yes": ["Yes", "yes", "YES", "Yesss"], "no": ["No", "no"]})
-    return FirstTokenScorer(load_model(spec.model), spec, top_k=8)
+    return FirstTokenScorer(load_model(spec.model), spec.prompt, spec.labels, top_k=8)
 
 
 def test_explanation_numbers_agree_with_the_scorer(scorer):
     text = "a warm, funny film"
-    result = explain_text(scorer, text, top_k=8)
+    result = scorer.explain(text, top_k=8)
     row = scorer.score([text]).to_pylist()[0]
-    assert [lbl.label for lbl in result.labels] == scorer.labels
+    assert tuple(lbl.label for lbl in result.labels) == scorer.labels
     assert [lbl.logprob for lbl in result.labels] == pytest.approx(row["label_logprobs"], abs=1e-6)
     assert result.prediction == row["raw_label"]
     assert result.raw_confidence == pytest.approx(row["raw_confidence"], abs=1e-6)
@@ -41,7 +41,7 @@ def test_explanation_numbers_agree_with_the_scorer(scorer):
 
 
 def test_rendered_tables(scorer):
-    result = explain_text(scorer, "the jokes fall flat", top_k=5)
+    result = scorer.explain("the jokes fall flat", top_k=5)
     text = render_explanation(result)
     assert "Top first tokens" in text and "Label aggregation" in text
     assert len(re.findall(r"^\s+[1-5]  ", text, flags=re.M)) == 5  # five ranked rows

@@ -182,7 +182,7 @@ def test_writing_a_staged_batch_twice_writes_it_once(tmp_path, tiny_model):
     first = score_batch(spec, ref, run_id, get_scorer(spec), None)
     assert write_staged(spec, first, run_id)["rows_scored"] == 12
     again = score_batch(spec, ref, run_id, get_scorer(spec), None)  # e.g. a worker that retried
-    assert again.rows_quarantined == 12  # every id is already scored for this task_version
+    assert again.rows_scored == 12  # scoring never reads the warehouse: the writer knows the batch is done
     assert write_staged(spec, again, run_id) == {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
     assert not again.manifest_path.exists() and not Path(again.quarantine_path).exists()
     assert q(tmp_path, "SELECT count(*) FROM predictions") == [(12,)]

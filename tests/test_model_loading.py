@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from calscore.jobs.scoring.model_loading import LoadedModel, ModelLoadError, load_model, resolve_dtype
-from calscore.jobs.spec import ModelRef
+from calscore.jobs.scoring.model_ref import ModelRef
 from tiny_models import build_tiny_model
 
 

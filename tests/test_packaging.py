@@ -1,7 +1,6 @@
-"""What ships: the wheel carries the SQL and the demo task; calibration_store stands alone."""
+"""What ships: the wheel carries every package under the calscore namespace, the SQL and the demo task."""
 from __future__ import annotations
 
-import ast
 import shutil
 import subprocess
 import sys
@@ -41,70 +40,15 @@ def test_wheel_ships_sql_and_task_files(tmp_path) -> None:
     assert shipped_sql == in_repo, "every SQL file in sql/ (migrations, views, queries) must ship"
     assert not any(n.startswith("tests/") for n in names)
     # every package folder of the checkout ships, under the calscore namespace only
-    packages = {"calscore/" + p.parent.relative_to(REPO).as_posix() for folder in _INSTALLED
-                for p in (REPO / folder).rglob("__init__.py")}
-    packages = {p.removeprefix("calscore/calscore") or "calscore" for p in packages}
-    assert packages <= {n.rsplit("/", 1)[0] for n in names}, sorted(packages - {n.rsplit("/", 1)[0] for n in names})
+    packages = {"/".join((installed, *init.parent.relative_to(REPO / folder).parts))
+                for folder, installed in _INSTALLED.items() for init in (REPO / folder).rglob("__init__.py")}
+    shipped = {n.rsplit("/", 1)[0] for n in names}
+    assert packages <= shipped, f"list these in pyproject.toml's packages: {sorted(packages - shipped)}"
     assert {n.split("/")[0] for n in names if not n.startswith("calscore-")} == {"calscore"}
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "calscore = calscore.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
-_INSTALLED = ("calscore", "jobs", "flows", "calibration_store", "sql", "infra")
-
-
-def _imported_modules(source: str, depth: int) -> list[tuple[int, str]]:
-    """(line, module) for every import in `source`, a module `depth` folders below the repo root.
-
-    A relative import that climbs out of the top-level package is reported as '..<module>'.
-    """
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.extend((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                found.append((node.lineno, node.module or ""))
-            elif node.level > depth:
-                found.append((node.lineno, ".." + (node.module or "")))
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
-            "import_module", "__import__"
-        ):
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                found.append((node.lineno, node.args[0].value))
-    return sorted(found)
-
-
-def _forbidden(source: str, depth: int) -> list[tuple[int, str]]:
-    return [
-        (line, module)
-        for line, module in _imported_modules(source, depth)
-        if module.split(".")[:2] in (["calscore", "jobs"], ["calscore", "flows"], ["calscore", "infra"], ["calscore", "cli"])
-        or module.split(".")[0] in {"jobs", "flows", "infra"} or module.startswith("..")
-    ]
-
-
-def test_calibration_store_imports_nothing_from_jobs_or_flows() -> None:
-    files = sorted((REPO / "calibration_store").rglob("*.py"))
-    assert files
-    offending = [
-        f"{p.relative_to(REPO)}:{line} imports {module}"
-        for p in files
-        for line, module in _forbidden(p.read_text(encoding="utf-8"), len(p.relative_to(REPO).parts) - 1)
-    ]
-    assert not offending, "\n".join(offending)
-
-
-def test_the_import_scan_catches_every_form() -> None:
-    source = (
-        "import numpy\n"
-        "from calibration_store import metrics\n"
-        "from . import base\n"
-        "from jobs.spec import load_spec\n"
-        "import flows.nightly as n\n"
-        "from .. import jobs\n"
-        "def f():\n"
-        "    import importlib\n"
-        "    return importlib.import_module('calscore.jobs.warehouse.connection')\n"
-    )
-    assert _forbidden(source, depth=1) == [(4, "calscore.jobs.spec"), (5, "calscore.flows.nightly"), (6, ".."), (9, "calscore.jobs.warehouse.connection")]
+# repo folder -> where it is installed (pyproject.toml: [tool.setuptools] package-dir)
+_INSTALLED = {"calscore": "calscore", "jobs": "calscore/jobs", "flows": "calscore/flows",
+              "calibration_store": "calscore/calibration_store", "sql": "calscore/sql", "infra": "calscore/infra"}

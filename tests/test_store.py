@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from calscore.jobs.calibrators.champion import load_champion
 from calscore.jobs.warehouse.connection import writer
 from calscore.calibration_store import (
     DocumentError,
@@ -18,7 +19,6 @@ from calscore.calibration_store import (
     import_document,
     list_calibrators,
     list_events,
-    load_champion,
     load_document,
     load_version,
     make_calibrator,

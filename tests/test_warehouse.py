@@ -13,7 +13,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from calscore.jobs.warehouse.connection import WarehouseBusy, migrate, migration_files, reader, writer
+from calscore.jobs.warehouse.connection import WarehouseBusy, reader, writer
+from calscore.jobs.warehouse.migrations import migrate, migration_files
 
 PRIMARY_KEYS = {
     "schema_migrations": ["version"],
@@ -285,7 +286,8 @@ def test_reader_on_an_older_schema_says_to_migrate(tmp_path):
     """A read-only session cannot migrate: it must say so, not fail on a missing table."""
     import duckdb
 
-    from calscore.jobs.warehouse.connection import WarehouseOutdated, migration_files, reader
+    from calscore.jobs.warehouse.connection import WarehouseOutdated, reader
+    from calscore.jobs.warehouse.migrations import migration_files
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from calscore.calibration_store.document import export_document, import_document
 from calscore.calibration_store.promotion import promote, rollback
-from calscore.calibration_store.store import list_calibrators, list_events, save_calibrator
+from calscore.calibration_store.store import document, list_calibrators, list_events, save_calibrator
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
 
@@ -37,8 +37,7 @@ def history_text(spec: TaskSpec) -> str:
 
 def manual_promote(spec: TaskSpec, version: str, actor: str | None, reason: str) -> str:
     with writer(spec.warehouse.path) as con:
-        row = con.execute("SELECT task_version FROM calibrators WHERE version = ?", [version]).fetchall()
-        if not row or row[0][0] != spec.task_version:
+        if version not in {c["version"] for c in list_calibrators(con, task_version=spec.task_version)}:
             raise ValueError(f"calibrator {version} does not belong to task {spec.name} ({spec.task_version})")
         retired = promote(con, version, actor or getpass.getuser(), reason)
     return f"{version} is now the champion" + (f" (retired {retired})" if retired else "")
@@ -53,11 +52,8 @@ def manual_rollback(spec: TaskSpec, actor: str | None, reason: str) -> str:
 def export_calibrator(spec: TaskSpec, version: str, path: Path) -> Path:
     """Write a stored calibrator's JSON document to a file, for review."""
     with reader(spec.warehouse.path) as con:
-        rows = con.execute("SELECT document FROM calibrators WHERE version = ? AND task_version = ?",
-                           [version, spec.task_version]).fetchall()
-    if not rows:
-        raise ValueError(f"no calibrator {version} for task {spec.name} ({spec.task_version})")
-    return export_document(rows[0][0], path)
+        doc = document(con, version, spec.task_version)
+    return export_document(doc, path)
 
 
 def import_calibrator(spec: TaskSpec, path: Path, actor: str | None) -> str:

@@ -1,12 +1,22 @@
-"""The champion calibrator a scoring run applies: looked up once per run by
-version id, loaded (hash- and task_version-checked) once per process."""
+"""The champion calibrator of a task_version, read only through `calibration_store.store`.
+
+A scoring run looks up the champion's version once (`champion_version`) and loads
+it once per process (hash- and task_version-checked). Analysts load it with
+`load_champion` (read-only, waits politely while the nightly writer holds the file).
+"""
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.document import load_document
 from calscore.calibration_store.store import champion, load_version
+from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
-from calscore.jobs.batches.stage import AppliedCalibrator
 from calscore.jobs.warehouse.connection import reader
 
 
@@ -20,8 +30,8 @@ def champion_version(spec: TaskSpec) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _load(warehouse: str, task_version: str, version: str):
-    with reader(warehouse) as con:
+def _load(warehouse: str, task_version: str, version: str) -> BaseCalibrator:
+    with reader(Path(warehouse)) as con:
         return load_version(con, version, task_version)
 
 
@@ -31,17 +41,24 @@ def applied_calibrator(spec: TaskSpec, version: str | None) -> AppliedCalibrator
     return AppliedCalibrator(version, _load(str(spec.warehouse.path), spec.task_version, version))
 
 
+def load_champion(warehouse_path: str | Path, task_version: str) -> tuple[BaseCalibrator, dict[str, Any]] | None:
+    """(calibrator, document) of the task_version's champion, read from the warehouse file read-only; None if none.
+
+    Example:
+        cal, doc = load_champion("var/demo/calscore.duckdb", spec.task_version)
+        scored = apply_to_table(cal, con.sql("SELECT * FROM predictions").to_arrow_table())
+    """
+    with reader(Path(warehouse_path)) as con:
+        doc = champion(con, task_version)
+    return None if doc is None else (load_document(doc, task_version), doc)
+
+
 def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: float) -> dict | None:
     """The champion's view of one row for `calscore explain`: calibrated label, confidence, bucket."""
-    import numpy as np
-
-    from calscore.jobs.decisions import assign_buckets
-
-    version = champion_version(spec)
-    if version is None:
+    applied = applied_calibrator(spec, champion_version(spec))
+    if applied is None:
         return None
-    probs = applied_calibrator(spec, version).calibrator.predict_proba(np.array([label_logprobs]))[0]
-    best = int(probs.argmax())
-    bucket, reason = assign_buckets(probs[best:best + 1], np.array([coverage]), spec.buckets, spec.coverage_floor)
-    return {"label": spec.label_names[best], "confidence": float(probs[best]),
-            "bucket": bucket[0] + (f" ({reason[0]})" if reason[0] else ""), "calibrator": version}
+    decided = decide(spec, np.array([label_logprobs]), np.array([coverage]), applied)
+    reason = decided.reason[0]
+    return {"label": decided.label[0], "confidence": float(decided.confidence[0]),
+            "bucket": decided.bucket[0] + (f" ({reason})" if reason else ""), "calibrator": applied.version}

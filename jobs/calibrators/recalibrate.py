@@ -19,11 +19,13 @@ import pyarrow as pa
 
 from calscore.calibration_store import load_document, metrics
 from calscore.calibration_store.apply import logprob_matrix
-from calscore.calibration_store.promotion import decide, record_decision
+from calscore.calibration_store import promotion
+from calscore.calibration_store.promotion import record_decision
 from calscore.calibration_store.store import champion
-from calscore.jobs.decisions import assign_buckets
+from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
-from calscore.jobs.warehouse.connection import reader, utcnow, writer
+from calscore.jobs.common.clock import utcnow
+from calscore.jobs.warehouse.connection import reader, writer
 
 
 @dataclass(frozen=True)
@@ -114,23 +116,22 @@ def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
     ).to_arrow_table()
     if table.num_rows == 0:
         return 0
-    probs = calibrator.predict_proba(logprob_matrix(table["label_logprobs"], spec.label_names))
-    confidence = probs.max(axis=1)
-    bucket, reason = assign_buckets(confidence, table["coverage"].to_numpy(), spec.buckets, spec.coverage_floor)
+    decided = decide(spec, logprob_matrix(table["label_logprobs"], spec.label_names), table["coverage"].to_numpy(),
+                     AppliedCalibrator(version, calibrator))
     n = table.num_rows
-    decided = pa.table({
+    decided_rows = pa.table({
         "task_version": [spec.task_version] * n,
         "row_id": table["row_id"],
         "calibrator_version": [version] * n,
-        "label": pa.array(np.array(spec.label_names, dtype=object)[probs.argmax(axis=1)], pa.string()),
-        "confidence": confidence,
-        "bucket": pa.array(bucket, pa.string()),
-        "bucket_reason": pa.array(reason, pa.string()),
+        "label": pa.array(decided.label, pa.string()),
+        "confidence": decided.confidence,
+        "bucket": pa.array(decided.bucket, pa.string()),
+        "bucket_reason": pa.array(decided.reason, pa.string()),
         "run_id": [run_id] * n,
         "decided_at": pa.array([utcnow()] * n, pa.timestamp("us", tz="UTC")),
     })
-    con.register("decided", decided)
-    con.execute("INSERT INTO decisions SELECT * FROM decided")
+    con.register("decided", decided_rows)
+    con.execute("INSERT INTO decisions BY NAME SELECT * FROM decided")
     return n
 
 
@@ -147,10 +148,11 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
                 "promoted": False, "n_labels": len(rows)}
     with reader(spec.warehouse.path) as con:
         current = champion(con, spec.task_version)
-    decision = decide(
+    decision = promotion.decide(
         rows.logprobs, rows.y, rows.imported_at, labels=spec.label_names, task_version=spec.task_version,
         method=policy.method, champion_document=current, weights=rows.weights,
         holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels,
+        **({"folds": policy.folds} if policy.method == "auto" else {}),
     )
     with writer(spec.warehouse.path) as con:
         con.execute("BEGIN TRANSACTION")

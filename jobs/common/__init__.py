@@ -1,0 +1,1 @@
+"""Small helpers every other part of `jobs/` uses: the clock, file hashes, and waiting with a deadline."""

@@ -16,7 +16,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from calscore.jobs.spec import TaskSpec
-from calscore.jobs.warehouse.connection import utcnow, writer
+from calscore.jobs.common.clock import utcnow
+from calscore.jobs.warehouse.connection import writer
 
 
 def allocate(stratum_sizes: dict[str, int], n: int) -> dict[str, int]:

@@ -20,7 +20,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from calscore.jobs.spec import TaskSpec
-from calscore.jobs.warehouse.connection import reader, utcnow, writer
+from calscore.jobs.common.clock import utcnow
+from calscore.jobs.warehouse.connection import reader, writer
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 

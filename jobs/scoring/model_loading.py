@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from calscore.jobs.spec import ModelRef
+from calscore.jobs.scoring.errors import ScorerError
+from calscore.jobs.scoring.model_ref import ModelRef
 
 _DTYPES = ("float32", "bfloat16", "float16")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ScorerError):
     """The model or its tokenizer cannot be loaded; the message says why and what to do."""
 
 

@@ -25,9 +25,16 @@ keeps the text's beginning, `"left"` its end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
-from calscore.jobs.spec import PromptSpec
+from pydantic import Field, model_validator
+
+from calscore.jobs.common.config import StrictModel
+from calscore.jobs.scoring.errors import ScorerError
+
+TEXT_PLACEHOLDER = "{text}"
+# A token is rarely longer than this many characters (see PromptBuilder.truncate).
+CHARS_PER_TOKEN_CAP = 32
 
 _SENTINEL = "\u2063CALSCORE\u2063TEXT\u2063"
 # Probe texts with different first characters: the token ids all of them share
@@ -36,7 +43,39 @@ _PREFIX_PROBES = ("x", "The", "1", "(", "é", "-", "Zq", "\u4e2d", "a b", "!", "
 _RENDER_PROBES = ("probe", "  two  spaces around  ", "line one\nline two", "{text} {{ braces }}")
 
 
-class PromptError(ValueError):
+class ChatMessage(StrictModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class PromptSpec(StrictModel):
+    """A raw `template` or chat `messages`; exactly one `{text}` placeholder overall."""
+
+    template: str | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    max_input_tokens: int = Field(512, ge=16, le=131072)
+    truncation_side: Literal["left", "right"] = "right"
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "PromptSpec":
+        if (self.template is None) == (self.messages is None):
+            raise ValueError("give exactly one of template (raw prompt) or messages (chat)")
+        parts = [self.template] if self.template is not None else [m.content for m in self.messages]
+        count = sum(p.count(TEXT_PLACEHOLDER) for p in parts)
+        if count != 1:
+            raise ValueError(f"the prompt must contain the placeholder {TEXT_PLACEHOLDER} exactly once (found {count})")
+        if self.messages is not None and self.messages[-1].role != "user":
+            raise ValueError("the last chat message must be the user's (the model answers next)")
+        return self
+
+    def render(self, text: str) -> str | list[dict]:
+        """The prompt for one row. Plain replacement, not str.format: braces in text are data."""
+        if self.template is not None:
+            return self.template.replace(TEXT_PLACEHOLDER, text)
+        return [{"role": m.role, "content": m.content.replace(TEXT_PLACEHOLDER, text)} for m in self.messages]
+
+
+class PromptError(ScorerError):
     """The task's prompt cannot be used with this tokenizer."""
 
 
@@ -144,10 +183,16 @@ class PromptBuilder:
         return ids + list(self.tail_ids)
 
     def truncate(self, texts: Sequence[str]) -> tuple[list[str], list[bool]]:
-        """Cut each text to at most max_input_tokens tokens on the configured side."""
+        """Cut each text to at most max_input_tokens tokens on the configured side.
+
+        A huge text is first cut to CHARS_PER_TOKEN_CAP characters per allowed token, so a
+        10 MB row costs no minutes of tokenizing; the exact cut is then made in tokens.
+        """
         limit = self.max_text_tokens
-        out = list(texts)
-        flags = [False] * len(out)
+        chars = limit * CHARS_PER_TOKEN_CAP
+        flags = [len(t) > chars for t in texts]
+        out = [t if not cut else (t[:chars] if self.truncation_side == "right" else t[-chars:])
+               for t, cut in zip(texts, flags)]
         # A token covers at least one byte, so texts this short never need the tokenizer.
         long_rows = [i for i, t in enumerate(out) if len(t.encode("utf-8")) + 1 > limit]
         if not long_rows:

@@ -1,6 +1,6 @@
-"""Score one Parquet file with a task's model, without Prefect: for ad-hoc runs and benchmarks.
+"""Score one Parquet file with any scorer, without Prefect or the warehouse: for ad-hoc runs and benchmarks.
 
-    summary = score_file(spec, "in.parquet", "out.parquet")
+    summary = score_file(scorer, "in.parquet", "out.parquet", text_column="text")
     # {'rows': 872, 'seconds': 31.2, 'rows_per_s': 27.9, ...}
 
 The input is streamed in record batches and the output written batch by batch,
@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from calscore.jobs.spec import TaskSpec
+from calscore.jobs.scoring.scorer import Scorer
+from calscore.jobs.scoring.streaming import iter_scores
 
 
 def _progress(total: int, enabled: bool):
@@ -51,39 +52,30 @@ def _progress(total: int, enabled: bool):
 
 
 def score_file(
-    spec: TaskSpec,
+    scorer: Scorer,
     input_path: str | Path,
     output_path: str | Path,
     *,
+    text_column: str = "text",
     progress: bool = True,
-    dtype_override: str | None = None,
-    token_budget: int | None = None,
     read_rows: int = 1024,
-    scorer=None,
 ) -> dict:
-    """Score every row of a Parquet file into a new Parquet file; return a summary dict.
-
-    `scorer` reuses an already built FirstTokenScorer (then `dtype_override` and
-    `token_budget` are ignored).
-    """
+    """Score every row of a Parquet file into a new Parquet file; return a summary dict."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from calscore.jobs.scoring.engine import FirstTokenScorer
-    from calscore.jobs.scoring.model_loading import load_model
+    from calscore.jobs.scoring.schema import SCORE_FIELDS
 
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise FileNotFoundError(f"input file not found: {input_path}")
     source = pq.ParquetFile(input_path)
-    text_column = spec.input.text_column
     if text_column not in source.schema_arrow.names:
         raise KeyError(
             f"{input_path} has no text column {text_column!r} (columns: {source.schema_arrow.names}); "
             "set [input] text_column in the task file"
         )
-    if scorer is None:
-        scorer = FirstTokenScorer(load_model(spec.model, dtype_override=dtype_override), spec, token_budget=token_budget)
     total = source.metadata.num_rows
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
@@ -94,7 +86,7 @@ def score_file(
         with _progress(total, progress) as bar:
             task = bar.add_task("score", total=total)
             batches = source.iter_batches(batch_size=read_rows)
-            for table in scorer.iter_score(batches, text_column, null_text="null"):
+            for table in iter_scores(scorer, batches, text_column, null_text="null"):
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
@@ -103,12 +95,7 @@ def score_file(
                 truncated += int(pc.sum(table.column("truncated")).as_py() or 0)
                 bar.update(task, advance=table.num_rows)
         if writer is None:  # an empty input still gives a file with the full schema
-            import pyarrow as pa
-
-            from calscore.jobs.scoring.engine import SCORE_FIELDS
-
-            schema = pa.schema(list(source.schema_arrow) + SCORE_FIELDS)
-            writer = pq.ParquetWriter(tmp, schema)
+            writer = pq.ParquetWriter(tmp, pa.schema(list(source.schema_arrow) + SCORE_FIELDS))
         writer.close()
         writer = None
         tmp.replace(output_path)
@@ -117,6 +104,7 @@ def score_file(
             writer.close()
         tmp.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
+    described = scorer.describe()
     return {
         "input": str(input_path),
         "output": str(output_path),
@@ -125,8 +113,8 @@ def score_file(
         "truncated_rows": truncated,
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds, 2) if seconds > 0 else None,
-        "model": scorer.loaded.reference,
-        "dtype": scorer.loaded.dtype,
-        "device": scorer.loaded.device,
-        "task_version": spec.task_version,
+        "model": described["model"],
+        "dtype": described["dtype"],
+        "precision": described["precision"],
+        "device": described["device"],
     }

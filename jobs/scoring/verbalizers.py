@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
+from calscore.jobs.scoring.errors import ScorerError
 from calscore.jobs.scoring.prompting import PromptBuilder
 
 
-class VerbalizerError(ValueError):
+class VerbalizerError(ScorerError):
     """Answer variants that cannot be scored by first token (collisions, unknown tokens)."""
 
 

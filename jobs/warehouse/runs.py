@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 import uuid
 from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
 
-from calscore.jobs.warehouse.connection import utcnow, writer
+from calscore.jobs.common.clock import utcnow
+from calscore.jobs.common.retry import retry_until_deadline
+from calscore.jobs.scoring.registry import backend_for
+from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import writer
 
 STALE_AFTER = timedelta(minutes=30)
 LOCK_GROUPS = {"score": "score", "rescore": "score", "recalibrate": "recalibrate"}
@@ -104,16 +107,14 @@ def start_run(
     if kind not in LOCK_GROUPS:
         raise ValueError(f"unknown run kind {kind!r}")
     run_id = f"{kind}-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            with writer(warehouse) as con:
-                _try_start(con, run_id, task_name, task_version, kind, provenance or {})
-            return run_id
-        except RunLocked:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
+
+    def attempt() -> str:
+        with writer(warehouse) as con:
+            _try_start(con, run_id, task_name, task_version, kind, provenance or {})
+        return run_id
+
+    return retry_until_deadline(attempt, lambda exc: isinstance(exc, RunLocked), wait_seconds,
+                                first_delay=0.1, max_delay=5.0)
 
 
 def heartbeat(con, run_id: str) -> None:
@@ -127,3 +128,9 @@ def finish_run(warehouse: Path, run_id: str, status: str, summary: dict | None =
             "UPDATE runs SET status = ?, finished_at = ?, heartbeat_at = ?, summary = ? WHERE run_id = ?",
             [status, utcnow(), utcnow(), json.dumps(summary or {}, default=str), run_id],
         )
+
+
+def run_provenance(spec: TaskSpec) -> dict:
+    """What a run records about the model it scores with, resolved without loading it
+    (a night with no new batch never pays for a model load)."""
+    return {**backend_for(spec.model).provenance(spec.model), "labels": spec.label_names}

@@ -1,0 +1,1 @@
+"""Scoring backends, one module each; `calscore.jobs.scoring.registry` lists them by name."""

@@ -1,0 +1,40 @@
+"""The `transformers` backend: a local Hugging Face causal LM scored by the first-token engine.
+
+    [model]                       # backend = "transformers" is the default
+    path = "models/my-llm"        # or embedded = "smollm2-135m-instruct", or hub_id + revision
+    dtype = "auto"                # float32 on CPU, bfloat16 on CUDA
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from calscore.jobs.scoring.fingerprint import model_fingerprint
+from calscore.jobs.scoring.model_ref import ModelRef
+from calscore.jobs.scoring.prompting import PromptSpec
+
+
+class TransformersBackend:
+    name = "transformers"
+    config = ModelRef
+
+    def version_parts(self, config: ModelRef) -> dict[str, Any]:
+        """The weights and tokenizer (a fingerprint) and the precision asked for."""
+        return {"model": model_fingerprint(config), "dtype": config.dtype}
+
+    def provenance(self, config: ModelRef) -> dict[str, Any]:
+        from calscore.jobs.scoring.model_loading import resolve_device, resolve_dtype
+
+        device = resolve_device(config.device)
+        return {"model": config.describe(), "model_fingerprint": model_fingerprint(config),
+                "dtype": resolve_dtype(config.dtype, device), "device": device}
+
+    def load(self, config: ModelRef, prompt: PromptSpec, labels: Mapping[str, Sequence[str]], *,
+             token_budget: int | None = None, top_k: int = 0):
+        from calscore.jobs.scoring.engine.first_token import FirstTokenScorer
+        from calscore.jobs.scoring.model_loading import load_model
+
+        return FirstTokenScorer(load_model(config), prompt, labels, token_budget=token_budget, top_k=top_k,
+                                version_parts=self.version_parts(config))
+
+
+TRANSFORMERS = TransformersBackend()

@@ -1,0 +1,48 @@
+"""`[model]` of the transformers backend: which causal LM, in which precision, on which device."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+
+from calscore.jobs.common.config import StrictModel
+
+
+class ModelRef(StrictModel):
+    """A Hugging Face causal LM: exactly one of `embedded`, `path` or `hub_id` (+ `revision`)."""
+
+    backend: Literal["transformers"] = "transformers"
+
+    embedded: Literal["smollm2-135m-instruct"] | None = None
+    path: Path | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelRef":
+        given = [k for k in ("embedded", "path", "hub_id") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of embedded, path, hub_id (got {given or 'none'})")
+        if self.hub_id is not None and not self.revision:
+            raise ValueError("a hub_id needs a pinned revision (commit sha or tag), so task_version is stable")
+        if self.revision is not None and self.hub_id is None:
+            raise ValueError("revision only applies to hub_id")
+        return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    def describe(self) -> str:
+        if self.embedded:
+            return f"embedded:{self.embedded}"
+        if self.path is not None:
+            return str(self.path)
+        return f"{self.hub_id}@{self.revision}"
