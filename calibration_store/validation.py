@@ -112,7 +112,12 @@ def check_labels(labels: Sequence[str]) -> tuple[str, ...]:
 
 
 def check_logprobs(logprobs: Any, n_labels: int) -> np.ndarray:
-    """An (n, K) float64 matrix of finite label log-probabilities (log p <= 0, label mass <= 1)."""
+    """An (n, K) float64 matrix of finite label log-probabilities (log p <= 0, label mass <= 1).
+
+    Rows from a scorer that saw only part of the distribution (an endpoint's top-k
+    list) are valid as they are: a label none of whose tokens was reported carries an
+    imputed, finite log-probability (the scorer flags it); -inf is never a raw score.
+    """
     x = np.asarray(logprobs)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"logprobs must be a numeric (n, {n_labels}) array, got dtype {x.dtype}")
@@ -126,7 +131,8 @@ def check_logprobs(logprobs: Any, n_labels: int) -> np.ndarray:
         row = int(np.argwhere(bad)[0][0])
         raise ValueError(
             f"logprobs must be finite: row {row} holds {x[row].tolist()} "
-            f"({int(bad.any(axis=1).sum())} row(s) with NaN or inf)"
+            f"({int(bad.any(axis=1).sum())} row(s) with NaN or inf); a label whose mass a scorer did not "
+            "observe (a top-k list) carries an imputed finite value, never -inf"
         )
     if x.max() > _LOGPROB_TOLERANCE:
         row = int(np.argmax(x.max(axis=1)))

@@ -1,6 +1,9 @@
-"""Helpers for flow tests: a tiny-model task on a real DuckDB file and real Parquet batches."""
+"""Helpers for flow tests: a task on a real DuckDB file and real Parquet batches, scored by a tiny
+real model or by the `lookup` backend (label log-probabilities from a table: deterministic, no model)."""
 from __future__ import annotations
 
+import math
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,8 +14,9 @@ WORDS_NEG = ["drags", "flat", "bleak", "desperate", "tedious", "mess", "dull"]
 
 
 def task_toml(folder: Path, model: Path, *, coverage_floor: float = 0.0, min_labels: int = 20,
-              refit_after: int = 40, name: str = "tiny") -> Path:
-    """A task file for the tiny model; batches in folder/batches, warehouse folder/w.duckdb."""
+              refit_after: int = 40, name: str = "tiny", backend: str = "transformers") -> Path:
+    """A task file scoring with the tiny model folder (or, backend="lookup", the table at `model`);
+    batches in folder/batches, warehouse folder/w.duckdb."""
     (folder / "batches").mkdir(parents=True, exist_ok=True)
     path = folder / "task.toml"
     path.write_text(
@@ -21,6 +25,7 @@ name = "{name}"
 coverage_floor = {coverage_floor}
 
 [model]
+backend = "{backend}"
 path = "{model}"
 
 [prompt]
@@ -68,3 +73,25 @@ def write_batch(folder: Path, name: str, n: int, start: int = 0, **extra_columns
     path = folder / "batches" / f"{name}.parquet"
     pq.write_table(table, path)
     return path, dict(zip(ids, truth))
+
+
+def write_lookup_scores(path: Path, texts_: list[str], truth: list[str], *, accuracy: float = 0.75,
+                        unobserved_every: int = 0, seed: int = 0) -> Path:
+    """A lookup table for these texts from an overconfident 'model': right about `accuracy` of the time,
+    but 85-99% sure. Every `unobserved_every`-th row reports only its predicted label (the other is null)."""
+    rng = random.Random(seed)
+    columns: dict[str, list] = {"text": [], "positive": [], "negative": []}
+    for i, (text, label) in enumerate(zip(texts_, truth)):
+        if text in columns["text"]:  # a repeated text has one score
+            continue
+        columns["text"].append(text)
+        right = rng.random() < accuracy
+        predicted = label if right else ("negative" if label == "positive" else "positive")
+        other = "negative" if predicted == "positive" else "positive"
+        coverage = 0.9 + 0.09 * rng.random()
+        share = 0.85 + 0.14 * rng.random()
+        columns[predicted].append(math.log(coverage * share))
+        hidden = unobserved_every and i % unobserved_every == 0
+        columns[other].append(None if hidden else math.log(coverage * (1 - share)))
+    pq.write_table(pa.table(columns), path)
+    return path

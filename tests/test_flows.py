@@ -1,4 +1,5 @@
-"""The whole loop on real Prefect (test harness), a real DuckDB file and a tiny real model."""
+"""The loop on real Prefect (test harness), a real DuckDB file and a tiny real model (the two-night story with
+a promotion runs on the lookup backend: tests/test_lookup_backend.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,45 +28,6 @@ def label_file(path, truth: dict[str, str], ids, inclusion_prob=None):
         table["inclusion_prob"] = [inclusion_prob] * len(ids)
     pq.write_table(pa.table(table), path)
     return path
-
-
-def test_two_nights_and_a_recalibration(tmp_path, tiny_model):
-    from calscore.flows.labels import ingest_labels
-    from calscore.flows.nightly import nightly_scoring
-
-    task = task_toml(tmp_path, tiny_model, min_labels=20, refit_after=40)
-    _, truth1 = write_batch(tmp_path, "night-001", 160)
-    night1 = nightly_scoring(str(task))
-    assert night1["rows_scored"] == 160 and night1["calibrator"] is None
-    assert q(tmp_path, "SELECT count(*), count(confidence), min(bucket_basis) FROM predictions") == [(160, 0, "raw")]
-
-    # a re-run finds nothing new and writes nothing
-    again = nightly_scoring(str(task))
-    assert again["rows_scored"] == 0 and again["batches_done"] == 0
-    assert q(tmp_path, "SELECT count(*), count(DISTINCT row_id) FROM predictions") == [(160, 160)]
-
-    # 128 labels arrive: enough to trigger a recalibration (refit after 40)
-    labels = label_file(tmp_path / "labels.parquet", truth1, list(truth1)[:128])
-    result = ingest_labels(str(task), file=str(labels))
-    assert result["inserted"] == 128 and result["recalibration"]
-    events = q(tmp_path, "SELECT event FROM calibrator_events ORDER BY event_at")
-    assert ("fitted",) in events and (("promoted",) in events or ("rejected",) in events)
-    snapshots = q(tmp_path, "SELECT scores, n FROM reliability_snapshots WHERE segment = 'all' ORDER BY scores")
-    assert [s for s, _ in snapshots] == ["calibrated", "raw"] and snapshots[0][1] == 32  # 25% of 128, held out
-
-    champion = q(tmp_path, "SELECT version FROM calibrators WHERE status = 'champion'")
-    if champion:  # re-applied to night 1: its 96 fit rows never count as evaluation labels
-        assert q(tmp_path, "SELECT count(*) FILTER (used_in_fit), count(*) FILTER (is_labeled), count(*) FILTER (has_label)"
-                           " FROM predictions_current") == [(96, 32, 128)]
-    write_batch(tmp_path, "night-002", 40, start=160)
-    night2 = nightly_scoring(str(task))
-    assert night2["rows_scored"] == 40
-    if champion:  # the second night applies the champion: calibrated confidence and buckets
-        rows = q(tmp_path, "SELECT count(*), count(confidence), min(bucket_basis), min(calibrator_version)"
-                           " FROM predictions WHERE batch_uri LIKE '%night-002%'")
-        assert rows == [(40, 40, "calibrated", champion[0][0])]
-    assert q(tmp_path, "SELECT count(*), count(DISTINCT row_id) FROM predictions") == [(200, 200)]
-    assert q(tmp_path, "SELECT count(*) FROM batches WHERE status = 'done'") == [(2,)]
 
 
 def test_missing_column_fails_that_batch_only(tmp_path, tiny_model):
