@@ -29,7 +29,7 @@ def test_wheel_ships_sql_and_task_files(tmp_path) -> None:
     expected = {
         "calscore/sql/migrations/001_core_tables.sql",
         "calscore/infra/tasks/demo.toml",
-        "calscore/cli.py",
+        "calscore/cli/__init__.py",
         "calscore/jobs/demo/data.py",
         "calscore/calibration_store/__init__.py",
         "calscore/flows/__init__.py",

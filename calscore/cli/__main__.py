@@ -1,0 +1,4 @@
+"""`python -m calscore.cli ...` runs the command line."""
+from calscore.cli import app
+
+app()

@@ -1,0 +1,68 @@
+"""Label commands: import labels, draw an audit sample to label."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from calscore.cli.app import TaskOption, fail, labels_app, task_from
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Path = typer.Argument(None, help="Parquet or CSV file with columns id, label (optional inclusion_prob)."),
+    task: Path = TaskOption,
+    from_table: str = typer.Option(None, "--from-table", help="Import from an analyst's DuckDB table instead of a file."),
+    source: str = typer.Option(None, help="Who or what produced these labels (default: the file or table name)."),
+    no_trigger: bool = typer.Option(False, "--no-trigger", help="Do not start a recalibration even if enough labels arrived."),
+) -> None:
+    """Import labels: validated, idempotent, corrections keep history; may trigger recalibration.
+
+    Unknown labels are rejected and reported, valid rows are kept. When enough new labels
+    arrived since the last fit, recalibration runs (directly, or via the served deployment's trigger).
+
+    Example: calscore labels import --task infra/tasks/demo.toml var/demo/audit-labels.parquet
+    """
+    from calscore.flows.labels import ingest_labels
+    from calscore.jobs.labels.importing import LabelFileError
+
+    spec = task_from(task)
+    if (file is None) == (from_table is None):
+        fail("give exactly one of FILE or --from-table NAME", 2)
+    try:
+        result = ingest_labels(str(spec.source_path), file=str(file) if file else None, table=from_table,
+                               source=source, trigger=not no_trigger)
+    except LabelFileError as exc:
+        fail(str(exc), 2)
+    typer.echo("\n".join(result["report"]))
+    if result.get("recalibration"):
+        typer.echo(f"recalibration: {result['recalibration']}")
+
+@labels_app.command("sample")
+def labels_sample(
+    task: Path = TaskOption,
+    n: int = typer.Option(500, "--n", min=1, help="How many rows to sample."),
+    out: Path = typer.Option(..., "--out", help="Where to write the sample (.parquet or .csv) for labelling."),
+    seed: int = typer.Option(None, help="Random seed (for a reproducible sample)."),
+) -> None:
+    """Draw a random, bucket-stratified audit sample of predictions to label.
+
+    Each row's inclusion probability is recorded, so its label can be weighted and the
+    figures speak for all rows, not just the reviewed ones.
+
+    Example: calscore labels sample --task infra/tasks/demo.toml --n 500 --out var/demo/to-label.csv
+    """
+    from calscore.jobs.labels.audit import draw_audit_sample, write_sample
+
+    spec = task_from(task)
+    try:
+        sample = draw_audit_sample(spec, n, seed=seed)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    write_sample(sample, out)
+    per_bucket = {}
+    for b in sample["bucket"].to_pylist():
+        per_bucket[b] = per_bucket.get(b, 0) + 1
+    typer.echo(f"{sample.num_rows} rows sampled ({sample['sample_id'][0]}) -> {out}")
+    for b, k in per_bucket.items():
+        typer.echo(f"  {b}: {k}")

@@ -1,0 +1,127 @@
+"""Scoring commands: explain one text, score a file, run the nightly flow, backfill."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+
+from calscore.cli.app import TaskOption, app, fail, task_from
+from calscore.jobs.spec import TaskSpec
+
+
+def _scorer_or_exit(spec: TaskSpec, *, dtype: str | None = None, **options):
+    """The task's scorer (from the one factory), or exit with the reason. `dtype` overrides the
+    task's precision for this command only (a backend without a dtype refuses it)."""
+    from pydantic import ValidationError
+
+    from calscore.jobs.scoring.errors import ScorerError
+    from calscore.jobs.scoring.registry import make_scorer
+
+    config = spec.model
+    if dtype is not None:
+        if "dtype" not in type(config).model_fields:
+            fail(f"--dtype does not apply to the {config.backend} backend", 2)
+        try:
+            config = type(config).model_validate({**config.model_dump(), "dtype": dtype})
+        except ValidationError as exc:
+            fail(f"--dtype {dtype}: {exc.errors()[0]['msg']}", 2)
+    try:
+        return make_scorer(config, spec.prompt, spec.labels, **options)
+    except ScorerError as exc:
+        fail(str(exc), 1)
+
+DtypeOption = typer.Option(
+    None, "--dtype", help="float32 (exact, CPU default) or bfloat16 (about 2x faster on CPU); overrides the task's dtype."
+)
+
+@app.command()
+def explain(
+    text: str = typer.Argument(..., help="The text to classify (quote it)."),
+    task: Path = TaskOption,
+    top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="How many top first tokens to list."),
+    dtype: str = DtypeOption,
+) -> None:
+    """Show how one text is scored: the model's top first tokens, each label's variants and total, the prediction.
+
+    Example: calscore explain --task infra/tasks/demo.toml "A warm, funny and beautifully acted film."
+    """
+    from calscore.jobs.calibrators.champion import explain_calibrated
+    from calscore.jobs.scoring.explain import render_explanation
+
+    spec = task_from(task)
+    scorer = _scorer_or_exit(spec, dtype=dtype)
+    about = scorer.describe()
+    typer.echo(f"model {about['model']}  precision {about['precision']}  task {spec.name} ({spec.task_version})")
+    result = scorer.explain(text, top_k=top_k)
+    calibrated = explain_calibrated(spec, [row.logprob for row in result.labels], result.coverage)
+    typer.echo(render_explanation(result, calibrated=calibrated))
+
+@app.command("score-file")
+def score_file_command(
+    task: Path = TaskOption,
+    input: Path = typer.Option(..., "--input", "-i", help="Parquet file with the task's text column."),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write: input columns + score columns."),
+    dtype: str = DtypeOption,
+    token_budget: int = typer.Option(None, "--token-budget", min=1, help="Padded tokens per forward pass."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (rows, rows/s, ETA)."),
+) -> None:
+    """Score a Parquet file with the task's model, without Prefect or the warehouse (ad-hoc runs, benchmarks).
+
+    Example: calscore score-file --task infra/tasks/demo.toml --input in.parquet --output scored.parquet
+    """
+    import json
+
+    from calscore.jobs.scoring.score_file import score_file
+
+    spec = task_from(task)
+    scorer = _scorer_or_exit(spec, dtype=dtype, **({"token_budget": token_budget} if token_budget else {}))
+    try:
+        summary = score_file(scorer, input, output, text_column=spec.input.text_column, progress=progress)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        typer.echo(f"score-file: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({**summary, "task_version": spec.task_version}, indent=2))
+
+@app.command()
+def score(
+    task: Path = TaskOption,
+    wait: float = typer.Option(0.0, help="Seconds to wait for another run of this task to finish instead of refusing."),
+) -> None:
+    """Run the nightly scoring flow once: score every new batch of the task's input location.
+
+    Example: calscore score --task infra/tasks/demo.toml
+    """
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.jobs.warehouse.runs import RunLocked
+
+    spec = task_from(task)
+    try:
+        summary = nightly_scoring(str(spec.source_path), wait_seconds=wait)
+    except RunLocked as exc:
+        fail(str(exc), 3)
+    typer.echo(summary["markdown"])
+    if summary["batches_failed"]:
+        raise typer.Exit(4)
+
+@app.command()
+def rescore(
+    task: Path = TaskOption,
+    since: datetime = typer.Option(..., help="Rescore batches completed on or after this date (YYYY-MM-DD)."),
+    wait: float = typer.Option(0.0, help="Seconds to wait for another scoring run to finish."),
+) -> None:
+    """Explicit backfill after a prompt or model change; nothing is rescored silently.
+
+    Scores again, under the current task_version, the batches done since DATE under an older one.
+
+    Example: calscore rescore --task infra/tasks/demo.toml --since 2026-11-01
+    """
+    from calscore.flows.nightly import rescore as rescore_flow
+    from calscore.jobs.warehouse.runs import RunLocked
+
+    spec = task_from(task)
+    try:
+        summary = rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc), wait_seconds=wait)
+    except RunLocked as exc:
+        fail(str(exc), 3)
+    typer.echo(summary["markdown"])
