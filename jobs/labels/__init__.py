@@ -1,0 +1,2 @@
+"""Labels: importing ground truth idempotently with history (`importing`) and drawing weighted audit
+samples to label (`audit`)."""
