@@ -153,6 +153,8 @@ def main(argv=None) -> int:
     print(f"model {f32.reference}: {params / 1e6:.1f}M non-embedding parameters, LM head {head / 1e6:.1f}M")
     print(f"rows {len(texts)} of {args.data.name}; torch threads {torch.get_num_threads()}; "
           f"engine token budget {scorer.token_budget}; shared prefix {len(scorer.prefix)} tokens")
+    if scorer16 is not None:  # not every CPU has a bfloat16 matmul path: say what the mode really does here
+        print(f"dtype = bfloat16 on this CPU runs: {scorer16.describe()['precision']}")
 
     for name in variants:  # warm-up: first-call overheads, the engine's prefix cache
         if name in ("a", "b"):
@@ -206,7 +208,8 @@ def main(argv=None) -> int:
     print()
     print(f"{'variant':<42} {'rows/s':>8} {'tokens/row':>10} {'GFLOP/s':>8} {'of fp32 matmul':>14}")
     labels = {"a": "a   per-row generate (tutorial)", "b": f"b   batched forward, batch {args.batch_size}, full logits",
-              "c": "c   engine float32", "c16": "c16 engine bfloat16 matmuls"}
+              "c": "c   engine float32",
+              "c16": "c16 engine dtype=bfloat16" + ("" if scorer16 is None else f" ({scorer16.precision.split(' (')[0]})")}
     for name in names:
         flops = 2 * params * tokens[name] + 2 * head * len(texts)
         if name == "b":  # full logits: the LM head runs at every (padded) position

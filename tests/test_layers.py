@@ -147,3 +147,16 @@ def test_the_checks_see_every_import_form():
     assert "calscore.cli" not in targets
     assert layer_of("calscore.flows.nightly") > layer_of("calscore.jobs.scoring.engine.first_token")
     assert layer_of("calscore.jobs.scoring.engine.first_token") == LAYERS.index("calscore.jobs.scoring")
+
+
+def test_jobs_and_calibration_store_never_import_prefect():
+    """The README's promise: the work in jobs/ runs without Prefect (a function call scores a batch)."""
+    modules = source_modules()
+    offending = [
+        f"{path.relative_to(REPO)}:{line} imports {target}"
+        for name, path in modules.items()
+        if name.startswith(("calscore.jobs", "calscore.calibration_store"))
+        for line, target in imports_of(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+        if target.split(".")[0] == "prefect"
+    ]
+    assert not offending, "\n".join(offending)
