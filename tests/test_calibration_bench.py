@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calscore.calibration_store import metrics
-from calscore.calibration_store.synthetic import synthetic_scores
+from synthetic_scores import synthetic_scores
 
 REPO = Path(__file__).resolve().parents[1]
 

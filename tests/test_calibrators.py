@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from calscore.calibration_store import METHODS, calibrator_from_dict, make_calibrator, metrics
 from calscore.calibration_store.evaluation import cross_fit
 from calscore.calibration_store.folds import fold_indices
-from calscore.calibration_store.synthetic import synthetic_scores
+from synthetic_scores import synthetic_scores
 
 FIXED = [m for m in METHODS if m != "auto"]  # auto is tested on its own (it cross-validates)
 

@@ -20,7 +20,7 @@ from calscore.calibration_store import (
     set_champion,
 )
 from calscore.calibration_store.promotion import decide, promote, record_decision, rollback, verdict
-from calscore.calibration_store.synthetic import synthetic_scores
+from synthetic_scores import synthetic_scores
 
 LABELS = ["positive", "negative"]
 TV = "tv-0001"

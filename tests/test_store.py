@@ -26,7 +26,7 @@ from calscore.calibration_store import (
     set_champion,
 )
 from calscore.calibration_store.document import content_version
-from calscore.calibration_store.synthetic import synthetic_scores
+from synthetic_scores import synthetic_scores
 
 LABELS = ["positive", "negative"]
 TV = "tv-0001"

@@ -35,8 +35,6 @@ import pyarrow.parquet as pq
 from calscore.jobs.demo import vocabulary as words
 
 DEMO_ROWS = 10_000
-STRENGTHS = ("strong", "medium", "weak", "neutral")
-POLARITIES = ("positive", "negative")
 # rows per 10,000 for each (strength, label)
 PROPORTIONS: dict[tuple[str, str], int] = {
     ("strong", "positive"): 500,

@@ -57,13 +57,3 @@ def clopper_pearson_lower(k: float, n: float, level: float = 0.95) -> float | No
     if k <= 0:
         return 0.0
     return float(beta.ppf(1 - level, k, n - k + 1))
-
-
-def clopper_pearson_interval(k: float, n: float, level: float = 0.95) -> tuple[float | None, float | None]:
-    """Two-sided exact interval at `level`."""
-    if n <= 0:
-        return None, None
-    alpha = (1 - level) / 2
-    low = 0.0 if k <= 0 else float(beta.ppf(alpha, k, n - k + 1))
-    high = 1.0 if k >= n else float(beta.ppf(1 - alpha, k + 1, n - k))
-    return low, high

@@ -1,4 +1,4 @@
-"""Seeded synthetic scores with a known true calibration curve, for tests, benchmarks and examples.
+"""Seeded synthetic scores with a known true calibration curve, for the calibrator tests.
 
 The true label distribution of a row is softmax(t) for latent logits t; the
 "model" reports label log-probabilities whose log-shares are scale * t + lean
