@@ -16,27 +16,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from calscore.calibration_store.base import BaseCalibrator
-from calscore.calibration_store.beta import BetaCalibrator
 from calscore.calibration_store.folds import cross_fit_with
-from calscore.calibration_store.histogram import HistogramCalibrator
-from calscore.calibration_store.isotonic import IsotonicCalibrator
+from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.metrics import nll
-from calscore.calibration_store.platt import PlattCalibrator
-from calscore.calibration_store.temperature import TemperatureCalibrator
 from calscore.calibration_store.validation import Interval, MethodList
-from calscore.calibration_store.vector import VectorCalibrator
 
-CANDIDATES: dict[str, type[BaseCalibrator]] = {
-    cls.method: cls
-    for cls in (
-        TemperatureCalibrator,
-        PlattCalibrator,
-        BetaCalibrator,
-        VectorCalibrator,
-        IsotonicCalibrator,
-        HistogramCalibrator,
-    )
-}
 FALLBACK = "temperature"
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from calscore.calibration_store.auto import CANDIDATES, AutoCalibrator
+from calscore.calibration_store.auto import AutoCalibrator
 from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.methods import CANDIDATES
 
 _CLASSES: dict[str, type[BaseCalibrator]] = {**CANDIDATES, "auto": AutoCalibrator}
-METHODS: tuple[str, ...] = ("platt", "isotonic", "temperature", "vector", "beta", "histogram", "auto")
-assert set(METHODS) == set(_CLASSES)
+METHODS: tuple[str, ...] = tuple(_CLASSES)
 
 
 def make_calibrator(method: str, labels, **params: Any) -> BaseCalibrator:

@@ -14,7 +14,8 @@ WORDS_NEG = ["drags", "flat", "bleak", "desperate", "tedious", "mess", "dull"]
 
 
 def task_toml(folder: Path, model: Path, *, coverage_floor: float = 0.0, min_labels: int = 20,
-              refit_after: int = 40, name: str = "tiny", backend: str = "transformers") -> Path:
+              refit_after: int = 40, name: str = "tiny", backend: str = "transformers", method: str = "platt",
+              folds: int = 5) -> Path:
     """A task file scoring with the tiny model folder (or, backend="lookup", the table at `model`);
     batches in folder/batches, warehouse folder/w.duckdb."""
     (folder / "batches").mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,8 @@ segment_column = "category"
 path = "w.duckdb"
 
 [calibration]
-method = "platt"
+method = "{method}"
+folds = {folds}
 min_labels = {min_labels}
 refit_after_new_labels = {refit_after}
 holdout_fraction = 0.25

@@ -143,3 +143,29 @@ def test_two_nights_labels_and_a_recalibration_on_the_lookup_backend(tmp_path):
                        " FROM predictions WHERE batch_uri LIKE '%night-002%'")
     assert rows[0][:4] == (100, 100, "calibrated", version)
     assert rows[0][4] < 0.9  # calibrated confidence no longer claims 85-99%
+
+
+def test_calibration_folds_from_the_task_file_reach_auto(tmp_path):
+    """`[calibration] folds` is what `auto` cross-validates with (jobs only, no Prefect)."""
+    import json
+
+    from calscore.jobs.batches.files import discover
+    from calscore.jobs.batches.stage import get_scorer, score_batch
+    from calscore.jobs.calibrators.recalibrate import recalibrate
+    from calscore.jobs.labels.importing import import_labels
+    from calscore.jobs.warehouse.runs import start_run
+    from calscore.jobs.warehouse.writer import write_staged
+
+    _, body, truth = texts(300)
+    table = write_lookup_scores(tmp_path / "scores.parquet", body, truth)
+    spec = load_spec(task_toml(tmp_path, table, backend="lookup", method="auto", folds=3, min_labels=100))
+    _, truth1 = write_batch(tmp_path, "night-001", 300)
+    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
+    [ref] = discover(spec.input.location)
+    write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
+    import_labels(spec, pa.table({"id": list(truth1), "label": list(truth1.values())}), "test")
+    result = recalibrate(spec, start_run(spec.warehouse.path, spec.name, spec.task_version, "recalibrate"))
+    [(document,)] = q(tmp_path, f"SELECT document FROM calibrators WHERE version = '{result['version']}'")
+    doc = json.loads(document)
+    assert doc["method"] == "auto" and doc["params"]["folds"] == 3
+    assert doc["params"]["reason"].startswith("lowest 3-fold cross-validated NLL")
