@@ -26,6 +26,7 @@ from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.warehouse.connection import reader, writer
+from calscore.jobs.warehouse.statements import statement
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,7 @@ class LabeledRows:
 def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
     with reader(spec.warehouse.path) as con:
         table = con.sql(
-            "SELECT p.row_id, p.label_logprobs, l.label, l.inclusion_prob, l.imported_at, p.segment"
-            " FROM labels l JOIN predictions p ON p.row_id = l.row_id AND p.task_version = $1"
-            " WHERE l.task_name = $2 AND l.superseded_at IS NULL ORDER BY l.imported_at, p.row_id",
-            params=[spec.task_version, spec.name],
+            statement("labels_with_raw_scores"), params={"task_version": spec.task_version, "task_name": spec.name}
         ).to_arrow_table()
     labels = spec.label_names
     inclusion = np.array(table["inclusion_prob"].to_pylist(), dtype=object)
@@ -83,14 +81,19 @@ def _snapshot_rows(spec: TaskSpec, run_id: str, version: str | None, rows: Label
     return out
 
 
+# snapshot fields stored as they are (a reliability report carries more than the table keeps)
+_SNAPSHOT_FIELDS = ("snapshot_id", "scores", "segment", "n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low",
+                    "ece_ci_high", "mce", "nll", "brier")
+
+
 def _write_snapshots(con, spec: TaskSpec, run_id: str, snaps: list[dict], diagram_path: str | None) -> None:
     now = utcnow()
     for s in snaps:
         con.execute(
-            "INSERT INTO reliability_snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [s["snapshot_id"], spec.name, spec.task_version, s["version"], run_id, s["scores"], s["segment"],
-             s["n"], s["accuracy"], s["ece"], s["ece_equal_mass"], s["ece_ci_low"], s["ece_ci_high"], s["mce"],
-             s["nll"], s["brier"], json.dumps(s["bins"]), diagram_path if s["segment"] == "all" else None, now],
+            statement("reliability_snapshots_insert"),
+            {**{k: s[k] for k in _SNAPSHOT_FIELDS}, "task_name": spec.name, "task_version": spec.task_version,
+             "calibrator_version": s["version"], "run_id": run_id, "bins": json.dumps(s["bins"]),
+             "diagram_path": diagram_path if s["segment"] == "all" else None, "created_at": now},
         )
 
 
@@ -99,7 +102,7 @@ def _record_fit_rows(con, version: str, rows: LabeledRows, holdout_index: np.nda
     fit = np.ones(len(rows), dtype=bool)
     fit[holdout_index] = False
     con.register("fit_rows", pa.table({"version": [version] * int(fit.sum()), "row_id": list(rows.row_ids[fit])}))
-    con.execute("INSERT INTO calibrator_fit_rows SELECT * FROM fit_rows ON CONFLICT DO NOTHING")
+    con.execute(statement("calibrator_fit_rows_insert"))
 
 
 def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
@@ -108,11 +111,8 @@ def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
         return 0
     since = utcnow() - timedelta(days=spec.calibration.reapply_days)
     table = con.sql(
-        "SELECT row_id, label_logprobs, coverage FROM predictions p WHERE task_version = $1 AND scored_at >= $2"
-        " AND coalesce(calibrator_version, '') <> $3"
-        " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.task_version = p.task_version"
-        "   AND d.row_id = p.row_id AND d.calibrator_version = $3)",
-        params=[spec.task_version, since, version],
+        statement("predictions_to_reapply"),
+        params={"task_version": spec.task_version, "since": since, "calibrator_version": version},
     ).to_arrow_table()
     if table.num_rows == 0:
         return 0
@@ -131,7 +131,7 @@ def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
         "decided_at": pa.array([utcnow()] * n, pa.timestamp("us", tz="UTC")),
     })
     con.register("decided", decided_rows)
-    con.execute("INSERT INTO decisions BY NAME SELECT * FROM decided")
+    con.execute(statement("decisions_insert"))
     return n
 
 

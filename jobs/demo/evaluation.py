@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from calscore.calibration_store.metrics import calibration_errors
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
+from calscore.jobs.warehouse.statements import statement
 
 
 def _figures(confidence: np.ndarray, correct: np.ndarray) -> dict:
@@ -21,11 +22,7 @@ def evaluate_run(spec: TaskSpec, run_id: str, truth_path: Path) -> dict:
     truth = pq.read_table(truth_path)
     with reader(spec.warehouse.path) as con:
         con.register("truth", truth)
-        rows = con.sql(
-            "SELECT p.raw_label = t.label AS raw_correct, p.raw_confidence, p.label = t.label AS correct,"
-            " p.confidence, p.bucket FROM predictions p JOIN truth t ON t.id = p.row_id WHERE p.run_id = $1",
-            params=[run_id],
-        ).to_arrow_table()
+        rows = con.sql(statement("predictions_vs_demo_truth"), params={"run_id": run_id}).to_arrow_table()
     correct = rows["correct"].to_numpy(zero_copy_only=False)
     out = {"n": rows.num_rows,
            "raw": _figures(rows["raw_confidence"].to_numpy(), rows["raw_correct"].to_numpy(zero_copy_only=False))}

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.warehouse.connection import writer
+from calscore.jobs.warehouse.statements import statement
 
 
 def allocate(stratum_sizes: dict[str, int], n: int) -> dict[str, int]:
@@ -43,8 +44,7 @@ def draw_audit_sample(spec: TaskSpec, n: int, seed: int | None = None) -> pa.Tab
     sample_id = f"audit-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with writer(spec.warehouse.path) as con:
         population = con.sql(
-            "SELECT row_id, bucket, text, segment FROM predictions WHERE task_version = $1 ORDER BY row_id",
-            params=[spec.task_version],
+            statement("audit_sample_population"), params={"task_version": spec.task_version}
         ).to_arrow_table()
         if population.num_rows == 0:
             raise ValueError(f"no predictions for task {spec.name} (task_version {spec.task_version}) to sample from")
@@ -62,8 +62,8 @@ def draw_audit_sample(spec: TaskSpec, n: int, seed: int | None = None) -> pa.Tab
         sample = sample.append_column("sample_id", pa.array([sample_id] * sample.num_rows, pa.string()))
         con.register("sample", sample)
         con.execute(
-            "INSERT INTO audit_samples SELECT sample_id, ?, ?, row_id, bucket, inclusion_prob, ? FROM sample",
-            [spec.name, spec.task_version, utcnow()],
+            statement("audit_samples_insert"),
+            {"task_name": spec.name, "task_version": spec.task_version, "created_at": utcnow()},
         )
     return sample.rename_columns(["id" if c == "row_id" else c for c in sample.column_names])
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.warehouse.connection import reader, writer
+from calscore.jobs.warehouse.statements import statement
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
@@ -128,31 +129,17 @@ def import_labels(spec: TaskSpec, table: pa.Table, source: str) -> ImportReport:
         con.register("incoming", valid)
         con.execute("BEGIN TRANSACTION")
         try:
-            # inclusion probability: the file's, else the row's latest audit sample's
-            con.execute(
-                "CREATE TEMP TABLE resolved AS SELECT i.row_id, i.label,"
-                " coalesce(i.inclusion_prob, (SELECT a.inclusion_prob FROM audit_samples a"
-                "   WHERE a.task_name = ? AND a.row_id = i.row_id ORDER BY a.created_at DESC LIMIT 1)) AS inclusion_prob,"
-                " l.label AS current_label"
-                " FROM incoming i LEFT JOIN labels l"
-                "   ON l.task_name = ? AND l.row_id = i.row_id AND l.superseded_at IS NULL",
-                [spec.name, spec.name],
-            )
+            con.execute(statement("labels_resolve_incoming"), {"task_name": spec.name})
             report.unchanged = con.execute("SELECT count(*) FROM resolved WHERE label = current_label").fetchall()[0][0]
             report.superseded = con.execute(
-                "UPDATE labels SET superseded_at = ? WHERE task_name = ? AND superseded_at IS NULL"
-                " AND row_id IN (SELECT row_id FROM resolved WHERE current_label IS NOT NULL AND label <> current_label)",
-                [now, spec.name],
+                statement("labels_supersede_changed"), {"task_name": spec.name, "now": now}
             ).fetchall()[0][0]
             report.inserted = con.execute(
-                "INSERT INTO labels SELECT ?, row_id, label, ?, inclusion_prob, ?, NULL, ?"
-                " FROM resolved WHERE current_label IS NULL OR label <> current_label",
-                [spec.name, source, now, report.import_id],
+                statement("labels_insert_changed"),
+                {"task_name": spec.name, "source": source, "now": now, "import_id": report.import_id},
             ).fetchall()[0][0]
             report.unknown_ids = con.execute(
-                "SELECT count(*) FROM resolved r WHERE NOT EXISTS"
-                " (SELECT 1 FROM predictions p WHERE p.task_name = ? AND p.row_id = r.row_id)",
-                [spec.name],
+                statement("labels_count_unknown_ids"), {"task_name": spec.name}
             ).fetchall()[0][0]
             con.execute("DROP TABLE resolved")
             con.execute("COMMIT")
@@ -165,8 +152,4 @@ def import_labels(spec: TaskSpec, table: pa.Table, source: str) -> ImportReport:
 def new_labels_since_last_fit(spec: TaskSpec) -> int:
     """Current labels imported after the newest calibrator of this task was fitted."""
     with reader(spec.warehouse.path) as con:
-        return con.execute(
-            "SELECT count(*) FROM labels WHERE task_name = ? AND superseded_at IS NULL AND imported_at >"
-            " coalesce((SELECT max(created_at) FROM calibrators WHERE task_name = ?), TIMESTAMPTZ '1970-01-01')",
-            [spec.name, spec.name],
-        ).fetchall()[0][0]
+        return con.execute(statement("labels_count_new_since_last_fit"), {"task_name": spec.name}).fetchall()[0][0]

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
+from calscore.jobs.warehouse.statements import statement
 
 
 def run_bucket_counts(spec: TaskSpec, run_id: str) -> list[tuple[str, int]]:
     """(bucket, rows) for the rows a run wrote, in the task's bucket order."""
     with reader(spec.warehouse.path) as con:
-        counts = dict(
-            con.execute("SELECT bucket, count(*) FROM predictions WHERE run_id = ? GROUP BY bucket", [run_id]).fetchall()
-        )
+        counts = dict(con.execute(statement("predictions_bucket_counts_for_run"), {"run_id": run_id}).fetchall())
     return [(b.name, counts.get(b.name, 0)) for b in spec.buckets]
 
 

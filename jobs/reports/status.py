@@ -5,6 +5,7 @@ from calscore.calibration_store.store import list_calibrators
 from calscore.jobs.batches.files import discover
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
+from calscore.jobs.warehouse.statements import statement
 
 
 def task_status(spec: TaskSpec) -> str:
@@ -17,24 +18,15 @@ def task_status(spec: TaskSpec) -> str:
                 "SELECT uri, content_hash, status FROM batches WHERE task_name = ?", [spec.name]
             ).fetchall()
         }
-        failed = con.execute(
-            "SELECT uri, error FROM batches WHERE task_name = ? AND status = 'failed' ORDER BY uri", [spec.name]
-        ).fetchall()
+        failed = con.execute(statement("batches_failed"), {"task_name": spec.name}).fetchall()
         rows = con.execute(
             "SELECT count(*) FROM predictions WHERE task_version = ?", [spec.task_version]
         ).fetchall()[0][0]
-        last_run = con.execute(
-            "SELECT run_id, kind, status, started_at, finished_at FROM runs WHERE task_name = ?"
-            " ORDER BY started_at DESC LIMIT 1",
-            [spec.name],
-        ).fetchall()
+        last_run = con.execute(statement("runs_latest"), {"task_name": spec.name}).fetchall()
         champion = [(c["version"], c["method"], c["n_labels"], c["created_at"])
                     for c in list_calibrators(con, task_version=spec.task_version) if c["status"] == "champion"]
         snapshot = con.execute(
-            "SELECT created_at, n, accuracy, ece, nll FROM reliability_snapshots"
-            " WHERE task_version = ? AND scores = 'calibrated' AND segment = 'all'"
-            " ORDER BY created_at DESC LIMIT 1",
-            [spec.task_version],
+            statement("reliability_snapshots_latest_calibrated"), {"task_version": spec.task_version}
         ).fetchall()
     last_run, champion, snapshot = (rows[0] if rows else None for rows in (last_run, champion, snapshot))
     done = sum(1 for r in refs if ledger.get((r.uri, r.content_hash)) == "done")

@@ -14,13 +14,17 @@ from calscore.jobs.common.hashing import sha256_of
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.runs import heartbeat
+from calscore.jobs.warehouse.statements import statement
 
 
 def record_batch(con, spec: TaskSpec, ref: BatchRef, run_id: str, status: str, counts: tuple, error: str | None) -> None:
+    """Ledger row for a batch; `counts` is (rows_in, rows_scored, rows_quarantined)."""
+    rows_in, rows_scored, rows_quarantined = counts
     con.execute(
-        "INSERT OR REPLACE INTO batches (task_name, uri, content_hash, task_version, status, rows_in,"
-        " rows_scored, rows_quarantined, run_id, error, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [spec.name, ref.uri, ref.content_hash, spec.task_version, status, *counts, run_id, error, utcnow()],
+        statement("batches_record"),
+        {"task_name": spec.name, "uri": ref.uri, "content_hash": ref.content_hash, "task_version": spec.task_version,
+         "status": status, "rows_in": rows_in, "rows_scored": rows_scored, "rows_quarantined": rows_quarantined,
+         "run_id": run_id, "error": error, "finished_at": utcnow()},
     )
 
 
@@ -62,9 +66,8 @@ def backfill(spec: TaskSpec, since) -> list[BatchRef]:
     """Batches completed since `since` under another task_version, for an explicit rescore."""
     with writer(spec.warehouse.path) as con:
         rows = con.execute(
-            "SELECT uri, content_hash FROM batches WHERE task_name = ? AND status = 'done'"
-            " AND finished_at >= ? AND task_version <> ? ORDER BY uri",
-            [spec.name, since, spec.task_version],
+            statement("batches_backfill"),
+            {"task_name": spec.name, "since": since, "task_version": spec.task_version},
         ).fetchall()
     # a file rewritten since is a new batch for the nightly run, not a backfill
     return [BatchRef(u, h) for u, h in rows if Path(u).is_file() and sha256_of(Path(u)) == h]

@@ -21,6 +21,7 @@ from calscore.jobs.common.retry import retry_until_deadline
 from calscore.jobs.scoring.registry import backend_for
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
+from calscore.jobs.warehouse.statements import statement
 
 STALE_AFTER = timedelta(minutes=30)
 LOCK_GROUPS = {"score": "score", "rescore": "score", "recalibrate": "recalibrate"}
@@ -77,14 +78,11 @@ def _try_start(con, run_id: str, task_name: str, task_version: str, kind: str, p
             )
         now = utcnow()
         con.execute(
-            "INSERT INTO runs (run_id, task_name, task_version, kind, status, started_at, heartbeat_at, host, pid,"
-            " model, model_fingerprint, dtype, device, labels, package_versions)"
-            " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id, task_name, task_version, kind, now, now, socket.gethostname(), os.getpid(),
-                provenance.get("model"), provenance.get("model_fingerprint"), provenance.get("dtype"),
-                provenance.get("device"), provenance.get("labels"), json.dumps(package_versions()),
-            ],
+            statement("runs_insert"),
+            {"run_id": run_id, "task_name": task_name, "task_version": task_version, "kind": kind, "now": now,
+             "host": socket.gethostname(), "pid": os.getpid(),
+             **{k: provenance.get(k) for k in ("model", "model_fingerprint", "dtype", "device", "labels")},
+             "package_versions": json.dumps(package_versions())},
         )
         con.execute("COMMIT")
     except BaseException:

@@ -19,6 +19,7 @@ from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.ledger import already_done, record_batch
 from calscore.jobs.warehouse.runs import heartbeat
+from calscore.jobs.warehouse.statements import statement
 
 
 def _insert_batch(con, spec: TaskSpec, staged: StagedBatch, run_id: str) -> dict:
@@ -27,27 +28,19 @@ def _insert_batch(con, spec: TaskSpec, staged: StagedBatch, run_id: str) -> dict
     quarantine = pq.read_table(staged.quarantine_path)
     con.register("staged_quarantine", quarantine)
     con.execute(
-        "INSERT INTO quarantine SELECT ?, ?, ?, ?, row_index, row_id, reason, detail, ?, ?"
-        " FROM staged_quarantine ON CONFLICT DO NOTHING",
-        [spec.name, spec.task_version, ref.uri, ref.content_hash, run_id, utcnow()],
+        statement("quarantine_insert_staged"),
+        {"task_name": spec.name, "task_version": spec.task_version, "batch_uri": ref.uri,
+         "batch_hash": ref.content_hash, "run_id": run_id, "quarantined_at": utcnow()},
     )
     written = late_duplicates = 0
     if staged.predictions_path:
         con.register("staged_predictions", pq.read_table(staged.predictions_path))
         # A row scored before (another batch, an earlier night): quarantine it, keep the first score.
         late_duplicates = con.execute(
-            "INSERT INTO quarantine SELECT s.task_name, s.task_version, s.batch_uri, s.batch_hash,"
-            " s.row_index, s.row_id, ?, 'already scored for this task_version', ?, ?"
-            " FROM staged_predictions s JOIN predictions p USING (task_version, row_id)"
-            " ON CONFLICT DO NOTHING",
-            [ALREADY_SCORED, run_id, utcnow()],
+            statement("quarantine_insert_already_scored"),
+            {"reason": ALREADY_SCORED, "run_id": run_id, "quarantined_at": utcnow()},
         ).fetchall()[0][0]
-        written = con.execute(
-            "INSERT INTO predictions BY NAME SELECT * EXCLUDE (row_index), ? AS written_at FROM staged_predictions s"
-            " WHERE NOT EXISTS (SELECT 1 FROM predictions p"
-            "   WHERE p.task_version = s.task_version AND p.row_id = s.row_id)",
-            [utcnow()],
-        ).fetchall()[0][0]
+        written = con.execute(statement("predictions_insert_new"), {"written_at": utcnow()}).fetchall()[0][0]
     counts = (staged.rows_in, written, quarantine.num_rows + late_duplicates)
     record_batch(con, spec, ref, run_id, "done", counts, None)
     heartbeat(con, run_id)

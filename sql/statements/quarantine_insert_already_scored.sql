@@ -1,0 +1,10 @@
+-- Quarantine staged predictions (registered as `staged_predictions`) of rows this task_version scored before.
+insert into quarantine (
+    task_name, task_version, batch_uri, batch_hash, row_index, row_id, reason, detail, run_id, quarantined_at
+)
+select
+    s.task_name, s.task_version, s.batch_uri, s.batch_hash, s.row_index, s.row_id,
+    $reason, 'already scored for this task_version', $run_id, $quarantined_at
+from staged_predictions s
+join predictions p using (task_version, row_id)
+on conflict do nothing
