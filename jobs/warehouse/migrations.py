@@ -39,7 +39,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(sql)
-            con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [number, name, utcnow()])
+            con.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", [number, name, utcnow()])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -59,7 +59,7 @@ def ensure_views(con: duckdb.DuckDBPyConnection) -> None:
     try:
         create_views(con)
         con.execute("DELETE FROM schema_views")
-        con.execute("INSERT INTO schema_views VALUES (?)", [digest])
+        con.execute("INSERT INTO schema_views (hash) VALUES (?)", [digest])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
