@@ -34,6 +34,7 @@ from calscore.calibration_store.document import build_document, canonical_json
 from calscore.calibration_store.evaluation import heldout_report
 from calscore.calibration_store.metrics import raw_probs, reliability_report
 from calscore.calibration_store.registry import make_calibrator
+from calscore.jobs.calibrators.recalibrate import write_decisions
 from calscore.jobs.labels.audit import allocate
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.spec import TaskSpec
@@ -275,13 +276,13 @@ def fill_report_warehouse(path: Path) -> dict:
                 "bucket_reason": pa.array(part["reason"], pa.string()), "segment": part["segment"],
                 "metadata": [json.dumps({"category": s}) for s in part["segment"]],
                 "scored_at": _ts([part["scored_at"]] * n), "written_at": _ts([part["scored_at"]] * n)})
-        for d in decisions:
+        for d in decisions:  # as a recalibration writes them: appended, and current on their rows
             k = len(d["row_id"])
-            _insert(con, "decisions", {"task_version": [tv] * k, "row_id": d["row_id"],
-                                       "calibrator_version": d["calibrator_version"], "label": d["label"],
-                                       "confidence": d["confidence"], "bucket": d["bucket"],
-                                       "bucket_reason": pa.array(d["reason"], pa.string()), "run_id": d["run_id"],
-                                       "decided_at": _ts(d["decided_at"])})
+            write_decisions(con, pa.table({"task_version": [tv] * k, "row_id": d["row_id"],
+                                           "calibrator_version": d["calibrator_version"], "label": d["label"],
+                                           "confidence": d["confidence"], "bucket": d["bucket"],
+                                           "bucket_reason": pa.array(d["reason"], pa.string()),
+                                           "run_id": d["run_id"], "decided_at": _ts(d["decided_at"])}))
         for sample_id, idx, pi, offset, at in (("audit-1", a1_idx, a1_pi, 0, day2 + timedelta(hours=9)),
                                                ("audit-2", a2_idx, a2_pi, ROWS_PER_NIGHT, day3 + timedelta(hours=9))):
             _insert(con, "audit_samples", {"sample_id": [sample_id] * idx.size, "task_name": [name] * idx.size,

@@ -2,21 +2,15 @@
 -- is_labeled: a current label the calibrator behind the decision was not fitted on (usable for evaluation);
 -- is_audit_label: such a held-out label that came from an audit sample;
 -- has_label: any current label (used_in_fit tells the fit rows apart).
-with current_decisions as (
+with decided_predictions as (
 
-    select * from current_decisions
+    select * from decided_predictions
 
 ),
 
 current_labels as (
 
     select * from current_labels
-
-),
-
-predictions as (
-
-    select task_version, row_id, label_logprobs, text from predictions
 
 ),
 
@@ -35,7 +29,7 @@ fit_rows as (
 final as (
 
     select
-        current_decisions.*,
+        decided_predictions.* exclude (label_logprobs, text),
         calibrators.method as calibrator_method,
         calibrators.status as calibrator_status,
         current_labels.true_label,
@@ -46,23 +40,20 @@ final as (
         current_labels.true_label is not null as has_label,
         fit_rows.row_id is not null as used_in_fit,
         current_labels.true_label is not null and fit_rows.row_id is null as is_labeled,
-        current_decisions.label = current_labels.true_label as is_correct,
-        current_decisions.raw_label = current_labels.true_label as raw_correct,
-        predictions.label_logprobs,
-        predictions.text
+        decided_predictions.label = current_labels.true_label as is_correct,
+        decided_predictions.raw_label = current_labels.true_label as raw_correct,
+        decided_predictions.label_logprobs,
+        decided_predictions.text
 
-    from current_decisions
-    inner join predictions
-        on current_decisions.task_version = predictions.task_version
-        and current_decisions.row_id = predictions.row_id
+    from decided_predictions
     left join current_labels
-        on current_decisions.task_name = current_labels.task_name
-        and current_decisions.row_id = current_labels.row_id
+        on decided_predictions.task_name = current_labels.task_name
+        and decided_predictions.row_id = current_labels.row_id
     left join calibrators
-        on current_decisions.calibrator_version = calibrators.version
+        on decided_predictions.calibrator_version = calibrators.version
     left join fit_rows
-        on current_decisions.calibrator_version = fit_rows.version
-        and current_decisions.row_id = fit_rows.row_id
+        on decided_predictions.calibrator_version = fit_rows.version
+        and decided_predictions.row_id = fit_rows.row_id
 
 )
 

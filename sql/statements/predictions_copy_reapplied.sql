@@ -1,0 +1,16 @@
+-- Copy re-applied decisions (registered as `decided`, one per prediction) onto their predictions, where the views read a row's current decision; an older decision never replaces a newer one.
+update predictions
+set reapplied_calibrator_version = decided.calibrator_version,
+    reapplied_label = decided.label,
+    reapplied_confidence = decided.confidence,
+    reapplied_bucket = decided.bucket,
+    reapplied_bucket_reason = decided.bucket_reason,
+    reapplied_at = decided.decided_at,
+    reapplied_run_id = decided.run_id
+from decided
+where predictions.task_version = decided.task_version
+    and predictions.row_id = decided.row_id
+    -- the newest decision is current (ties: the larger calibrator version, as migration 004 chose)
+    and (predictions.reapplied_at is null
+        or (decided.decided_at, decided.calibrator_version)
+            > (predictions.reapplied_at, predictions.reapplied_calibrator_version))
