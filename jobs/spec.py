@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from calscore.calibration_store.registry import METHODS
 from calscore.jobs.common.config import StrictModel as _Strict
+from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.scoring.prompting import PromptSpec
 from calscore.jobs.scoring.registry import BACKENDS, DEFAULT_BACKEND, MODEL_CONFIGS, backend_for
 
@@ -27,7 +28,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
 ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="backend")]
 
 
-class SpecError(ValueError):
+class SpecError(CalscoreError, ValueError):
     """A task file that cannot be used, with every problem listed."""
 
 

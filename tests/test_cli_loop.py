@@ -32,7 +32,8 @@ def test_the_loop_from_the_command_line(tmp_path, tiny_model):
     t = str(task)
 
     assert "rows scored: 200" in run("score", "--task", t)
-    assert "1 done, 0 pending, 0 failed; 200 predictions" in run("status", "--task", t)
+    status = run("status", "--task", t)
+    assert "batches: 1 done, 0 pending, 0 failed (1 file(s)" in status and "predictions for this task_version: 200" in status
 
     out = run("labels", "sample", "--task", t, "--n", "150", "--out", str(tmp_path / "to-label.csv"), "--seed", "3")
     sample = pacsv.read_csv(tmp_path / "to-label.csv")

@@ -105,14 +105,14 @@ from calscore.jobs.spec import load_spec
 from calscore.jobs.batches.stage import get_scorer, score_batch
 
 spec, marker = load_spec(sys.argv[1]), pathlib.Path(sys.argv[2])
-heartbeat = load.heartbeat
-def stall(con, run_id):  # fault injection: stop inside the batch's transaction, just before COMMIT
-    heartbeat(con, run_id)
+record_batch = load.record_batch
+def stall(*args):  # fault injection: stop inside the batch's transaction, just before COMMIT
+    record_batch(*args)
     marker.write_text("in the commit")
     time.sleep(600)
-load.heartbeat = stall
+load.record_batch = stall
 run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
-ref = pending(spec, discover(spec.input.location))[0]
+ref = pending(spec, discover(spec.input))[0]
 load.write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
 """
 
@@ -140,5 +140,54 @@ def test_two_concurrent_runs_leave_every_row_once(five_batches):
     (code_a, out_a), (code_b, out_b) = finish(a), finish(b)
     assert sorted([code_a, code_b]) in ([0, 0], [0, 3]), out_a + out_b
     if 3 in (code_a, code_b):  # the loser refused with a message saying who holds the task
-        assert "is still running" in (out_a if code_a == 3 else out_b)
+        assert "holds the lock" in (out_a if code_a == 3 else out_b)
     assert_exactly_once(task_dir, 1500, 5)
+
+
+def test_a_live_run_keeps_its_lock_however_old_its_heartbeat(tmp_path):
+    """Same host: a live pid is never taken over (a batch longer than STALE_AFTER does not lose the lock);
+    its heartbeat thread keeps beating; another host's stale lock is released only by hand."""
+    import socket
+    from datetime import timedelta
+
+    from calscore.jobs.common.clock import utcnow
+    from calscore.jobs.warehouse.connection import writer
+    from calscore.jobs.warehouse.runs import STALE_AFTER, RunLocked, beating, release, start_run
+
+    warehouse = tmp_path / "w.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # a live process on this host
+    try:
+        run_id = start_run(warehouse, "t", "tv", "score")
+        with writer(warehouse) as con:  # the run is another live process's, and its heartbeat is an hour old
+            con.execute("UPDATE runs SET pid = ?, heartbeat_at = ? WHERE run_id = ?",
+                        [holder.pid, utcnow() - STALE_AFTER - timedelta(hours=1), run_id])
+        with pytest.raises(RunLocked, match="its process is alive on this host"):
+            start_run(warehouse, "t", "tv", "score")
+    finally:
+        holder.kill()
+        holder.wait()
+    # another host: refused while the heartbeat is fresh, with how long and how to release it
+    with writer(warehouse) as con:
+        con.execute("UPDATE runs SET host = 'gone-host', heartbeat_at = ? WHERE run_id = ?", [utcnow(), run_id])
+    with pytest.raises(RunLocked) as refused:
+        start_run(warehouse, "t", "tv", "score")
+    assert "expires 29 min" in str(refused.value) or "expires 30 min" in str(refused.value)
+    assert f"calscore runs release {run_id}" in str(refused.value)
+    assert "released the lock" in release(warehouse, "t", run_id, "ops", "host replaced")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        status, summary = con.execute("SELECT status, summary FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    assert status == "released" and "host replaced" in summary and socket.gethostname() != "gone-host"
+
+    # a running run's heartbeat moves on its own while the run works
+    mine = start_run(warehouse, "t", "tv", "score")
+    read = "SELECT heartbeat_at FROM runs WHERE run_id = ?"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        first = con.execute(read, [mine]).fetchone()[0]
+    with beating(warehouse, mine, every=timedelta(seconds=0.2)):
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                if con.execute(read, [mine]).fetchone()[0] > first:
+                    break
+            assert time.monotonic() < deadline, "the heartbeat never moved"
+            time.sleep(0.1)

@@ -30,21 +30,6 @@ def label_file(path, truth: dict[str, str], ids, inclusion_prob=None):
     return path
 
 
-def test_missing_column_fails_that_batch_only(tmp_path, tiny_model):
-    from calscore.flows.nightly import nightly_scoring
-
-    task = task_toml(tmp_path, tiny_model)
-    write_batch(tmp_path, "a-good", 10)
-    pq.write_table(pa.table({"id": ["x1", "x2"], "body": ["no text column", "here"]}), tmp_path / "batches" / "b-bad.parquet")
-    write_batch(tmp_path, "c-good", 10, start=10)
-    summary = nightly_scoring(str(task))
-    assert summary["batches_done"] == 2 and summary["rows_scored"] == 20
-    [error] = summary["batches_failed"]
-    assert "b-bad.parquet" in error and "'text'" in error
-    assert q(tmp_path, "SELECT status, rows_scored, error LIKE '%missing text column%' FROM batches WHERE uri LIKE '%b-bad%'") == [("failed", 0, True)]
-    assert q(tmp_path, "SELECT count(*) FROM predictions WHERE row_id IN ('x1', 'x2')") == [(0,)]
-
-
 def test_bad_rows_are_quarantined_once_with_reasons(tmp_path, tiny_model):
     from calscore.flows.nightly import nightly_scoring
 
@@ -139,7 +124,7 @@ def test_writing_a_staged_batch_twice_writes_it_once(tmp_path, tiny_model):
 
     spec = load_spec(task_toml(tmp_path, tiny_model))
     write_batch(tmp_path, "n1", 12)
-    [ref] = discover(spec.input.location)
+    [ref] = discover(spec.input)
     run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
     first = score_batch(spec, ref, run_id, get_scorer(spec), None)
     assert write_staged(spec, first, run_id)["rows_scored"] == 12

@@ -161,7 +161,7 @@ def test_calibration_folds_from_the_task_file_reach_auto(tmp_path):
     spec = load_spec(task_toml(tmp_path, table, backend="lookup", method="auto", folds=3, min_labels=100))
     _, truth1 = write_batch(tmp_path, "night-001", 300)
     run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
-    [ref] = discover(spec.input.location)
+    [ref] = discover(spec.input)
     write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
     import_labels(spec, pa.table({"id": list(truth1), "label": list(truth1.values())}), "test")
     result = recalibrate(spec, start_run(spec.warehouse.path, spec.name, spec.task_version, "recalibrate"))

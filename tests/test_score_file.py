@@ -78,7 +78,7 @@ def test_cli_score_file_with_bfloat16(folder, tmp_path):
         "--output", str(tmp_path / "out.parquet"), "--dtype", "bfloat16",
     ])
     assert result.exit_code == 0, result.output
-    summary, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{"):])  # logs may follow on stderr
+    summary, _ = json.JSONDecoder().raw_decode(result.output[result.output.index("{\n  \"input\""):])  # logs surround it on stderr
     assert summary["rows"] == 12 and summary["dtype"] == "bfloat16"
     # the precision actually used: bfloat16 matmuls only where this CPU has them
     assert summary["precision"] == (PRECISION_BF16_MATMULS if bf16_matmul_takes_effect() else PRECISION_FLOAT32)

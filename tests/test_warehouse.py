@@ -175,11 +175,11 @@ def test_a_held_file_makes_writer_and_reader_give_up_clearly(tmp_path) -> None:
                 pytest.fail("opened a file another process holds")
         waited = time.monotonic() - started
         message = str(info.value)
-        assert str(path) in message and "held by another process" in message and "1 s" in message
+        assert str(path) in message and f"held by pid {proc.pid}" in message and "1 s" in message
         assert 0.9 <= waited < 15, waited  # it did wait, and gave up near the deadline
         assert isinstance(info.value.__cause__, duckdb.IOException)
 
-        with pytest.raises(WarehouseBusy, match="held by another process"):
+        with pytest.raises(WarehouseBusy, match=f"held by pid {proc.pid}"):
             with reader(path, wait_seconds=0.5):
                 pass
     finally:
@@ -299,3 +299,24 @@ def test_reader_on_an_older_schema_says_to_migrate(tmp_path):
     with pytest.raises(WarehouseOutdated, match=r"schema version 1, this calscore needs \d+: run `calscore init"):
         with reader(path):
             pass
+
+
+def test_readers_wait_like_writers_and_say_who_holds_the_file(tmp_path, monkeypatch, caplog) -> None:
+    """A reader in a run waits with the writer's policy (not a short timeout) and names the holder as it waits."""
+    import calscore.jobs.warehouse.connection as connection
+
+    path = tmp_path / "calscore.duckdb"
+    with writer(path):
+        pass
+    monkeypatch.setattr(connection, "LOG_EVERY", 0.2)
+    proc = _hold(path, tmp_path / "held")
+    releaser = threading.Timer(3.0, _release, args=[proc])  # an analyst closes the session after 3 s
+    releaser.start()
+    try:
+        with caplog.at_level("WARNING", logger="calscore.jobs.warehouse.connection"), reader(path) as con:
+            assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migration_files())
+    finally:
+        releaser.join()
+    waits = [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
+    assert waits and f"held by pid {proc.pid}" in waits[0] and "read-only sessions block writers too" in waits[0]
+    assert connection.WAIT_SECONDS >= 120  # what the README promises

@@ -1,11 +1,68 @@
-"""The `calscore` Typer apps, and what every command shares: the task option and clean failures."""
+"""The `calscore` Typer apps, and what every command shares: the task option, clean failures,
+`--version` and `--debug`.
+
+An error calscore raises on purpose (`CalscoreError`, a tampered calibrator document) is
+printed as one line with a non-zero exit code; a traceback only for bugs, or with --debug.
+Library noise (transformers' deprecation warnings, weight-loading bars) stays off the
+console unless --debug.
+"""
 from __future__ import annotations
 
+import logging
+import os
+import warnings
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
+from calscore import __version__
+from calscore.calibration_store.document import DocumentError
+from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.spec import SpecError, TaskSpec, load_spec
+
+EXPECTED = (CalscoreError, DocumentError)
+# Exit codes a script can tell apart: 1 an expected failure, 2 bad input (task file, labels), 3 another
+# run holds the lock, 4 some batches failed (the good ones were written).
+EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_BATCHES_FAILED = 2, 3, 4
+_state = {"debug": False}
+
+
+def exit_code(exc: BaseException) -> int:
+    from calscore.flows.failures import BatchesFailed
+    from calscore.jobs.labels.importing import LabelFileError
+    from calscore.jobs.warehouse.runs import RunLocked
+
+    for kind, code in ((SpecError, EXIT_BAD_INPUT), (LabelFileError, EXIT_BAD_INPUT), (RunLocked, EXIT_LOCKED),
+                       (BatchesFailed, EXIT_BATCHES_FAILED)):
+        if isinstance(exc, kind):
+            return code
+    return 1
+
+
+class CleanFailures(TyperGroup):
+    """Runs a command; an expected error becomes one line on stderr and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EXPECTED as exc:
+            if _state["debug"]:
+                raise
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(exit_code(exc)) from None
+
+
+def quiet_libraries() -> None:
+    """Keep third-party warnings and progress bars off the console (shown again with --debug)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("transformers", "huggingface_hub", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
 
 app = typer.Typer(
     help="calscore: calibrated confidence scores from a causal LM's first-token probabilities.",
@@ -13,7 +70,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=CleanFailures,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"calscore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library warnings."),
+) -> None:
+    """calscore: calibrated confidence scores from a causal LM's first-token probabilities."""
+    _state["debug"] = debug
+    if not debug:
+        quiet_libraries()
 
 
 labels_app = typer.Typer(
@@ -24,24 +99,28 @@ calibrators_app = typer.Typer(
     help="Inspect the calibrator history; promote or roll back by hand.\n\nExample: calscore calibrators list --task infra/tasks/demo.toml",
     no_args_is_help=True,
 )
+batches_app = typer.Typer(
+    help="The batch ledger: retry failed batches.\n\nExample: calscore batches retry --task infra/tasks/demo.toml --all",
+    no_args_is_help=True,
+)
+runs_app = typer.Typer(
+    help="Run locks: release the lock of a run whose process is gone.\n\nExample: calscore runs release RUN_ID --task infra/tasks/demo.toml --reason 'host replaced'",
+    no_args_is_help=True,
+)
 app.add_typer(labels_app, name="labels")
 app.add_typer(calibrators_app, name="calibrators")
+app.add_typer(batches_app, name="batches")
+app.add_typer(runs_app, name="runs")
 
 TaskOption = typer.Option(..., "--task", "-t", help="Path to the task's TOML file.", exists=False)
 
 
 def task_from(path: Path) -> TaskSpec:
-    """Load a task spec or exit with its precise error message."""
-    try:
-        return load_spec(path)
-    except SpecError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    """Load a task spec (a SpecError becomes one line and exit code 2)."""
+    return load_spec(path)
 
 
 def fail(message: str, code: int = 1):
     """Print a clear error (no traceback) and exit with `code`."""
     typer.echo(message, err=True)
     raise typer.Exit(code)
-
-

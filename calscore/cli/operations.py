@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from calscore.cli.app import TaskOption, app, task_from
+from calscore.cli.app import EXIT_BAD_INPUT, TaskOption, app, batches_app, fail, runs_app, task_from
 
 
 @app.command()
@@ -69,3 +69,40 @@ def serve(
 
     spec = task_from(task)
     serve_task(str(spec.source_path), interval=timedelta(seconds=interval) if interval else None)
+
+
+@batches_app.command("retry")
+def batches_retry(
+    keys: list[str] = typer.Argument(None, help="Batch keys (file paths relative to the input location) to retry."),
+    task: Path = TaskOption,
+    all_failed: bool = typer.Option(False, "--all", help="Retry every failed batch."),
+) -> None:
+    """Make failed batches pending again, so the next run scores them (a failed batch is otherwise left alone).
+
+    Example: calscore batches retry --task infra/tasks/demo.toml night-003.parquet
+    """
+    from calscore.jobs.warehouse.ledger import retry_failed
+
+    if bool(keys) == all_failed:
+        fail("give batch keys or --all", EXIT_BAD_INPUT)
+    retried = retry_failed(task_from(task), None if all_failed else keys)
+    typer.echo(f"{len(retried)} failed batch(es) pending again" + "".join(f"\n  {key}" for key in retried))
+
+
+@runs_app.command("release")
+def runs_release(
+    run_id: str = typer.Argument(..., help="The run whose lock to release (its id is in the refusal message)."),
+    task: Path = TaskOption,
+    reason: str = typer.Option(..., help="Why (recorded with the run)."),
+    actor: str = typer.Option(None, help="Who (default: the login name)."),
+) -> None:
+    """Release a run's lock by hand when its process is gone for sure (e.g. on a host that no longer exists).
+
+    Example: calscore runs release score-20261130T020000-1a2b3c4d --task infra/tasks/demo.toml --reason "host replaced"
+    """
+    import getpass
+
+    from calscore.jobs.warehouse.runs import release
+
+    spec = task_from(task)
+    typer.echo(release(spec.warehouse.path, spec.name, run_id, actor or getpass.getuser(), reason))

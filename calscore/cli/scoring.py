@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from calscore.cli.app import TaskOption, app, fail, task_from
+from calscore.cli.app import EXIT_BATCHES_FAILED, TaskOption, app, fail, task_from
 from calscore.jobs.spec import TaskSpec
 
 
@@ -83,6 +83,18 @@ def score_file_command(
         raise typer.Exit(1) from None
     typer.echo(json.dumps({**summary, "task_version": spec.task_version}, indent=2))
 
+def echo_summary(run) -> None:
+    """Run a scoring flow and print its plain-text summary; exit 4 when batches failed (the good ones were written)."""
+    from calscore.flows.failures import BatchesFailed
+
+    try:
+        summary = run()
+    except BatchesFailed as exc:
+        typer.echo(exc.summary["text"])
+        raise typer.Exit(EXIT_BATCHES_FAILED) from None
+    typer.echo(summary["text"])
+
+
 @app.command()
 def score(
     task: Path = TaskOption,
@@ -93,16 +105,9 @@ def score(
     Example: calscore score --task infra/tasks/demo.toml
     """
     from calscore.flows.nightly import nightly_scoring
-    from calscore.jobs.warehouse.runs import RunLocked
 
     spec = task_from(task)
-    try:
-        summary = nightly_scoring(str(spec.source_path), wait_seconds=wait)
-    except RunLocked as exc:
-        fail(str(exc), 3)
-    typer.echo(summary["markdown"])
-    if summary["batches_failed"]:
-        raise typer.Exit(4)
+    echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait))
 
 @app.command()
 def rescore(
@@ -117,11 +122,6 @@ def rescore(
     Example: calscore rescore --task infra/tasks/demo.toml --since 2026-11-01
     """
     from calscore.flows.nightly import rescore as rescore_flow
-    from calscore.jobs.warehouse.runs import RunLocked
 
     spec = task_from(task)
-    try:
-        summary = rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc), wait_seconds=wait)
-    except RunLocked as exc:
-        fail(str(exc), 3)
-    typer.echo(summary["markdown"])
+    echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc), wait_seconds=wait))

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from calscore.calibration_store.apply import logprob_matrix
-from calscore.jobs.batches.files import BatchRef, iter_chunks
+from calscore.jobs.batches.files import BatchRef, iter_chunks, row_count
 from calscore.jobs.batches.quarantine import QUARANTINE_SCHEMA, split_rows
 from calscore.jobs.batches.staged import StagedBatch, atomic_write_table, manifest_path, stage_dir_for
 from calscore.jobs.common.clock import utcnow
@@ -85,7 +85,7 @@ def _prediction_rows(scored: pa.Table, spec: TaskSpec, ref: BatchRef, run_id: st
             "row_id": pc.cast(scored[cols.id_column], pa.string()),
             "task_name": _constant(spec.name, n, pa.string()),
             "run_id": _constant(run_id, n, pa.string()),
-            "batch_uri": _constant(ref.uri, n, pa.string()),
+            "batch_uri": _constant(ref.key, n, pa.string()),
             "batch_hash": _constant(ref.content_hash, n, pa.string()),
             "model": _constant(spec.model.describe(), n, pa.string()),
             "text": scored[cols.text_column],
@@ -125,8 +125,9 @@ def score_batch(
     """Score one batch into staged Parquet files; return its manifest.
 
     A complete staged result from an earlier, crashed attempt with the same
-    calibrator is reused as is. `on_chunk(rows_read)` is called after each
-    scored chunk (progress, kill tests).
+    calibrator is reused as is. `on_chunk(rows_read, rows_total)` is called after
+    each scored chunk (progress, kill tests). A file whose data cannot be decoded
+    raises BatchReadError (that batch fails alone).
     """
     stage_dir = Path(stage_dir or stage_dir_for(spec))
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ def score_batch(
     pred_path, quar_path = stage_dir / f"{stem}.predictions.parquet", stage_dir / f"{stem}.quarantine.parquet"
     quarantined: list[pa.Table] = []
     seen: set[str] = set()
-    rows_in = 0
+    rows_in, total = 0, row_count(ref)
 
     def valid_rows():
         nonlocal rows_in
@@ -157,7 +158,7 @@ def score_batch(
             writer.write_table(rows)
             rows_scored += rows.num_rows
             if on_chunk:
-                on_chunk(rows_in)
+                on_chunk(rows_in, total)
     finally:
         if writer is not None:
             writer.close()
@@ -166,7 +167,7 @@ def score_batch(
     quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
     atomic_write_table(quarantine, quar_path)
     staged = StagedBatch(
-        uri=ref.uri,
+        key=ref.key,
         content_hash=ref.content_hash,
         task_version=spec.task_version,
         run_id=run_id,

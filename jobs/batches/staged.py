@@ -21,7 +21,7 @@ from calscore.jobs.spec import TaskSpec
 
 @dataclass(frozen=True)
 class StagedBatch:
-    uri: str
+    key: str  # the batch key (see batches.files.BatchRef)
     content_hash: str
     task_version: str
     run_id: str

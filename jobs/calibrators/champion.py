@@ -1,11 +1,14 @@
 """The champion calibrator of a task_version, read only through `calibration_store.store`.
 
-A scoring run looks up the champion's version once (`champion_version`) and loads
-it once per process (hash- and task_version-checked). Analysts load it with
-`load_champion` (read-only, waits politely while the nightly writer holds the file).
+A scoring run reads the champion's document once (`champion_document`) and hands the
+JSON to its scoring tasks, which rebuild it (`applied_from_document`: hash- and
+task_version-checked, once per process): scoring never opens the warehouse. Analysts
+load it with `load_champion` (read-only, waits politely while the nightly writer holds
+the file).
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,32 +16,31 @@ from typing import Any
 import numpy as np
 
 from calscore.calibration_store.base import BaseCalibrator
-from calscore.calibration_store.document import load_document
-from calscore.calibration_store.store import champion, load_version
+from calscore.calibration_store.document import canonical_json, load_document
+from calscore.calibration_store.store import champion
 from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
 
 
-def champion_version(spec: TaskSpec) -> str | None:
-    """The version id of this task_version's champion, or None (no warehouse or no champion yet)."""
+def champion_document(spec: TaskSpec) -> dict[str, Any] | None:
+    """The verified JSON document of this task_version's champion, or None (no warehouse or no champion yet)."""
     if not spec.warehouse.path.exists():
         return None
     with reader(spec.warehouse.path) as con:
-        current = champion(con, spec.task_version)
-    return current["version"] if current else None
+        return champion(con, spec.task_version)
 
 
 @lru_cache(maxsize=8)
-def _load(warehouse: str, task_version: str, version: str) -> BaseCalibrator:
-    with reader(Path(warehouse)) as con:
-        return load_version(con, version, task_version)
+def _from_json(document: str, task_version: str) -> BaseCalibrator:
+    return load_document(json.loads(document), task_version)
 
 
-def applied_calibrator(spec: TaskSpec, version: str | None) -> AppliedCalibrator | None:
-    if version is None:
+def applied_from_document(document: str | None, task_version: str) -> AppliedCalibrator | None:
+    """The calibrator a scoring task applies, rebuilt from the champion's JSON document (None: raw)."""
+    if document is None:
         return None
-    return AppliedCalibrator(version, _load(str(spec.warehouse.path), spec.task_version, version))
+    return AppliedCalibrator(json.loads(document)["version"], _from_json(document, task_version))
 
 
 def load_champion(warehouse_path: str | Path, task_version: str) -> tuple[BaseCalibrator, dict[str, Any]] | None:
@@ -55,9 +57,10 @@ def load_champion(warehouse_path: str | Path, task_version: str) -> tuple[BaseCa
 
 def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: float) -> dict | None:
     """The champion's view of one row for `calscore explain`: calibrated label, confidence, bucket."""
-    applied = applied_calibrator(spec, champion_version(spec))
-    if applied is None:
+    doc = champion_document(spec)
+    if doc is None:
         return None
+    applied = applied_from_document(canonical_json(doc), spec.task_version)
     decided = decide(spec, np.array([label_logprobs]), np.array([coverage]), applied)
     reason = decided.reason[0]
     return {"label": decided.label[0], "confidence": float(decided.confidence[0]),

@@ -19,15 +19,16 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from calscore.jobs.spec import TaskSpec
 from calscore.jobs.common.clock import utcnow
+from calscore.jobs.common.errors import CalscoreError
+from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
 from calscore.jobs.warehouse.statements import statement
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
-class LabelFileError(ValueError):
+class LabelFileError(CalscoreError, ValueError):
     """A label source that cannot be read at all."""
 
 

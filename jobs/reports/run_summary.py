@@ -1,4 +1,9 @@
-"""Numbers and markdown for a scoring run's summary (no Prefect here)."""
+"""A scoring run's summary, as plain text (the console) and as Markdown (the Prefect artifact).
+
+The summary dict is what the nightly flow collects: run_id, calibrator, batches_done,
+batches_failed ([{"batch", "error"}]), rows_scored, rows_quarantined, seconds_scoring and
+warnings (e.g. an empty input location).
+"""
 from __future__ import annotations
 
 from calscore.jobs.spec import TaskSpec
@@ -13,23 +18,34 @@ def run_bucket_counts(spec: TaskSpec, run_id: str) -> list[tuple[str, int]]:
     return [(b.name, counts.get(b.name, 0)) for b in spec.buckets]
 
 
-def summary_markdown(spec: TaskSpec, summary: dict, buckets: list[tuple[str, int]]) -> str:
+def _facts(spec: TaskSpec, summary: dict) -> list[str]:
     seconds = summary.get("seconds_scoring") or 0.0
     rate = summary["rows_scored"] / seconds if seconds else 0.0
-    lines = [
-        f"# calscore run `{summary['run_id']}`",
-        "",
-        f"task **{spec.name}** (task_version `{spec.task_version}`), "
-        f"calibrator `{summary.get('calibrator') or 'none (buckets on raw confidence)'}`",
-        "",
-        f"- batches written: {summary['batches_done']}, failed: {len(summary['batches_failed'])}",
-        f"- rows scored: {summary['rows_scored']}, quarantined: {summary['rows_quarantined']}",
-        f"- throughput: {rate:.1f} rows/s over {seconds:.1f} s of scoring",
-        "",
-        "| bucket | rows |",
-        "| --- | ---: |",
-        *[f"| {name} | {n} |" for name, n in buckets],
+    return [
+        f"task {spec.name} (task_version {spec.task_version}), "
+        f"calibrator {summary.get('calibrator') or 'none (buckets on raw confidence)'}",
+        f"batches written: {summary['batches_done']}, failed: {len(summary['batches_failed'])}",
+        f"rows scored: {summary['rows_scored']}, quarantined: {summary['rows_quarantined']}",
+        f"throughput: {rate:.1f} rows/s over {seconds:.1f} s of scoring",
     ]
-    for error in summary["batches_failed"]:
-        lines.append(f"\n**failed batch**: {error}")
+
+
+def summary_text(spec: TaskSpec, summary: dict, buckets: list[tuple[str, int]]) -> str:
+    """Plain text for the console."""
+    width = max([len(name) for name, _ in buckets] + [6])
+    lines = [f"run {summary['run_id']}", *_facts(spec, summary), "", f"{'bucket':<{width}}  rows"]
+    lines += [f"{name:<{width}}  {n:>4}" for name, n in buckets]
+    lines += [f"failed batch {f['batch']}: {f['error']}" for f in summary["batches_failed"]]
+    lines += [f"warning: {w}" for w in summary.get("warnings", [])]
     return "\n".join(lines) + "\n"
+
+
+def summary_markdown(spec: TaskSpec, summary: dict, buckets: list[tuple[str, int]]) -> str:
+    """Markdown for the flow run's artifact."""
+    lines = [f"# calscore run `{summary['run_id']}`", "", *[f"- {fact}" for fact in _facts(spec, summary)], "",
+             "| bucket | rows |", "| --- | ---: |", *[f"| {name} | {n} |" for name, n in buckets]]
+    if summary["batches_failed"]:
+        lines += ["", "## Failed batches", "", "| batch | error |", "| --- | --- |"]
+        lines += [f"| `{f['batch']}` | {f['error']} |" for f in summary["batches_failed"]]
+    lines += ["", *[f"**warning**: {w}" for w in summary.get("warnings", [])]]
+    return "\n".join(lines).rstrip() + "\n"

@@ -2,23 +2,35 @@
 from __future__ import annotations
 
 from calscore.calibration_store.store import list_calibrators
-from calscore.jobs.batches.files import discover
+from calscore.jobs.batches.files import InputLocationError, discover
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
+from calscore.jobs.warehouse.ledger import ledger_states
 from calscore.jobs.warehouse.statements import statement
+
+
+def _batch_lines(refs: list | None, ledger: dict, location: str) -> list[str]:
+    """Each file of the input location counted once: done, failed (with its error) or pending."""
+    if refs is None:
+        return [f"batches: [input] location {location} does not exist"]
+    states = [ledger.get((r.key, r.content_hash), ("pending", None)) for r in refs]
+    done = sum(status == "done" for status, _ in states)
+    failed = [(r.key, error) for r, (status, error) in zip(refs, states) if status == "failed"]
+    lines = [f"batches: {done} done, {len(refs) - done - len(failed)} pending, {len(failed)} failed "
+             f"({len(refs)} file(s) in {location})"]
+    lines += [f"  failed: {key}: {error} (retry: calscore batches retry --task ... {key})" for key, error in failed]
+    return lines
 
 
 def task_status(spec: TaskSpec) -> str:
     """A short plain-text status of the task's batches, runs and calibrator."""
-    refs = discover(spec.input.location)
+    try:
+        refs = discover(spec.input)
+    except InputLocationError:
+        refs = None
     with reader(spec.warehouse.path) as con:
-        ledger = {
-            (u, h): s
-            for u, h, s in con.execute(
-                "SELECT uri, content_hash, status FROM batches WHERE task_name = ?", [spec.name]
-            ).fetchall()
-        }
-        failed = con.execute(statement("batches_failed"), {"task_name": spec.name}).fetchall()
+        ledger = ledger_states(con, spec)
+        quiet = con.execute(statement("runs_nothing_new_since_last_batch"), {"task_name": spec.name}).fetchall()[0]
         rows = con.execute(
             "SELECT count(*) FROM predictions WHERE task_version = ?", [spec.task_version]
         ).fetchall()[0][0]
@@ -29,14 +41,11 @@ def task_status(spec: TaskSpec) -> str:
             statement("reliability_snapshots_latest_calibrated"), {"task_version": spec.task_version}
         ).fetchall()
     last_run, champion, snapshot = (rows[0] if rows else None for rows in (last_run, champion, snapshot))
-    done = sum(1 for r in refs if ledger.get((r.uri, r.content_hash)) == "done")
-    pending = len(refs) - done
-    lines = [
-        f"task {spec.name}  task_version {spec.task_version}  warehouse {spec.warehouse.path}",
-        f"batches: {done} done, {pending} pending, {len(failed)} failed; {rows} predictions for this task_version",
-    ]
-    for uri, error in failed:
-        lines.append(f"  failed: {error or uri}")
+    lines = [f"task {spec.name}  task_version {spec.task_version}  warehouse {spec.warehouse.path}",
+             *_batch_lines(refs, ledger, spec.input.location), f"predictions for this task_version: {rows}"]
+    last_batch, nothing_new = quiet
+    if last_batch is not None:
+        lines.append(f"last batch written: {last_batch:%Y-%m-%d %H:%M}; {nothing_new} run(s) since found nothing new")
     if last_run:
         run_id, kind, state, started, finished = last_run
         lines.append(f"last run: {run_id} ({kind}) {state}, started {started:%Y-%m-%d %H:%M:%S}"

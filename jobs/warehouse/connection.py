@@ -1,26 +1,32 @@
 """The DuckDB warehouse: connections that respect DuckDB's file lock, and migrations.
 
 DuckDB lets one process hold a file read-write and then locks out every other
-process, readers included. So writers open the file only while they write
-(seconds) and wait with a deadline while someone else holds it; readers open it
-read-only and retry briefly.
+process -- and while any process holds it read-only, no process can open it
+read-write. So calscore opens the file only for the seconds it needs, and every
+open (read or write) waits with the same policy while someone else holds it: up to
+WAIT_SECONDS, saying every LOG_EVERY seconds who holds it (DuckDB names the pid)
+and how long it has waited, then failing with WarehouseBusy (nothing is lost).
 """
 from __future__ import annotations
 
+import logging
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
+from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.common.retry import retry_until_deadline
 from calscore.jobs.warehouse.migrations import ensure_views, migrate, migration_files
 
-WRITE_WAIT_SECONDS = 120.0
-READ_WAIT_SECONDS = 10.0
+log = logging.getLogger(__name__)
+WAIT_SECONDS = 120.0
+LOG_EVERY = 10.0
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(CalscoreError, RuntimeError):
     """The warehouse cannot be used right now; the message says why and what to do."""
 
 
@@ -37,20 +43,35 @@ def _is_lock_error(exc: Exception) -> bool:
     return isinstance(exc, duckdb.IOException) and ("lock" in text or "conflicting" in text)
 
 
+def holder(exc: Exception) -> str:
+    """Who holds the file, from DuckDB's lock error ("... held in /usr/bin/python3 (PID 4242) ...")."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    return f"pid {found.group(2)} ({found.group(1)})" if found else "another process"
+
+
 def _connect_waiting(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    said = [0.0]
+
+    def say(exc: Exception, waited: float) -> None:
+        if waited - said[0] >= LOG_EVERY:
+            said[0] = waited
+            log.warning("waiting for %s: held by %s for %.0f s so far (read-only sessions block writers too); "
+                        "giving up after %.0f s", path, holder(exc), waited, wait_seconds)
+
     try:
-        return retry_until_deadline(lambda: duckdb.connect(str(path), read_only=read_only), _is_lock_error, wait_seconds)
+        return retry_until_deadline(lambda: duckdb.connect(str(path), read_only=read_only), _is_lock_error,
+                                    wait_seconds, on_wait=say)
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             raise WarehouseBusy(
-                f"{path} is held by another process (an open analyst session or a running job); "
+                f"{path} is held by {holder(exc)} (an open analyst session or a running job); "
                 f"gave up after {wait_seconds:.0f} s. Close it and re-run: nothing was lost."
             ) from exc
         raise
 
 
 @contextmanager
-def writer(path: Path, wait_seconds: float = WRITE_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+def writer(path: Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-write connection with the schema and views up to date; closed on exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +96,7 @@ def _check_current(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 @contextmanager
-def reader(path: Path, wait_seconds: float = READ_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+def reader(path: Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection (fails clearly if the warehouse does not exist yet)."""
     path = Path(path)
     if not path.exists():

@@ -2,33 +2,48 @@
 
 Only one scoring run (score or rescore) and one recalibration run per task may
 be active on a warehouse. A second one refuses with a clear message, or waits.
-A holder whose process is gone (same host, pid dead) or whose heartbeat is older
-than STALE_AFTER is marked abandoned and the lock is taken over: its batches
-were never marked done, so they are simply scored again.
+A running run beats from a background thread (`beating`) every BEAT_EVERY, however
+long one batch takes. Its lock is taken over only when it is surely gone:
+
+- on the same host, when its pid is dead (a live pid is never taken over, whatever
+  its heartbeat says);
+- from another host (a container restarted under a new name), when its heartbeat is
+  older than STALE_AFTER; the refusal says when that will be, and `release` frees a
+  lock by hand (recorded in `runs`).
+
+A run taken over is marked abandoned: its batches were never marked done, so they
+are simply scored again.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import threading
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Iterator
 from importlib import metadata
 from pathlib import Path
 
 from calscore.jobs.common.clock import utcnow
+from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.common.retry import retry_until_deadline
 from calscore.jobs.scoring.registry import backend_for
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.statements import statement
 
+log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(minutes=30)
+BEAT_EVERY = timedelta(seconds=60)
 LOCK_GROUPS = {"score": "score", "rescore": "score", "recalibrate": "recalibrate"}
 _PACKAGES = ("calscore", "torch", "transformers", "tokenizers", "duckdb", "prefect", "scikit-learn", "numpy", "pyarrow")
 
 
-class RunLocked(RuntimeError):
+class RunLocked(CalscoreError, RuntimeError):
     """Another live run holds the task's lock."""
 
 
@@ -53,9 +68,20 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _is_dead(host: str | None, pid: int | None, heartbeat_at) -> bool:
-    if host == socket.gethostname() and pid is not None and pid != os.getpid() and not _pid_alive(pid):
-        return True
+    if host == socket.gethostname() and pid is not None:
+        return pid != os.getpid() and not _pid_alive(pid)
     return utcnow() - heartbeat_at > STALE_AFTER
+
+
+def _refusal(task_name: str, kind: str, run_id: str, host: str | None, pid: int | None, started, beat) -> str:
+    held = (f"task {task_name!r}: {kind} run {run_id} (pid {pid} on {host}, started {started:%Y-%m-%d %H:%M:%S}, "
+            f"last heartbeat {beat:%Y-%m-%d %H:%M:%S}) holds the lock. Nothing was done")
+    if host == socket.gethostname():
+        return f"{held}: its process is alive on this host; re-run when it has finished."
+    left = max(timedelta(0), STALE_AFTER - (utcnow() - beat))
+    return (f"{held}: it runs on another host, so its lock expires {int(left.total_seconds() // 60)} min after its "
+            f"last heartbeat stops. If that process is gone for sure, release the lock by hand: "
+            f"calscore runs release {run_id} --task TASK_FILE --reason '...'")
 
 
 def _try_start(con, run_id: str, task_name: str, task_version: str, kind: str, provenance: dict) -> None:
@@ -69,10 +95,7 @@ def _try_start(con, run_id: str, task_name: str, task_version: str, kind: str, p
         ).fetchall()
         for holder_id, holder_kind, host, pid, started, beat in holders:
             if not _is_dead(host, pid, beat):
-                raise RunLocked(
-                    f"task {task_name!r}: {holder_kind} run {holder_id} (pid {pid} on {host}, started {started:%Y-%m-%d %H:%M:%S}, "
-                    f"last heartbeat {beat:%H:%M:%S}) is still running. Nothing was done; re-run when it has finished."
-                )
+                raise RunLocked(_refusal(task_name, holder_kind, holder_id, host, pid, started, beat))
             con.execute(
                 "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE run_id = ?", [utcnow(), holder_id]
             )
@@ -115,9 +138,50 @@ def start_run(
                                 first_delay=0.1, max_delay=5.0)
 
 
-def heartbeat(con, run_id: str) -> None:
-    """Refresh the lock; called inside each batch write so it costs no extra open."""
-    con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [utcnow(), run_id])
+def heartbeat(warehouse: Path, run_id: str) -> None:
+    """Refresh the run's lock (a short write)."""
+    with writer(warehouse) as con:
+        con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [utcnow(), run_id])
+
+
+@contextmanager
+def beating(warehouse: Path, run_id: str, every: timedelta = BEAT_EVERY) -> Iterator[None]:
+    """Inside, a background thread refreshes the run's heartbeat every `every`, however long a batch takes.
+
+    A beat that cannot write (the warehouse held by someone else for longer than the wait)
+    is logged and tried again at the next beat; the lock stays safe on this host meanwhile,
+    because a live pid is never taken over.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every.total_seconds()):
+            try:
+                heartbeat(warehouse, run_id)
+            except Exception as exc:  # a missed beat must not kill the run
+                log.warning("run %s: heartbeat not written (%s); trying again in %s", run_id, exc, every)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def release(warehouse: Path, task_name: str, run_id: str, actor: str, reason: str) -> str:
+    """Free a run's lock by hand (its process is gone for sure); recorded in `runs`."""
+    with writer(warehouse) as con:
+        rows = con.execute(
+            "UPDATE runs SET status = 'released', finished_at = ?,"
+            " summary = json_merge_patch(coalesce(summary, '{}'), ?)"
+            " WHERE run_id = ? AND task_name = ? AND status = 'running' RETURNING kind",
+            [utcnow(), json.dumps({"released_by": actor, "release_reason": reason}), run_id, task_name],
+        ).fetchall()
+    if not rows:
+        raise CalscoreError(f"task {task_name!r} has no running run {run_id!r}: nothing to release")
+    return f"released the lock of {rows[0][0]} run {run_id} (recorded as released by {actor}: {reason})"
 
 
 def finish_run(warehouse: Path, run_id: str, status: str, summary: dict | None = None) -> None:

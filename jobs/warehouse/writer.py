@@ -1,7 +1,6 @@
 """The single writer: load staged batch results into DuckDB, one transaction per batch.
 
-Predictions, quarantine rows, the ledger status and the run heartbeat commit
-together or not at all, so a crash at any point leaves the batch either fully
+Predictions, quarantine rows and the ledger status commit together or not at all, so a crash at any point leaves the batch either fully
 written or not written, and a re-run writes every row exactly once. The
 warehouse is opened only for the seconds a batch takes to write.
 """
@@ -18,18 +17,17 @@ from calscore.jobs.common.clock import utcnow
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.ledger import already_done, record_batch
-from calscore.jobs.warehouse.runs import heartbeat
 from calscore.jobs.warehouse.statements import statement
 
 
 def _insert_batch(con, spec: TaskSpec, staged: StagedBatch, run_id: str) -> dict:
-    """Quarantine rows, predictions, ledger and heartbeat, inside the caller's transaction."""
-    ref = BatchRef(staged.uri, staged.content_hash)
+    """Quarantine rows, predictions and the ledger row, inside the caller's transaction."""
+    ref = BatchRef(staged.key, staged.content_hash)
     quarantine = pq.read_table(staged.quarantine_path)
     con.register("staged_quarantine", quarantine)
     con.execute(
         statement("quarantine_insert_staged"),
-        {"task_name": spec.name, "task_version": spec.task_version, "batch_uri": ref.uri,
+        {"task_name": spec.name, "task_version": spec.task_version, "batch_uri": ref.key,
          "batch_hash": ref.content_hash, "run_id": run_id, "quarantined_at": utcnow()},
     )
     written = late_duplicates = 0
@@ -43,7 +41,6 @@ def _insert_batch(con, spec: TaskSpec, staged: StagedBatch, run_id: str) -> dict
         written = con.execute(statement("predictions_insert_new"), {"written_at": utcnow()}).fetchall()[0][0]
     counts = (staged.rows_in, written, quarantine.num_rows + late_duplicates)
     record_batch(con, spec, ref, run_id, "done", counts, None)
-    heartbeat(con, run_id)
     return {"rows_scored": written, "rows_quarantined": counts[2], "skipped": False}
 
 
@@ -53,7 +50,7 @@ def write_staged(spec: TaskSpec, staged: StagedBatch, run_id: str, wait_seconds:
     with writer(spec.warehouse.path, **kwargs) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            if already_done(con, spec, BatchRef(staged.uri, staged.content_hash)):
+            if already_done(con, spec, BatchRef(staged.key, staged.content_hash)):
                 result = {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
             else:
                 result = _insert_batch(con, spec, staged, run_id)

@@ -1,0 +1,45 @@
+"""Expected failures end a flow or task as a clean Failed state, not a traceback.
+
+An error calscore raises on purpose (`CalscoreError`: a locked run, a bad label file,
+a missing input folder; a tampered calibrator document) becomes the run's Failed
+state with the error's message; calling the flow directly raises that same error, so
+the command line prints one line. Anything else is a bug and keeps Prefect's traceback.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Callable, TypeVar
+
+from prefect.states import Failed
+
+from calscore.calibration_store.document import DocumentError
+from calscore.jobs.common.errors import CalscoreError
+
+EXPECTED = (CalscoreError, DocumentError)
+F = TypeVar("F", bound=Callable)
+
+
+class BatchesFailed(CalscoreError):
+    """A run wrote every good batch, but some batches failed; `summary` is the run's summary."""
+
+    def __init__(self, summary: dict):
+        failed = summary["batches_failed"]
+        super().__init__(f"{len(failed)} batch(es) failed, {summary['batches_done']} written: "
+                         + "; ".join(f["error"] for f in failed))
+        self.summary = summary
+
+
+def fails_cleanly(fn: F) -> F:
+    """Wrap a flow or task function: an expected error becomes Failed(message, data=error)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EXPECTED as exc:
+            return Failed(message=str(exc), data=exc)
+
+    # Prefect validates parameters from the signature; resolve its annotations where `fn` was written.
+    wrapper.__signature__ = inspect.signature(fn, eval_str=True)
+    return wrapper
