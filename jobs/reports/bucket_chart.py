@@ -7,7 +7,7 @@ small buckets, and the weights undo that for the estimate.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -24,27 +24,33 @@ def bucket_stats(
     labeled: Any,
     weights: Any = None,
     level: float = 0.95,
+    rows: Mapping[str, int] | None = None,
 ) -> list[dict]:
     """Per bucket in the spec's order (then any other bucket names found): rows, share, labeled rows,
-    weighted accuracy, effective n, Wilson interval."""
+    weighted accuracy, effective n, Wilson interval.
+
+    `rows` ({bucket: rows}) counts every row when the arrays hold only some of them (the labeled ones, as the
+    report loads them); by default the arrays are every row."""
     bucket = np.asarray(bucket, dtype=object)
     correct = np.asarray(correct, dtype=bool)
     labeled = np.asarray(labeled, dtype=bool)
     w = np.ones(bucket.shape[0]) if weights is None else np.nan_to_num(np.asarray(weights, dtype=float))
+    if rows is None:
+        rows = {name: int((bucket == name).sum()) for name in set(bucket.tolist())}
+    total = sum(rows.values())
     bounds = {b.name: b.min for b in buckets}
-    names = list(bounds) + sorted(set(bucket.tolist()) - set(bounds))
+    names = list(bounds) + sorted((set(rows) | set(bucket.tolist())) - set(bounds))
     out = []
     for name in names:
-        members = bucket == name
-        sel = members & labeled
+        sel = (bucket == name) & labeled
         p, n_eff, _ = weighted_proportion(correct[sel], w[sel])
         low, high = wilson_interval(p, n_eff, level)
         out.append(
             {
                 "bucket": name,
                 "min": bounds.get(name),
-                "rows": int(members.sum()),
-                "share": float(members.mean()) if bucket.size else 0.0,
+                "rows": rows.get(name, 0),
+                "share": rows.get(name, 0) / total if total else 0.0,
                 "labeled": int(sel.sum()),
                 "accuracy": p,
                 "n_eff": n_eff,

@@ -1,4 +1,9 @@
-"""Loading report data from the warehouse: read-only, through the views, one trivial SELECT each."""
+"""Loading report data from the warehouse: read-only, through the views.
+
+Only labeled rows and fixed-size counts leave DuckDB: the report's volumes are
+counted there (`load_counts`), so its memory grows with the labels, never with
+the number of predictions.
+"""
 from __future__ import annotations
 
 import json
@@ -16,6 +21,7 @@ import pyarrow.compute as pc
 from calscore.calibration_store.store import champion
 from calscore.jobs.warehouse.views import create_views
 from calscore.jobs.warehouse.connection import reader
+from calscore.jobs.warehouse.statements import statement
 
 
 @contextmanager
@@ -52,7 +58,7 @@ def _column(table: pa.Table, name: str, dtype=None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ReportRows:
-    """Every prediction of a task version (optionally one night) with its current decision and label."""
+    """Predictions of a task version (optionally one night) with their current decision and label, row by row."""
 
     row_id: np.ndarray
     night: np.ndarray
@@ -90,12 +96,21 @@ _ROW_COLUMNS = (
 )
 
 
-def load_rows(con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None) -> ReportRows:
-    """The task version's predictions (one night, or all), ordered by row id."""
-    night = parse_night(night)
+def _night_filter(task_version: str, night: date | None) -> tuple[str, list]:
     where, args = "task_version = ?", [task_version]
     if night is not None:
         where, args = where + " and night = ?", args + [night]
+    return where, args
+
+
+def load_rows(
+    con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None, labeled_only: bool = False
+) -> ReportRows:
+    """The task version's predictions (one night, or all), ordered by row id; with `labeled_only`, the rows
+    with a held-out label (`is_labeled`), which is all the report reads row by row."""
+    where, args = _night_filter(task_version, parse_night(night))
+    if labeled_only:
+        where += " and is_labeled"
     table = con.sql(
         f"select {_ROW_COLUMNS} from predictions_current where {where} order by row_id", params=args
     ).to_arrow_table()
@@ -106,6 +121,54 @@ def load_rows(con: duckdb.DuckDBPyConnection, task_version: str, night: date | s
             name: _column(table, name, float if name in floats else bool if name in bools else None)
             for name in ReportRows.__dataclass_fields__
         }
+    )
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """How many predictions (of one night, or all) fall in each segment x bucket x off-format x hundredth of
+    decision confidence (`hundredths` h: h / 100 <= confidence < (h + 1) / 100; -1 when there is none)."""
+
+    segment: np.ndarray
+    bucket: np.ndarray
+    off_format: np.ndarray
+    hundredths: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return int(self.rows.sum())
+
+    def by_bucket(self, mask: np.ndarray | None = None) -> dict[str, int]:
+        """{bucket: rows}, of the groups in `mask` (all by default)."""
+        keep = np.ones(self.rows.shape[0], dtype=bool) if mask is None else mask
+        out: dict[str, int] = {}
+        for name, n in zip(self.bucket[keep].tolist(), self.rows[keep].tolist()):
+            out[name] = out.get(name, 0) + n
+        return out
+
+    def by_segment(self) -> dict[str, dict[str, int]]:
+        """{segment: {bucket: rows}}."""
+        return {name: self.by_bucket(self.segment == name) for name in dict.fromkeys(self.segment.tolist())}
+
+    def at_or_above(self, thresholds: Sequence[float]) -> tuple[list[int], int]:
+        """(rows at or above each threshold that are not off-format, all rows): a threshold table's volume.
+        Thresholds are whole hundredths, as the report's are."""
+        ok = ~self.off_format
+        return [int(self.rows[ok & (self.hundredths >= round(100 * t))].sum()) for t in thresholds], self.total
+
+
+def load_counts(con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None) -> RowCounts:
+    """The task version's predictions (one night, or all) counted in DuckDB (see RowCounts)."""
+    table = con.sql(
+        statement("report_row_counts"), params={"task_version": task_version, "night": parse_night(night)}
+    ).to_arrow_table()
+    return RowCounts(
+        segment=_column(table, "segment"),
+        bucket=_column(table, "bucket"),
+        off_format=_column(table, "off_format", bool),
+        hundredths=pc.fill_null(table.column("hundredths"), -1).to_numpy(),
+        rows=table.column("rows").to_numpy(),
     )
 
 
@@ -131,10 +194,8 @@ def load_labeled_scores(
     con: duckdb.DuckDBPyConnection, task_version: str, labels: Sequence[str], night: date | str | None = None
 ) -> LabeledScores:
     """Raw scores of every labeled row (the input of calibrator fits), in label order."""
-    night = parse_night(night)
-    where, args = "task_version = ? and is_labeled", [list(labels), task_version]
-    if night is not None:
-        where, args = where + " and night = ?", args + [night]
+    where, args = _night_filter(task_version, parse_night(night))
+    where, args = where + " and is_labeled", [list(labels)] + args
     table = con.sql(
         "select row_id, list_transform(?::varchar[], lambda k: label_logprobs[k]) as logprobs, true_label,"
         f" label_weight from predictions_current where {where} order by row_id",

@@ -1,9 +1,11 @@
-"""What the report of one task shows, as data: the warehouse rows loaded once, and the headline numbers.
+"""What the report of one task shows, as data: what it reads from the warehouse, and the headline numbers.
 
 Row-level figures (reliability, buckets, thresholds, segments) use the rows
-scored on `night`, or all rows; the label budget uses every labeled row of the
-task version; history, trend and nightly counts cover the task version up to
-that night.
+scored on `night`, or all rows: their volumes are counted in DuckDB
+(`counts`), their accuracies come from the labeled rows (`labeled`), the only
+rows read one by one; the label budget uses every labeled row of the task
+version; history, trend and nightly counts cover the task version up to that
+night.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from calscore.jobs.reports import queries
 from calscore.jobs.reports.bucket_chart import bucket_stats
 from calscore.jobs.reports.reliability_diagram import reliability_numbers
 from calscore.jobs.reports.segments import segment_stats
-from calscore.jobs.reports.thresholds import choose_threshold, describe_choice, threshold_table
+from calscore.jobs.reports.thresholds import THRESHOLDS, choose_threshold, describe_choice, threshold_table
 from calscore.jobs.spec import TaskSpec
 
 DEFAULT_TARGET = 0.90
@@ -23,11 +25,13 @@ DEFAULT_TARGET = 0.90
 
 @dataclass
 class ReportData:
-    """One task's report inputs: its rows (of one night or all), labeled scores, counts, history and trend."""
+    """One task's report inputs: its row counts and labeled rows (of one night or all), labeled scores, nightly
+    counts, history and trend."""
 
     spec: TaskSpec
     night: date | None
-    rows: queries.ReportRows
+    counts: queries.RowCounts
+    labeled: queries.ReportRows
     scores: queries.LabeledScores
     nightly: list[dict]
     history: list[dict]
@@ -45,14 +49,15 @@ def load_report_data(spec: TaskSpec, night: date | str | None = None) -> ReportD
     night = queries.parse_night(night)
     tv = spec.task_version
     with queries.report_connection(spec.warehouse.path) as con:
-        rows = queries.load_rows(con, tv, night)
-        if night is not None and len(rows) == 0:
+        counts = queries.load_counts(con, tv, night)
+        if night is not None and counts.total == 0:
             known = ", ".join(str(n) for n in queries.nights(con, tv)) or "none yet"
             raise ValueError(f"task {spec.name} has no predictions scored on night {night} (nights: {known})")
         return ReportData(
             spec=spec,
             night=night,
-            rows=rows,
+            counts=counts,
+            labeled=queries.load_rows(con, tv, night, labeled_only=True),
             scores=queries.load_labeled_scores(con, tv, spec.label_names),
             nightly=queries.nightly_bucket_counts(con, tv, until=night),
             history=queries.calibrator_history(con, tv),
@@ -81,24 +86,26 @@ def reliability_inputs(rows: queries.ReportRows) -> dict[str, Any]:
     }
 
 
-def task_thresholds(rows: queries.ReportRows) -> list[dict]:
+def task_thresholds(counts: queries.RowCounts, labeled: queries.ReportRows) -> list[dict]:
     """The threshold table on the confidences the buckets were cut on (off-format rows never automated)."""
-    return threshold_table(rows.decision_confidence, ~rows.off_format, rows.is_audit_label, rows.is_correct,
-                           rows.label_weight)
+    return threshold_table(labeled.decision_confidence, ~labeled.off_format, labeled.is_audit_label,
+                           labeled.is_correct, labeled.label_weight, volume=counts.at_or_above(THRESHOLDS))
 
 
-def task_buckets(spec: TaskSpec, rows: queries.ReportRows) -> list[dict]:
+def task_buckets(spec: TaskSpec, counts: queries.RowCounts, labeled: queries.ReportRows) -> list[dict]:
     """Rows and labeled accuracy per decision bucket."""
-    return bucket_stats(spec.buckets, rows.bucket, rows.is_correct, rows.is_labeled, rows.label_weight)
+    return bucket_stats(spec.buckets, labeled.bucket, labeled.is_correct, labeled.is_labeled, labeled.label_weight,
+                        rows=counts.by_bucket())
 
 
-def task_segments(spec: TaskSpec, rows: queries.ReportRows) -> list[dict]:
+def task_segments(spec: TaskSpec, counts: queries.RowCounts, labeled: queries.ReportRows) -> list[dict]:
     """Per-segment figures on the calibrated confidences, or on the raw ones before any calibrator."""
-    if not rows.calibrated_labeled.any():  # no calibrator yet: the raw view of every labeled row
-        return segment_stats(rows.segment, rows.raw_confidence, rows.raw_correct, rows.is_labeled, rows.bucket,
-                             spec.buckets, rows.label_weight)
-    return segment_stats(rows.segment, rows.confidence, rows.is_correct, rows.is_labeled, rows.bucket, spec.buckets,
-                         rows.label_weight)
+    if not labeled.calibrated_labeled.any():  # no calibrator yet: the raw view of every labeled row
+        confidence, correct = labeled.raw_confidence, labeled.raw_correct
+    else:
+        confidence, correct = labeled.confidence, labeled.is_correct
+    return segment_stats(labeled.segment, confidence, correct, labeled.is_labeled, labeled.bucket, spec.buckets,
+                         labeled.label_weight, rows=counts.by_segment())
 
 
 def budget_method(spec: TaskSpec, champion_method: str | None) -> str:
@@ -110,27 +117,27 @@ def budget_method(spec: TaskSpec, champion_method: str | None) -> str:
 
 def summary(data: ReportData, target: float = DEFAULT_TARGET) -> dict[str, Any]:
     """The headline numbers of the report (what the Markdown summary prints)."""
-    rows = data.rows
-    rel = reliability_inputs(rows)
+    counts, labeled = data.counts, data.labeled
+    rel = reliability_inputs(labeled)
     w = rel["weights"]
     raw = reliability_numbers(rel["raw_confidence"], rel["raw_correct"], w)
     cal = (None if rel["calibrated_confidence"] is None
            else reliability_numbers(rel["calibrated_confidence"], rel["calibrated_correct"], w))
-    table = task_thresholds(rows)
+    table = task_thresholds(counts, labeled)
     champion = next((h for h in reversed(data.history) if h["current_status"] == "champion"), None)
     return {
         "task": data.spec.name,
         "task_version": data.spec.task_version,
         "night": data.night,
-        "rows": len(rows),
-        "labeled": int(rows.is_labeled.sum()),
-        "audit_labeled": int(rows.is_audit_label.sum()),
-        "buckets": task_buckets(data.spec, rows),
+        "rows": counts.total,
+        "labeled": int(labeled.is_labeled.sum()),
+        "audit_labeled": int(labeled.is_audit_label.sum()),
+        "buckets": task_buckets(data.spec, counts, labeled),
         "raw": {k: raw[k] for k in ("n", "accuracy", "ece", "mce")},
         "calibrated": None if cal is None else {k: cal[k] for k in ("n", "accuracy", "ece", "mce")},
         "target": target,
         "threshold": choose_threshold(table, target),
-        "threshold_sentence": describe_choice(table, target, len(rows)),
+        "threshold_sentence": describe_choice(table, target, counts.total),
         "champion": None if champion is None else {"version": champion["version"], "method": champion["method"],
                                                    "n_labels": champion["n_labels"]},
     }

@@ -55,26 +55,26 @@ def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict
 
 def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = DEFAULT_TARGET) -> dict[str, Any]:
     """Draw every figure the data allows into out_dir; return each one's numbers (or why it was skipped)."""
-    spec, rows, scope = data.spec, data.rows, data.scope
+    spec, counts, labeled, scope = data.spec, data.counts, data.labeled, data.scope
     out: dict[str, Any] = {}
-    if rows.is_labeled.any():
-        rel = reliability_inputs(rows)
+    if labeled.is_labeled.any():
+        rel = reliability_inputs(labeled)
         out["reliability"] = reliability_diagram(
             rel["raw_confidence"], rel["raw_correct"], rel["calibrated_confidence"], rel["calibrated_correct"],
             out_dir / f"{stem}-reliability.png", weights=rel["weights"],
             title=f"{spec.name}, {scope}: labeled rows")
     else:
         out["reliability"] = {"skipped": "no labeled rows yet"}
-    if len(rows):
-        out["buckets"] = bucket_chart(task_buckets(spec, rows), out_dir / f"{stem}-buckets.png",
+    if counts.total:
+        out["buckets"] = bucket_chart(task_buckets(spec, counts, labeled), out_dir / f"{stem}-buckets.png",
                                       title=f"{spec.name}, {scope}: decision buckets")
-        out["thresholds"] = threshold_chart(task_thresholds(rows), out_dir / f"{stem}-thresholds.png", target,
-                                            title=f"{spec.name}, {scope}: threshold analysis")
+        out["thresholds"] = threshold_chart(task_thresholds(counts, labeled), out_dir / f"{stem}-thresholds.png",
+                                            target, title=f"{spec.name}, {scope}: threshold analysis")
     else:
         out["buckets"] = out["thresholds"] = {"skipped": "no predictions"}
-    segments = set(rows.segment.tolist()) - {"(none)"}
-    if segments and rows.is_labeled.any():
-        out["segments"] = segment_chart(task_segments(spec, rows), out_dir / f"{stem}-segments.png",
+    segments = set(counts.segment.tolist()) - {"(none)"}
+    if segments and labeled.is_labeled.any():
+        out["segments"] = segment_chart(task_segments(spec, counts, labeled), out_dir / f"{stem}-segments.png",
                                         title=f"{spec.name}, {scope}: segments")
     else:
         out["segments"] = {"skipped": "the batches carry no segment column" if not segments else "no labeled rows"}

@@ -3,7 +3,7 @@ hiding in one segment shows up even when the overall figures look fine."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -26,11 +26,13 @@ def segment_stats(
     buckets: Sequence[Bucket],
     weights: Any = None,
     n_bins: int = DEFAULT_N_BINS,
+    rows: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[dict]:
     """Per segment (largest first): rows, labeled rows, weighted accuracy with a Wilson interval, weighted mean
     confidence, their gap, ECE / MCE / bins on its labeled rows, and its bucket table (as `bucket_stats`).
 
     `confidence` may be NaN for rows without one; those are left out of the reliability figures.
+    `rows` ({segment: {bucket: rows}}) counts every row when the arrays hold only the labeled ones.
     """
     seg = np.asarray(segment, dtype=object)
     conf = np.asarray(confidence, dtype=float)
@@ -38,7 +40,10 @@ def segment_stats(
     labeled = np.asarray(labeled, dtype=bool)
     bucket = np.asarray(bucket, dtype=object)
     w = np.ones(seg.shape[0]) if weights is None else np.nan_to_num(np.asarray(weights, dtype=float))
-    names = sorted(set(seg.tolist()), key=lambda s: (-int((seg == s).sum()), str(s)))
+    if rows is None:
+        rows = {s: {b: int(((seg == s) & (bucket == b)).sum()) for b in set(bucket[seg == s].tolist())}
+                for s in set(seg.tolist())}
+    names = sorted(rows, key=lambda s: (-sum(rows[s].values()), str(s)))
     out = []
     for name in names:
         members = seg == name
@@ -49,7 +54,7 @@ def segment_stats(
         out.append(
             {
                 "segment": name,
-                "rows": int(members.sum()),
+                "rows": sum(rows[name].values()),
                 "labeled": int(sel.sum()),
                 "accuracy": p,
                 "low": low,
@@ -60,7 +65,8 @@ def segment_stats(
                 "ece": rel["ece"],
                 "mce": rel["mce"],
                 "bins": rel["bins"],
-                "buckets": bucket_stats(buckets, bucket[members], correct[members], labeled[members], w[members]),
+                "buckets": bucket_stats(buckets, bucket[members], correct[members], labeled[members], w[members],
+                                        rows=rows[name]),
             }
         )
     return out

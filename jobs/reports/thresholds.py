@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -31,24 +31,28 @@ def threshold_table(
     weights: Any = None,
     thresholds: tuple[float, ...] = THRESHOLDS,
     level: float = 0.95,
+    volume: tuple[Sequence[int], int] | None = None,
 ) -> list[dict]:
     """One row per threshold t: rows with confidence >= t, their share of all rows, the audit labels among
-    them, their weighted accuracy, effective n and the one-sided `level` lower bound on the accuracy."""
+    them, their weighted accuracy, effective n and the one-sided `level` lower bound on the accuracy.
+
+    `volume` (rows at or above each threshold, all rows) counts every row when the arrays hold only the
+    labeled ones (`RowCounts.at_or_above`, counted in DuckDB); by default the arrays are every row."""
     c = np.asarray(confidence, dtype=float)
     ok = np.asarray(automatable, dtype=bool) & ~np.isnan(c)
     audit = np.asarray(audit, dtype=bool)
     correct = np.asarray(correct, dtype=bool)
     w = np.ones(c.shape[0]) if weights is None else np.nan_to_num(np.asarray(weights, dtype=float))
+    at_or_above, total = volume or ([int((ok & (c >= t)).sum()) for t in thresholds], c.shape[0])
     out = []
-    for t in thresholds:
-        above = ok & (c >= t)
-        sel = above & audit
+    for t, rows in zip(thresholds, at_or_above):
+        sel = ok & (c >= t) & audit
         p, n_eff, k_eff = weighted_proportion(correct[sel], w[sel])
         out.append(
             {
                 "threshold": float(t),
-                "rows": int(above.sum()),
-                "share": float(above.sum() / c.shape[0]) if c.shape[0] else 0.0,
+                "rows": rows,
+                "share": rows / total if total else 0.0,
                 "audit_labels": int(sel.sum()),
                 "accuracy": p,
                 "n_eff": n_eff,
@@ -135,19 +139,22 @@ def format_table(table: list[dict], every: float = 0.05, chosen: dict | None = N
 
 
 def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | None = None) -> str:
-    """What `calscore thresholds --task T --target 0.90` prints: the choice, then the table."""
-    from calscore.jobs.reports.queries import load_rows, report_connection
+    """What `calscore thresholds --task T --target 0.90` prints: the choice, then the table.
+
+    Volumes are counted in DuckDB; only the labeled rows are read, for the accuracies."""
+    from calscore.jobs.reports.queries import load_counts, load_rows, report_connection
 
     if not 0.0 < target < 1.0:
         raise ValueError(f"--target must be between 0 and 1 (an accuracy such as 0.90), got {target}")
     with report_connection(spec.warehouse.path) as con:
-        rows = load_rows(con, spec.task_version, night)
+        counts = load_counts(con, spec.task_version, night)
+        labeled = load_rows(con, spec.task_version, night, labeled_only=True)
     scope = f"night {night}" if night else "all nights"
-    head = f"task {spec.name} (task_version {spec.task_version}), {scope}: {len(rows)} predictions, " \
-           f"{int(rows.is_audit_label.sum())} with audit labels"
-    if len(rows) == 0:
+    head = f"task {spec.name} (task_version {spec.task_version}), {scope}: {counts.total} predictions, " \
+           f"{int(labeled.is_audit_label.sum())} with audit labels"
+    if counts.total == 0:
         return head + "\nnothing to analyse yet: no predictions for this task version"
-    table = threshold_table(rows.decision_confidence, ~rows.off_format, rows.is_audit_label, rows.is_correct,
-                            rows.label_weight)
+    table = threshold_table(labeled.decision_confidence, ~labeled.off_format, labeled.is_audit_label,
+                            labeled.is_correct, labeled.label_weight, volume=counts.at_or_above(THRESHOLDS))
     chosen = choose_threshold(table, target)
-    return "\n".join([head, describe_choice(table, target, len(rows)), "", format_table(table, chosen=chosen)])
+    return "\n".join([head, describe_choice(table, target, counts.total), "", format_table(table, chosen=chosen)])

@@ -1,13 +1,8 @@
 -- What is each prediction's decision now (the newest re-applied calibrator's, else the one made at scoring time), with the raw scores and text it was made on?
 -- The newest re-applied decision is copied onto its prediction by the writer of decisions (migration 004), so
--- this is one scan of predictions, whatever the number of re-applications.
-with predictions as (
-
-    select * from predictions
-
-),
-
-final as (
+-- this is one scan of predictions, whatever the number of re-applications. No import CTE here: over the table
+-- itself, DuckDB filters `night` inside the scan and reads the other columns of matching rows only.
+with final as (
 
     select
         task_name,
