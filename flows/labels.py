@@ -14,6 +14,8 @@ from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 
 from calscore.jobs.labels.importing import import_labels, new_labels_since_last_fit, read_label_file, read_label_table
+from calscore.flows.failures import fails_cleanly
+from calscore.flows.run_names import run_name
 from calscore.jobs.spec import load_spec
 
 LABELS_IMPORTED = "calscore.labels.imported"
@@ -36,7 +38,8 @@ def _deployment_served(task_name: str) -> bool:
     return True
 
 
-@flow(name="calscore-label-ingestion")
+@flow(name="calscore-label-ingestion", flow_run_name=run_name)
+@fails_cleanly
 def ingest_labels(task_path: str, file: str | None = None, table: str | None = None,
                   source: str | None = None, trigger: bool = True) -> dict:
     """Import labels from a file or an analyst's table; trigger recalibration when enough are new."""
@@ -50,7 +53,12 @@ def ingest_labels(task_path: str, file: str | None = None, table: str | None = N
     new = new_labels_since_last_fit(spec)
     threshold = spec.calibration.refit_after_new_labels
     if not trigger or new < threshold:
-        logger.info("%d new label(s) since the last fit (refit at %d)", new, threshold)
+        result["report"].append(
+            f"{new} new label(s) since the last fit; " + (
+                "no recalibration (--no-trigger)" if not trigger else
+                f"an import that brings them to {threshold} starts a recalibration by itself "
+                "([calibration] refit_after_new_labels; --no-trigger prevents it)"))
+        logger.info(result["report"][-1])
         return result
     if _deployment_served(spec.name):
         emit_event(LABELS_IMPORTED, resource={"prefect.resource.id": resource_id(spec.name)},

@@ -18,14 +18,14 @@ from prefect.states import Failed
 from calscore.calibration_store.document import canonical_json
 from calscore.flows.failures import BatchesFailed, fails_cleanly
 from calscore.flows.progress import batch_progress
+from calscore.flows.run_names import run_name
 from calscore.flows.summary import publish_summary
 from calscore.jobs.batches.files import BatchReadError, BatchRef, BatchSchemaError, batch_ref, check_schema, discover
 from calscore.jobs.batches.stage import get_scorer, score_batch
 from calscore.jobs.batches.staged import StagedBatch
 from calscore.jobs.calibrators.champion import applied_from_document, champion_document
-from calscore.jobs.common.clock import utcnow
 from calscore.jobs.scoring.errors import ScorerError
-from calscore.jobs.spec import SpecError, TaskSpec, load_spec
+from calscore.jobs.spec import TaskSpec, load_spec
 from calscore.jobs.warehouse.connection import WarehouseBusy
 from calscore.jobs.warehouse.ledger import backfill, pending, record_failed_batch
 from calscore.jobs.warehouse.runs import beating, finish_run, run_provenance, start_run
@@ -33,17 +33,6 @@ from calscore.jobs.warehouse.writer import write_staged
 
 # What fails one batch and not the run: the file, its data, or scoring its rows.
 BATCH_FAILURES = (BatchSchemaError, BatchReadError, ScorerError)
-
-
-def run_name() -> str:
-    """A flow run's name: the task and the night, e.g. `demo-sentiment 2026-11-30`."""
-    from prefect.runtime import flow_run
-
-    try:
-        name = load_spec(flow_run.parameters["task_path"]).name
-    except (KeyError, SpecError):
-        name = "calscore"
-    return f"{name} {utcnow():%Y-%m-%d}"
 
 
 def _transient(task, task_run, state) -> bool:

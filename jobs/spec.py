@@ -201,6 +201,28 @@ def _format_errors(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def check_resources(spec: TaskSpec) -> TaskSpec:
+    """What the task file points at is usable (before any run starts): the model (its folder or
+    table; computing task_version finds them) and the warehouse path. SpecError names the field."""
+    where = spec.source_path or "task file"
+    try:
+        spec.task_version
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{where}: model: {exc}") from None
+    warehouse = Path(spec.warehouse.path)
+    parent = next((p for p in warehouse.parents if p.exists()), None)
+    problem = None
+    if warehouse.is_dir():
+        problem = "is a folder, not a DuckDB file"
+    elif parent is not None and not parent.is_dir():
+        problem = f"{parent} is a file, not a folder"
+    elif parent is not None and not os.access(parent, os.W_OK):
+        problem = f"{parent} is not writable"
+    if problem:
+        raise SpecError(f"{where}: warehouse.path: {warehouse} cannot be used: {problem}")
+    return spec
+
+
 def load_spec(path: str | Path) -> TaskSpec:
     """Read and validate a task TOML file; raise SpecError naming file, field and problem."""
     path = Path(path)

@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from calscore import __version__
 from calscore.calibration_store.document import DocumentError
 from calscore.jobs.common.errors import CalscoreError
-from calscore.jobs.spec import SpecError, TaskSpec, load_spec
+from calscore.jobs.spec import SpecError, TaskSpec, check_resources, load_spec
 
 EXPECTED = (CalscoreError, DocumentError)
 # Exit codes a script can tell apart: 1 an expected failure, 2 bad input (task file, labels), 3 another
@@ -116,8 +116,9 @@ TaskOption = typer.Option(..., "--task", "-t", help="Path to the task's TOML fil
 
 
 def task_from(path: Path) -> TaskSpec:
-    """Load a task spec (a SpecError becomes one line and exit code 2)."""
-    return load_spec(path)
+    """Load a task spec and check what it points at, before any flow starts (a SpecError becomes
+    one line and exit code 2)."""
+    return check_resources(load_spec(path))
 
 
 def fail(message: str, code: int = 1):

@@ -16,27 +16,25 @@ def labels_import(
     source: str = typer.Option(None, help="Who or what produced these labels (default: the file or table name)."),
     no_trigger: bool = typer.Option(False, "--no-trigger", help="Do not start a recalibration even if enough labels arrived."),
 ) -> None:
-    """Import labels: validated, idempotent, corrections keep history; may trigger recalibration.
+    """Import labels: validated, idempotent, corrections keep history; may start a recalibration by itself.
 
-    Unknown labels are rejected and reported, valid rows are kept. When enough new labels
-    arrived since the last fit, recalibration runs (directly, or via the served deployment's trigger).
+    Unknown labels are rejected and reported, valid rows are kept; label names match in any case;
+    an id given two different labels in one file is not imported (and named). When this import
+    brings the labels new since the last fit to [calibration] refit_after_new_labels, a
+    recalibration runs (directly, or via the served deployment's trigger); --no-trigger prevents it.
 
     Example: calscore labels import --task infra/tasks/demo.toml var/demo/audit-labels.parquet
     """
     from calscore.flows.labels import ingest_labels
-    from calscore.jobs.labels.importing import LabelFileError
 
     spec = task_from(task)
     if (file is None) == (from_table is None):
         fail("give exactly one of FILE or --from-table NAME", 2)
-    try:
-        result = ingest_labels(str(spec.source_path), file=str(file) if file else None, table=from_table,
-                               source=source, trigger=not no_trigger)
-    except LabelFileError as exc:
-        fail(str(exc), 2)
+    result = ingest_labels(str(spec.source_path), file=str(file) if file else None, table=from_table,
+                           source=source, trigger=not no_trigger)
     typer.echo("\n".join(result["report"]))
     if result.get("recalibration"):
-        typer.echo(f"recalibration: {result['recalibration']}")
+        typer.echo(f"recalibration started by this import: {result['recalibration']}")
 
 @labels_app.command("sample")
 def labels_sample(

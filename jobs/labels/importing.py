@@ -1,5 +1,8 @@
 """Label import: validate against the task's labels, upsert idempotently, keep history.
 
+Label names match case-insensitively. An id that one file gives two different labels is
+not imported at all (the report names it), so nothing is chosen silently.
+
 Labels belong to the task's name (a row's truth does not change with the prompt).
 Re-importing the same file changes nothing; a different label for an id
 supersedes the current one (the old row stays, with `superseded_at` set).
@@ -41,6 +44,7 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[dict] = field(default_factory=list)  # {row, id, label, reason}
     unknown_ids: int = 0
+    conflicts: list[str] = field(default_factory=list)  # ids given different labels in this file
     import_id: str = ""
 
     def lines(self) -> list[str]:
@@ -51,6 +55,10 @@ class ImportReport:
         ]
         if self.unknown_ids:
             out.append(f"  {self.unknown_ids} label(s) for ids with no prediction yet (kept)")
+        if self.conflicts:
+            shown = ", ".join(self.conflicts[:10]) + (", ..." if len(self.conflicts) > 10 else "")
+            out.append(f"  {len(self.conflicts)} id(s) have conflicting labels in this file and were not imported: "
+                       f"{shown} (fix the file and import it again)")
         for r in self.rejected[:10]:
             out.append(f"  rejected row {r['row']}: id={r['id']!r} label={r['label']!r}: {r['reason']}")
         if len(self.rejected) > 10:
@@ -82,7 +90,13 @@ def read_label_table(spec: TaskSpec, name: str) -> pa.Table:
             raise LabelFileError(f"table {name}: {exc}") from None
 
 
-def _validate(spec: TaskSpec, table: pa.Table, source: str) -> tuple[pa.Table, list[dict]]:
+def _validate(spec: TaskSpec, table: pa.Table, source: str) -> tuple[pa.Table, list[dict], list[str]]:
+    """Rows to import, rejected rows (with reasons), and ids whose rows in this file disagree.
+
+    Label names match case-insensitively ('POSITIVE' is the task's 'positive'). An id given
+    twice with the same label counts once; an id given different labels in one file is a
+    conflict: none of its rows is imported, and the report names it.
+    """
     missing = [c for c in ("id", "label") if c not in table.column_names]
     if missing:
         raise LabelFileError(f"{source}: missing column(s) {missing} (columns: {table.column_names})")
@@ -93,21 +107,31 @@ def _validate(spec: TaskSpec, table: pa.Table, source: str) -> tuple[pa.Table, l
         if "inclusion_prob" in table.column_names
         else [None] * table.num_rows
     )
-    known = set(spec.label_names)
-    keep: dict[str, tuple[str, float | None]] = {}
+    canonical = {name.casefold(): name for name in spec.label_names}
+    rows_of: dict[str, list[int]] = {}
+    found: dict[int, tuple[str, float | None]] = {}
     rejected = []
     for i, (row_id, label, prob) in enumerate(zip(ids, labels, probs)):
+        name = canonical.get(label.strip().casefold()) if label is not None else None
         reason = None
         if row_id is None or row_id == "":
             reason = "missing id"
-        elif label is None or label.strip() not in known:
-            reason = f"unknown label (task labels: {', '.join(spec.label_names)})"
+        elif name is None:
+            reason = f"unknown label (task labels: {', '.join(spec.label_names)}; case does not matter)"
         elif prob is not None and not (0.0 < prob <= 1.0):
             reason = "inclusion_prob must be in (0, 1]"
         if reason:
             rejected.append({"row": i, "id": row_id, "label": label, "reason": reason})
             continue
-        keep[row_id] = (label.strip(), prob)  # the last occurrence of an id in a file wins
+        found[i] = (name, prob)
+        rows_of.setdefault(row_id, []).append(i)
+    conflicts = sorted(row_id for row_id, rows in rows_of.items() if len({found[i][0] for i in rows}) > 1)
+    for row_id in conflicts:
+        given = ", ".join(f"row {i}: {found[i][0]}" for i in rows_of[row_id])
+        rejected += [{"row": i, "id": row_id, "label": found[i][0], "reason": f"conflicting labels in this file ({given})"}
+                     for i in rows_of[row_id]]
+    refused = set(conflicts)
+    keep = {row_id: found[rows[-1]] for row_id, rows in rows_of.items() if row_id not in refused}
     valid = pa.table(
         {
             "row_id": pa.array(list(keep), pa.string()),
@@ -115,13 +139,13 @@ def _validate(spec: TaskSpec, table: pa.Table, source: str) -> tuple[pa.Table, l
             "inclusion_prob": pa.array([v[1] for v in keep.values()], pa.float64()),
         }
     )
-    return valid, rejected
+    return valid, sorted(rejected, key=lambda r: r["row"]), conflicts
 
 
 def import_labels(spec: TaskSpec, table: pa.Table, source: str) -> ImportReport:
     """Validate and upsert labels in one transaction; return what happened."""
-    valid, rejected = _validate(spec, table, source)
-    report = ImportReport(source=source, rows_read=table.num_rows, rejected=rejected)
+    valid, rejected, conflicts = _validate(spec, table, source)
+    report = ImportReport(source=source, rows_read=table.num_rows, rejected=rejected, conflicts=conflicts)
     pairs = "\n".join(f"{i}\t{l}" for i, l in zip(valid["row_id"].to_pylist(), valid["label"].to_pylist()))
     digest = hashlib.sha256(pairs.encode()).hexdigest()[:12]
     report.import_id = f"{source}:{digest}"
