@@ -1,0 +1,190 @@
+"""The analyst side of the warehouse as it grows: seconds and peak memory per operation and size, and the growth
+per 10x, as one markdown table.
+
+For each size it grows a synthetic warehouse by SQL (synthetic_warehouse.py: the demo's shape, 28 nights, 2%
+of the predictions audited and labeled) in a scratch folder, never in the repository, then runs each operation in
+a fresh process and records its wall time and the peak resident memory of that process (VmHWM, Linux):
+- the commands as an analyst types them: `calscore thresholds`, `calscore report`, `calscore recalibrate` (the
+  last includes starting Prefect's temporary server, a fixed cost), and the recalibration's own work without
+  Prefect (`recalibrate` + the report summary the flow attaches);
+- the views a UI reads, the median of three runs of the query in a fresh read-only session: the review queue's
+  head (`queue_position <= 50`), one row of predictions_current, bucket_counts_nightly for the last 7 nights;
+  and, for comparison, the example query threshold_volume and the whole-queue form `ORDER BY queue_position
+  LIMIT 50` (which numbers every queued row).
+
+Example:
+    python bench/bench_warehouse.py                          # 10k 100k 1M 10M (10M: ~2 GB of disk, minutes)
+    python bench/bench_warehouse.py --sizes 10k 100k --dir /tmp/warehouses --keep
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import math
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from synthetic_warehouse import build_warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+VIEWS = {
+    "review queue head (queue_position <= 50)": "select * from review_queue where queue_position <= 50",
+    "one row (predictions_current)": "select * from predictions_current where task_version = $tv and row_id = $row",
+    "last 7 nights (bucket_counts_nightly)": "select * from bucket_counts_nightly where night > $last - 7",
+    "threshold_volume (example query)": "@threshold_volume",
+    "whole queue: ORDER BY queue_position LIMIT 50": "select * from review_queue order by queue_position limit 50",
+}
+
+
+def parse_size(text: str) -> int:
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1].lower(), 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+def label(rows: int) -> str:
+    return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1_000}k"
+
+
+def measure(args: list[str], env: dict) -> tuple[float, float, str]:
+    """(seconds, peak resident memory in MB, stdout) of one fresh process running `args` (`-m module ...` or a
+    child mode of this script). The process reports its own high-water mark at exit: the kernel's per-child
+    maximum (wait4) would start from this process's size at the fork."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak_kb"
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--measured", str(peak), *args], capture_output=True,
+                              text=True, env=env, cwd=ROOT)
+        seconds = time.perf_counter() - start
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        return seconds, int(peak.read_text()) / 1024, proc.stdout
+
+
+def measured(peak_file: str, args: list[str]) -> None:
+    """Run `args` in this process and write its peak resident memory (VmHWM, kB) to `peak_file` at exit."""
+    def write_peak() -> None:
+        status = Path("/proc/self/status").read_text()
+        Path(peak_file).write_text(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+
+    atexit.register(write_peak)
+    if args[0] == "-m":
+        sys.argv = [args[1], *args[2:]]
+        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+    elif args[0] == "--child-view":
+        child_view(*args[1:3])
+    else:
+        child_recalibration(args[1])
+
+
+def child_view(path: str, name: str) -> None:
+    """In a fresh process: the median seconds of three runs of one view query, as JSON on stdout."""
+    from calscore.jobs.warehouse.views import query_files
+
+    con = duckdb.connect(path, read_only=True)
+    con.execute("SET enable_progress_bar = false")
+    tv = con.execute("select task_version from predictions limit 1").fetchone()[0]
+    n = con.execute("select count(*) from predictions").fetchone()[0]
+    params = {"tv": tv, "row": con.execute("select row_id from predictions limit 1 offset ?", [n // 2]).fetchone()[0],
+              "last": con.execute("select max(night) from current_decisions").fetchone()[0]}
+    sql = VIEWS[name]
+    sql = query_files()[sql[1:]].strip().rstrip(";") if sql.startswith("@") else sql
+    used = {k: v for k, v in params.items() if f"${k}" in sql}
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        con.execute(sql, used).fetchall()
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"seconds": sorted(times)[1]}))
+
+
+def child_recalibration(task: str) -> None:
+    """In a fresh process: what the recalibration flow does, without Prefect (the fit, snapshot, summary)."""
+    from calscore.jobs.calibrators.recalibrate import recalibrate
+    from calscore.jobs.reports.html_report import report_markdown
+    from calscore.jobs.spec import load_spec
+
+    spec = load_spec(task)
+    recalibrate(spec, "bench-recalibrate")
+    report_markdown(spec)
+
+
+def operations(task: Path, out: Path) -> dict[str, list[str]]:
+    cli = ["-m", "calscore.cli"]
+    ops = {
+        "calscore thresholds": cli + ["thresholds", "--task", str(task)],
+        "calscore report": cli + ["report", "--task", str(task), "--out", str(out)],
+    }
+    ops.update({name: ["--child-view", str(task.parent / "calscore.duckdb"), name] for name in VIEWS})
+    # recalibrating writes to the warehouse (a calibrator, a snapshot): last
+    ops["recalibration work (no Prefect)"] = ["--child-recalibration", str(task)]
+    ops["calscore recalibrate"] = cli + ["recalibrate", "--task", str(task)]
+    return ops
+
+
+def run_size(rows: int, folder: Path, env: dict) -> dict[str, tuple[float, float]]:
+    start = time.perf_counter()
+    spec = build_warehouse(folder, rows)
+    size_mb = spec.warehouse.path.stat().st_size / 2**20
+    print(f"# {label(rows)}: built in {time.perf_counter() - start:.0f} s, {size_mb:.0f} MB on disk", flush=True)
+    results = {}
+    for name, cmd in operations(folder / "task.toml", folder / "report").items():
+        seconds, peak, stdout = measure(cmd, env)
+        if name in VIEWS:
+            seconds = json.loads(stdout)["seconds"]
+        results[name] = (seconds, peak)
+        print(f"#   {name}: {seconds:.2f} s, {peak:.0f} MB", flush=True)
+    return results
+
+
+def growth(values: list[float]) -> float:
+    """The mean factor per 10x between the first and the last size."""
+    return (values[-1] / values[0]) ** (1 / (len(values) - 1)) if len(values) > 1 and values[0] > 0 else math.nan
+
+
+def table(sizes: list[int], results: dict[int, dict[str, tuple[float, float]]]) -> str:
+    head = "| operation | " + " | ".join(label(s) for s in sizes) + " | per 10x: time | per 10x: memory |"
+    lines = [head, "| --- |" + " ---: |" * (len(sizes) + 2)]
+    for name in results[sizes[0]]:
+        cells = [f"{results[s][name][0]:.2f} s, {results[s][name][1]:.0f} MB" for s in sizes]
+        t = growth([results[s][name][0] for s in sizes])
+        m = growth([results[s][name][1] for s in sizes])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {t:.2f}x | {m:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["10k", "100k", "1M", "10M"], help="predictions per warehouse")
+    parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    args = parser.parse_args(argv)
+    sizes = sorted(parse_size(s) for s in args.sizes)
+    scratch = Path(args.dir or tempfile.mkdtemp(prefix="calscore-bench-"))
+    if scratch.resolve().is_relative_to(ROOT):
+        parser.error(f"--dir {scratch} is inside the repository; build the warehouses elsewhere")
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HF_HUB_OFFLINE": "1"}
+    env.setdefault("PREFECT_HOME", str(scratch / "prefect"))
+    print(f"# load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    try:
+        results = {rows: run_size(rows, scratch / label(rows), env) for rows in sizes}
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(f"# load average at end: {os.getloadavg()[0]:.1f}")
+    print(table(sizes, results))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--measured"]:
+        measured(sys.argv[2], sys.argv[3:])
+    else:
+        main()
