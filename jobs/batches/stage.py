@@ -33,6 +33,8 @@ from calscore.jobs.scoring.streaming import iter_scores
 from calscore.jobs.spec import TaskSpec, load_spec
 
 CHUNK_ROWS = 2_048
+# Quarantine reason of a row the scorer's endpoint could not score (its `error` column says why).
+ENDPOINT_ERROR = "endpoint_error"
 
 
 @lru_cache(maxsize=2)
@@ -60,6 +62,25 @@ def _label_map(scores: pa.Table, labels: list[str]) -> pa.Array:
     values = pc.list_flatten(scores["label_logprobs"]).combine_chunks()
     offsets = pa.array(np.arange(n + 1) * k, pa.int32())
     return pa.MapArray.from_arrays(offsets, pa.array(labels * n, pa.string()), values)
+
+
+def _label_map_or_null(column: pa.ChunkedArray, labels: list[str]) -> pa.Array:
+    """A list<double> score column in label order as MAP(label -> value); null rows stay null."""
+    arr = column.combine_chunks()
+    n, k = len(arr), len(labels)
+    values = pc.list_flatten(pc.fill_null(arr, [0.0] * k))
+    offsets = pa.array(np.arange(n + 1) * k, pa.int32())
+    return pa.MapArray.from_arrays(offsets, pa.array(labels * n, pa.string()), values, mask=arr.is_null())
+
+
+def _split_row_errors(scored: pa.Table, spec: TaskSpec) -> tuple[pa.Table, pa.Table]:
+    """(rows scored, quarantine rows with reason endpoint_error and the scorer's message)."""
+    failed = pc.is_valid(scored["error"])
+    bad = scored.filter(failed)
+    quarantine = pa.table({"row_index": bad["row_index"], "row_id": pc.cast(bad[spec.input.id_column], pa.string()),
+                           "reason": _constant(ENDPOINT_ERROR, bad.num_rows, pa.string()), "detail": bad["error"]},
+                          schema=QUARANTINE_SCHEMA)
+    return scored.filter(pc.invert(failed)), quarantine
 
 
 def _constant(value, n: int, type_: pa.DataType) -> pa.Array:
@@ -97,6 +118,8 @@ def _prediction_rows(scored: pa.Table, spec: TaskSpec, ref: BatchRef, run_id: st
             "raw_label": scored["raw_label"],
             "raw_confidence": scored["raw_confidence"],
             "truncated": scored["truncated"],
+            "agreement": _label_map_or_null(scored["agreement"], spec.label_names),
+            "samples": scored["samples"],
             "calibrator_version": _constant(decided.calibrator_version, n, pa.string()),
             "label": pa.array(decided.label, pa.string()),
             "confidence": pa.array(decided.confidence, pa.float64()) if decided.confidence is not None
@@ -153,6 +176,8 @@ def score_batch(
     tmp_pred = pred_path.with_suffix(".parquet.tmp")
     try:
         for scored in iter_scores(scorer, valid_rows(), spec.input.text_column, window_rows=CHUNK_ROWS):
+            scored, failed = _split_row_errors(scored, spec)
+            quarantined.append(failed)
             rows = _prediction_rows(scored, spec, ref, run_id, applied)
             writer = writer or pq.ParquetWriter(tmp_pred, rows.schema)
             writer.write_table(rows)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class TokenRow:
     token: str
-    token_id: int
+    token_id: int | None  # None: the backend reports token text only (an HTTP endpoint)
     logprob: float
 
     @property
@@ -32,7 +32,7 @@ class TokenRow:
 class VariantRow:
     variant: str
     token: str
-    token_id: int
+    token_id: int | None  # None: matched by token text (an HTTP endpoint)
     probability: float | None  # None: the backend did not report this token
     status: str  # as in the verbalizer report: ok, duplicate (counted once), partial, dropped (not counted)
 
@@ -83,7 +83,8 @@ def render_explanation(result: Explanation, calibrated: dict | None = None) -> s
     out = [f"text: {result.text!r}", f"prompt tokens: {tokens}{'  (truncated)' if result.truncated else ''}", ""]
     out.append("Top first tokens")
     rows = [
-        [str(rank), repr(t.token), str(t.token_id), f"{t.logprob:.4f}", f"{t.probability:.4f}"]
+        [str(rank), repr(t.token), "-" if t.token_id is None else str(t.token_id), f"{t.logprob:.4f}",
+         f"{t.probability:.4f}"]
         for rank, t in enumerate(result.top_tokens, 1)
     ]
     out += _table(["rank", "token", "id", "log-prob", "probability"], rows, right={0, 2, 3, 4})

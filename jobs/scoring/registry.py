@@ -14,12 +14,14 @@ from typing import Any, Mapping, Sequence
 
 from pydantic import BaseModel
 
+from calscore.jobs.scoring.backends.local_sampling import TRANSFORMERS_SAMPLING
 from calscore.jobs.scoring.backends.lookup import LOOKUP
+from calscore.jobs.scoring.backends.openai_compatible import OPENAI_COMPATIBLE
 from calscore.jobs.scoring.backends.transformers import TRANSFORMERS
 from calscore.jobs.scoring.prompting import PromptSpec
 from calscore.jobs.scoring.scorer import Backend, Scorer
 
-_BACKENDS: tuple[Backend, ...] = (TRANSFORMERS, LOOKUP)
+_BACKENDS: tuple[Backend, ...] = (TRANSFORMERS, LOOKUP, OPENAI_COMPATIBLE, TRANSFORMERS_SAMPLING)
 BACKENDS: dict[str, Backend] = {backend.name: backend for backend in _BACKENDS}
 DEFAULT_BACKEND = TRANSFORMERS.name
 MODEL_CONFIGS: tuple[type[BaseModel], ...] = tuple(backend.config for backend in _BACKENDS)

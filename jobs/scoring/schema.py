@@ -11,6 +11,9 @@
 | `total_probability` | double | that label's unnormalised mass |
 | `truncated` | bool | the text was cut to fit `max_input_tokens` |
 | `n_tokens` | int32 | prompt tokens (null when the backend cannot count them) |
+| `agreement` | list<double> | sampling backends: each label's share of the sampled answers, in label order (null otherwise) |
+| `samples` | int32 | sampling backends: the answers sampled for the row (null otherwise) |
+| `error` | string | why the backend could not score this row (its score columns are then null; null otherwise) |
 | `top_tokens` | list<struct<token, token_id, logprob>> | optional: the top first tokens |
 
 **Partial distributions.** A backend that returns only the top-k first tokens (an
@@ -21,6 +24,11 @@ labels, capped at the smallest reported probability (an unlisted token is no mor
 likely than the last listed one) -- the label is named in `unobserved_labels`, and
 `coverage` (then a lower bound) counts only what was observed. Calibrators take the
 imputed value like any other; analysts can filter on `unobserved_labels`.
+
+**Row errors.** A backend that calls a service can fail for one row and not the
+others (a request the endpoint rejects). It returns that row with its score columns
+null and the reason in `error` (`with_row_errors`); the batch scoring quarantines it
+(reason `endpoint_error`) and scores the rest.
 """
 from __future__ import annotations
 
@@ -40,6 +48,9 @@ SCORE_FIELDS = [
     pa.field("total_probability", pa.float64()),
     pa.field("truncated", pa.bool_()),
     pa.field("n_tokens", pa.int32()),
+    pa.field("agreement", pa.list_(pa.float64())),
+    pa.field("samples", pa.int32()),
+    pa.field("error", pa.string()),
 ]
 TOP_TOKENS_FIELD = pa.field("top_tokens", pa.list_(TOP_TOKEN_TYPE))
 SCORE_SCHEMA = pa.schema(SCORE_FIELDS)
@@ -61,11 +72,14 @@ def score_table(
     *,
     unobserved: np.ndarray | None = None,
     top_tokens: pa.Array | None = None,
+    agreement: np.ndarray | None = None,
+    samples: Sequence[int] | None = None,
 ) -> pa.Table:
     """Assemble a score table from (n, K) label log-probabilities.
 
     `unobserved` is an (n, K) boolean mask of labels whose value was imputed (see the
     module docstring); coverage then counts only the observed labels and is a lower bound.
+    `agreement` (n, K) and `samples` (n,) come from sampling backends.
     """
     lp = np.asarray(label_logprobs, dtype=np.float64)
     n, k = lp.shape
@@ -92,6 +106,10 @@ def score_table(
         "total_probability": pa.array(np.exp(pred_lp), pa.float64()),
         "truncated": pa.array(truncated, pa.bool_()),
         "n_tokens": pa.array(n_tokens, pa.int32()),
+        "agreement": (pa.nulls(n, pa.list_(pa.float64())) if agreement is None
+                      else _fixed_lists(np.asarray(agreement, dtype=np.float64).reshape(-1), k, pa.float64())),
+        "samples": pa.nulls(n, pa.int32()) if samples is None else pa.array(samples, pa.int32()),
+        "error": pa.nulls(n, pa.string()),
     }
     fields = list(SCORE_FIELDS)
     if top_tokens is not None:
@@ -115,3 +133,16 @@ def impute_unobserved(observed_mass: np.ndarray, smallest_reported: np.ndarray, 
     guess = np.minimum(np.asarray(smallest_reported, dtype=np.float64), share)[:, None]
     filled = np.where(missing, np.broadcast_to(guess, mass.shape), mass)
     return np.log(np.maximum(filled, MIN_IMPUTED_PROBABILITY)), missing
+
+
+def with_row_errors(scored: pa.Table, errors: Sequence[str | None]) -> pa.Table:
+    """Spread the rows of `scored` (one per None in `errors`, in order) over len(errors) rows;
+    a row with an error message gets null score columns and the message in `error`."""
+    failed = np.array([e is not None for e in errors], dtype=bool)
+    if scored.num_rows != int((~failed).sum()):
+        raise ValueError(f"{scored.num_rows} scored rows for {int((~failed).sum())} rows without an error")
+    where = np.full(len(errors), -1, dtype=np.int64)
+    where[~failed] = np.arange(scored.num_rows)
+    # take() with null indices gives all-null rows
+    spread = scored.take(pa.array(where, mask=failed))
+    return spread.set_column(spread.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))

@@ -1,0 +1,135 @@
+"""The `transformers_sampling` backend: consistency (and combined) on the local engine's model.
+
+    [model]
+    backend = "transformers_sampling"
+    embedded = "smollm2-135m-instruct"     # any [model] of the transformers backend
+    method = "consistency"                 # or "combined": first-token log-probabilities + agreement
+    samples = 20
+    temperature = 1.0
+    max_tokens = 4
+
+Sampling is ancestral and exact, with identical prefixes merged: the prompt's
+next-token distribution is computed once, the N draws are split among the sampled
+tokens by one multinomial draw, and only distinct continuations are extended (until
+their first word is complete, an end-of-text token, or `max_tokens`). N samples cost a
+handful of forward passes instead of N generations, and their answers are distributed
+exactly as N independent `generate(do_sample=True, top_k=0, top_p=1)` calls.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from calscore.jobs.scoring.backends.combined import CombinedScorer
+from calscore.jobs.scoring.backends.consistency import ConsistencyScorer, first_word
+from calscore.jobs.scoring.backends.transformers import TRANSFORMERS
+from calscore.jobs.scoring.model_ref import ModelRef
+from calscore.jobs.scoring.prompting import PromptBuilder, PromptSpec
+
+
+class LocalSamplingConfig(ModelRef):
+    backend: Literal["transformers_sampling"]
+    method: Literal["consistency", "combined"] = "consistency"
+    samples: int = Field(20, ge=1, le=1_000_000)
+    temperature: float = Field(1.0, gt=0.0, le=5.0)
+    max_tokens: int = Field(4, ge=1, le=64)
+    smoothing: float = Field(0.5, gt=0.0)
+    seed: int = 0
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return {"samples": self.samples, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                "smoothing": self.smoothing, "seed": self.seed}
+
+
+def _word_done(text: str) -> bool:
+    """True once the text's first word is followed by something else (more tokens cannot change it)."""
+    word = first_word(text)
+    if word is None:
+        return False
+    stripped = text.lstrip()
+    return len(stripped) > len(word) and not stripped[len(word)].isalnum()
+
+
+class LocalSampler:
+    """N sampled answers per row from a loaded causal LM (see the module docstring)."""
+
+    def __init__(self, loaded, prompt: PromptSpec, temperature: float, max_tokens: int, seed: int):
+        self.loaded = loaded
+        self.builder = PromptBuilder(loaded.tokenizer, prompt)
+        self.temperature, self.max_tokens, self.seed = float(temperature), int(max_tokens), int(seed)
+        self.eos = {t for t in (loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id) if t is not None}
+        self.forward_passes = 0
+
+    def _next_token_probs(self, sequences: list[list[int]]):
+        import torch
+
+        self.forward_passes += 1
+        width = max(len(s) for s in sequences)
+        pad = next(iter(self.eos), 0)
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences])
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences])
+        with torch.inference_mode():
+            logits = self.loaded.model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1, :]
+        return torch.softmax(logits.float() / self.temperature, dim=-1)
+
+    def _sample_row(self, prompt_ids: list[int], n: int, generator) -> list[str]:
+        import torch
+
+        tok = self.loaded.tokenizer
+        live: dict[tuple[int, ...], int] = {(): n}
+        done: dict[tuple[int, ...], int] = {}
+        for _ in range(self.max_tokens):
+            if not live:
+                break
+            prefixes = list(live)
+            probs = self._next_token_probs([prompt_ids + list(p) for p in prefixes])
+            grown: dict[tuple[int, ...], int] = {}
+            for prefix, row in zip(prefixes, probs):
+                draws = torch.multinomial(row, live[prefix], replacement=True, generator=generator)
+                for token, count in zip(*np.unique(draws.numpy(), return_counts=True)):
+                    seq = prefix + (int(token),)
+                    finished = int(token) in self.eos or _word_done(tok.decode(list(seq), skip_special_tokens=True))
+                    target = done if finished else grown
+                    target[seq] = target.get(seq, 0) + int(count)
+            live = grown
+        done.update(live)
+        return [tok.decode(list(seq), skip_special_tokens=True) for seq, count in done.items() for _ in range(count)]
+
+    def sample(self, texts: Sequence[str], n: int) -> list[list[str]]:
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed)
+        return [self._sample_row(ids, n, generator) for ids in self.builder.encode(texts).ids]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "transformers_sampling", "model": self.loaded.reference,
+                "forward_passes": self.forward_passes}
+
+
+class LocalSamplingBackend:
+    name = "transformers_sampling"
+    config = LocalSamplingConfig
+
+    def version_parts(self, config: LocalSamplingConfig) -> dict[str, Any]:
+        return {**TRANSFORMERS.version_parts(config), "method": config.method, "sampling": config.sampling}
+
+    def provenance(self, config: LocalSamplingConfig) -> dict[str, Any]:
+        return TRANSFORMERS.provenance(config)
+
+    def load(self, config: LocalSamplingConfig, prompt: PromptSpec, labels: Mapping[str, Sequence[str]]):
+        from calscore.jobs.scoring.engine.first_token import FirstTokenScorer
+        from calscore.jobs.scoring.model_loading import load_model
+
+        loaded = load_model(config)
+        parts = self.version_parts(config)
+        sampler = LocalSampler(loaded, prompt, config.temperature, config.max_tokens, config.seed)
+        consistency = ConsistencyScorer(sampler, labels, config.samples, config.smoothing, parts)
+        if config.method == "consistency":
+            return consistency
+        return CombinedScorer(FirstTokenScorer(loaded, prompt, labels, version_parts=parts), consistency, parts)
+
+
+TRANSFORMERS_SAMPLING = LocalSamplingBackend()
