@@ -4,11 +4,18 @@ An error calscore raises on purpose (`CalscoreError`: a locked run, a bad label 
 a missing input folder; a tampered calibrator document) becomes the run's Failed
 state with the error's message; calling the flow directly raises that same error, so
 the command line prints one line. Anything else is a bug and keeps Prefect's traceback.
+
+Prefect also logs a failed run's exception with its traceback on the way out (in a
+served worker: "Engine execution exited with unexpected exception"), and logs failed
+states returned by tasks with an empty traceback ("NoneType: None").
+`ExpectedErrorsWithoutTracebacks`, installed on Prefect's log handlers when the flows
+are imported, keeps those records as one line.
 """
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from typing import Callable, TypeVar
 
 from prefect.states import Failed
@@ -30,6 +37,29 @@ class BatchesFailed(CalscoreError):
         self.summary = summary
 
 
+class ExpectedErrorsWithoutTracebacks(logging.Filter):
+    """Log records about expected errors keep their message and lose the traceback (bugs keep theirs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            error = record.exc_info[1]
+            if error is None or isinstance(error, EXPECTED):
+                record.msg = f"{record.getMessage()}" + (f": {error}" if error is not None else "")
+                record.args = ()
+                record.exc_info = None
+                record.exc_text = None
+        return True
+
+
+def quiet_expected_tracebacks() -> None:
+    """Install the filter on the handlers of Prefect's loggers (console and API)."""
+    keep = ExpectedErrorsWithoutTracebacks()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, ExpectedErrorsWithoutTracebacks) for f in handler.filters):
+                handler.addFilter(keep)
+
+
 def fails_cleanly(fn: F) -> F:
     """Wrap a flow or task function: an expected error becomes Failed(message, data=error)."""
 
@@ -43,3 +73,6 @@ def fails_cleanly(fn: F) -> F:
     # Prefect validates parameters from the signature; resolve its annotations where `fn` was written.
     wrapper.__signature__ = inspect.signature(fn, eval_str=True)
     return wrapper
+
+
+quiet_expected_tracebacks()  # served workers import the flows: this is their only hook

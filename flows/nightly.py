@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.exceptions import TerminationSignal
 from prefect.states import Failed
 
 from calscore.calibration_store.document import canonical_json
@@ -100,7 +101,8 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
             for ref in refs:
                 _score_one(task_path, spec, ref, run_id, document, summary)
     except BaseException as exc:
-        finish_run(spec.warehouse.path, run_id, "failed", {**summary, "error": str(exc)})
+        stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))  # `calscore serve` stopping, Ctrl-C
+        finish_run(spec.warehouse.path, run_id, "cancelled" if stopped else "failed", {**summary, "error": str(exc)})
         raise
     finish_run(spec.warehouse.path, run_id, "failed" if summary["batches_failed"] else "completed", summary)
     summary["text"] = publish_summary(spec, run_id, summary)

@@ -5,9 +5,12 @@ recalibration on a weekly schedule plus a trigger on the label-import event.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from datetime import timedelta
 
-from prefect import serve
+from prefect.runner import Runner
 from prefect.events import DeploymentEventTrigger
 
 from calscore.flows.labels import LABELS_IMPORTED, recalibration_deployment_name, resource_id
@@ -44,6 +47,29 @@ def deployments(task_path: str, nightly_cron: str = NIGHTLY_CRON, recalibration_
     return [nightly, recalibrate]
 
 
+async def _serve_until_signalled(runner: Runner) -> None:
+    """Run `runner` until SIGTERM or SIGINT, then stop it: in-flight runs are cancelled (their
+    processes get SIGTERM and record the run as failed), nothing is left Running."""
+    loop = asyncio.get_running_loop()
+    started = asyncio.create_task(runner.start())
+    while not runner.started and not started.done():  # Runner.start installs its own SIGTERM handler: replace it
+        await asyncio.sleep(0.05)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await asyncio.wait([started, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if runner.started:
+        await runner.astop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await started
+
+
 def serve_task(task_path: str, interval: timedelta | None = None) -> None:
-    """Serve the task's deployments until interrupted."""
-    serve(*deployments(task_path, interval=interval))
+    """Serve the task's deployments until SIGTERM or SIGINT (Ctrl-C), then stop cleanly.
+
+    Prefect's own `serve` handles SIGTERM with a traceback and can leave runs Running;
+    this stops the runner from the event loop instead."""
+    runner = Runner(pause_on_shutdown=False)
+    for deployment in deployments(task_path, interval=interval):
+        runner.add_deployment(deployment)
+    asyncio.run(_serve_until_signalled(runner))

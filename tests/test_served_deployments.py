@@ -8,6 +8,7 @@ servers, so no schedule would ever fire there.
 """
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -109,3 +110,32 @@ def test_schedule_scores_and_label_import_triggers_recalibration(tmp_path, tiny_
         serve.terminate()
         serve.wait(timeout=60)
         serve_log.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_cleanly_and_leaves_no_run_running(tmp_path, tiny_model, prefect_server, signum):
+    env = prefect_server
+    task = task_toml(tmp_path, tiny_model)
+    for night in range(4):  # enough rows that a run is in flight when the signal comes
+        write_batch(tmp_path, f"night-{night:03d}", 3000, start=night * 3000)
+    out = tmp_path / "serve.log"
+    with out.open("w") as log:
+        serve = subprocess.Popen([sys.executable, "-m", "calscore.cli", "serve", "--task", str(task), "--interval", "20"],
+                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait(lambda: _flow_runs(env, "nightly-tiny", "RUNNING") and (tmp_path / "w.duckdb").exists()
+                  and _count(tmp_path, "SELECT count(*) FROM runs WHERE status = 'running'") == 1,
+                  "a scheduled run scoring", [serve])
+            serve.send_signal(signum)
+            assert serve.wait(timeout=DEADLINE) == 0
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+    printed = out.read_text()
+    assert "Traceback" not in printed, printed
+    assert "calscore serve: stopped" in printed
+    # nothing is left running: not in Prefect, not in the warehouse's run lock
+    _wait(lambda: not _flow_runs(env, "nightly-tiny", "RUNNING") and not _flow_runs(env, "nightly-tiny", "PENDING"),
+          "every flow run in a final state", [])
+    assert _count(tmp_path, "SELECT count(*) FROM runs WHERE status = 'running'") == 0
+    assert _count(tmp_path, "SELECT count(*) FROM runs WHERE status IN ('cancelled', 'completed')") == 1

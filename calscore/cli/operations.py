@@ -69,6 +69,7 @@ def serve(
 
     spec = task_from(task)
     serve_task(str(spec.source_path), interval=timedelta(seconds=interval) if interval else None)
+    typer.echo("calscore serve: stopped")
 
 
 @batches_app.command("retry")

@@ -6,7 +6,7 @@ CREATE TABLE runs (
     task_name         VARCHAR NOT NULL,
     task_version      VARCHAR NOT NULL,
     kind              VARCHAR NOT NULL,          -- score | rescore | recalibrate
-    status            VARCHAR NOT NULL,          -- running | completed | failed | abandoned
+    status            VARCHAR NOT NULL,          -- running | completed | failed | cancelled | abandoned | released
     started_at        TIMESTAMPTZ NOT NULL,
     heartbeat_at      TIMESTAMPTZ NOT NULL,
     finished_at       TIMESTAMPTZ,
@@ -27,7 +27,7 @@ CREATE TABLE batches (
     uri           VARCHAR NOT NULL,
     content_hash  VARCHAR NOT NULL,
     task_version  VARCHAR NOT NULL,
-    status        VARCHAR NOT NULL,              -- done | failed
+    status        VARCHAR NOT NULL,              -- done | failed | retry (an operator asked to retry a failed batch)
     rows_in       BIGINT,
     rows_scored   BIGINT,
     rows_quarantined BIGINT,
