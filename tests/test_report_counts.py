@@ -1,6 +1,7 @@
 """The report counted in DuckDB gives the figures it gave row by row: buckets, segments and thresholds from
 `load_counts` plus the labeled rows equal the same functions on every row, on a synthetic warehouse whose
-decision confidences include values exactly on (and one step either side of) the thresholds."""
+decision confidences include values exactly on (and one step either side of) the thresholds; and the label
+budget's held-out set stops growing with the labels."""
 from __future__ import annotations
 
 import math
@@ -13,10 +14,12 @@ import pytest
 
 from calscore.jobs.reports import queries
 from calscore.jobs.reports.bucket_chart import bucket_stats
+from calscore.jobs.reports.label_budget import label_budget
 from calscore.jobs.reports.report_data import task_buckets, task_segments, task_thresholds
 from calscore.jobs.reports.segments import segment_stats
 from calscore.jobs.reports.thresholds import THRESHOLDS, threshold_table
 from calscore.jobs.warehouse.views import query_files
+from synthetic_scores import synthetic_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic_warehouse import build_warehouse  # noqa: E402  (bench/ is not a package)
@@ -79,3 +82,11 @@ def test_threshold_volume_query_on_the_edges(loaded):
     for _, _, threshold, n, audit_labels, _ in got:
         above = ok & (rows.decision_confidence >= threshold)
         assert (n, audit_labels) == (int(above.sum()), int((above & rows.is_audit_label).sum()))
+
+
+def test_the_label_budget_holds_out_a_bounded_set():
+    """Every fit of the curve is scored on the held-out set: 30% of the labels, but never more than the cap."""
+    s = synthetic_scores(3_000, 2, seed=5)
+    capped = label_budget(s.logprobs, s.y, ["a", "b"], "temperature", sizes=(100,), max_holdout=500)
+    assert (capped["holdout_n"], capped["pool_n"]) == (500, 2_500)
+    assert label_budget(s.logprobs, s.y, ["a", "b"], "temperature", sizes=(100,))["holdout_n"] == 900

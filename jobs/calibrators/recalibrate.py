@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calscore.calibration_store import load_document, metrics
 from calscore.calibration_store.apply import logprob_matrix
@@ -53,14 +54,18 @@ def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
             statement("labels_with_raw_scores"), params={"task_version": spec.task_version, "task_name": spec.name}
         ).to_arrow_table()
     labels = spec.label_names
-    inclusion = np.array(table["inclusion_prob"].to_pylist(), dtype=object)
+    # column by column (a recalibration at scale reads hundreds of thousands of labels)
+    y = pc.index_in(table["label"], value_set=pa.array(labels))
+    if y.null_count:
+        raise ValueError(f"label {table['label'][y.is_null().index(True).as_py()]!r} is not one of {labels}")
+    inclusion = pc.fill_null(table["inclusion_prob"], 0.0).to_numpy()
     return LabeledRows(
-        row_ids=np.array(table["row_id"].to_pylist(), dtype=object),
+        row_ids=table["row_id"].to_numpy(zero_copy_only=False),
         logprobs=logprob_matrix(table["label_logprobs"], labels) if table.num_rows else np.zeros((0, len(labels))),
-        y=np.array([labels.index(x) for x in table["label"].to_pylist()], dtype=int),
-        weights=np.array([1.0 / p if p else 1.0 for p in inclusion], dtype=float),
-        imported_at=np.array(table["imported_at"].to_pylist(), dtype=object),
-        segments=np.array(table["segment"].to_pylist(), dtype=object),
+        y=y.to_numpy().astype(int),
+        weights=1.0 / np.where(inclusion > 0, inclusion, 1.0),  # unknown inclusion probability: weight 1
+        imported_at=table["imported_at"].to_numpy(),
+        segments=table["segment"].to_numpy(zero_copy_only=False),
     )
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from calscore.jobs.reports.report_data import DEFAULT_TARGET, load_report_data, summary
+from calscore.jobs.reports.report_data import DEFAULT_TARGET, load_summary_data, summary
 from calscore.jobs.spec import TaskSpec
 
 
 def report_markdown(spec: TaskSpec, night: date | str | None = None, target: float = DEFAULT_TARGET) -> str:
     """A short Markdown summary (for a Prefect artifact): volumes, buckets, calibration, threshold, champion."""
-    data = load_report_data(spec, night)
+    data = load_summary_data(spec, night)
     s = summary(data, target)
     lines = [
         f"### calscore: {spec.name}, {data.scope}",

@@ -24,10 +24,16 @@ from calscore.jobs.warehouse.connection import reader
 from calscore.jobs.warehouse.statements import statement
 
 
+# What a report reads is counted in DuckDB or bounded by the labels, so its session needs little memory; left at
+# DuckDB's default (80% of RAM) it would also keep every block of the file it scanned, growing with the warehouse.
+REPORT_MEMORY_LIMIT = "256MB"
+
+
 @contextmanager
 def report_connection(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection with the analyst views as session (TEMP) views: never locks out the writer."""
     with reader(path) as con:
+        con.execute(f"SET memory_limit = '{REPORT_MEMORY_LIMIT}'")
         create_views(con, temporary=True)
         yield con
 

@@ -24,19 +24,15 @@ DEFAULT_TARGET = 0.90
 
 
 @dataclass
-class ReportData:
-    """One task's report inputs: its row counts and labeled rows (of one night or all), labeled scores, nightly
-    counts, history and trend."""
+class SummaryData:
+    """What the headline numbers need: one task's row counts and labeled rows (of one night or all) and its
+    calibrator history."""
 
     spec: TaskSpec
     night: date | None
     counts: queries.RowCounts
     labeled: queries.ReportRows
-    scores: queries.LabeledScores
-    nightly: list[dict]
     history: list[dict]
-    trend: list[dict]
-    champion_method: str | None
 
     @property
     def scope(self) -> str:
@@ -44,23 +40,43 @@ class ReportData:
         return f"night {self.night}" if self.night else "all nights"
 
 
+@dataclass
+class ReportData(SummaryData):
+    """The whole report's inputs: the summary's, and the labeled scores, nightly counts and calibration trend."""
+
+    scores: queries.LabeledScores
+    nightly: list[dict]
+    trend: list[dict]
+    champion_method: str | None
+
+
+def _summary_parts(con, spec: TaskSpec, night: date | None) -> dict[str, Any]:
+    tv = spec.task_version
+    counts = queries.load_counts(con, tv, night)
+    if night is not None and counts.total == 0:
+        known = ", ".join(str(n) for n in queries.nights(con, tv)) or "none yet"
+        raise ValueError(f"task {spec.name} has no predictions scored on night {night} (nights: {known})")
+    return {"spec": spec, "night": night, "counts": counts,
+            "labeled": queries.load_rows(con, tv, night, labeled_only=True),
+            "history": queries.calibrator_history(con, tv)}
+
+
+def load_summary_data(spec: TaskSpec, night: date | str | None = None) -> SummaryData:
+    """What the headline numbers need (the Markdown summary a flow attaches after every run), read-only."""
+    night = queries.parse_night(night)
+    with queries.report_connection(spec.warehouse.path) as con:
+        return SummaryData(**_summary_parts(con, spec, night))
+
+
 def load_report_data(spec: TaskSpec, night: date | str | None = None) -> ReportData:
     """Everything the report shows, read in one short read-only session."""
     night = queries.parse_night(night)
     tv = spec.task_version
     with queries.report_connection(spec.warehouse.path) as con:
-        counts = queries.load_counts(con, tv, night)
-        if night is not None and counts.total == 0:
-            known = ", ".join(str(n) for n in queries.nights(con, tv)) or "none yet"
-            raise ValueError(f"task {spec.name} has no predictions scored on night {night} (nights: {known})")
         return ReportData(
-            spec=spec,
-            night=night,
-            counts=counts,
-            labeled=queries.load_rows(con, tv, night, labeled_only=True),
+            **_summary_parts(con, spec, night),
             scores=queries.load_labeled_scores(con, tv, spec.label_names),
             nightly=queries.nightly_bucket_counts(con, tv, until=night),
-            history=queries.calibrator_history(con, tv),
             trend=queries.calibration_trend(con, tv),
             champion_method=queries.champion_method(con, tv),
         )
@@ -115,7 +131,7 @@ def budget_method(spec: TaskSpec, champion_method: str | None) -> str:
     return champion_method or "temperature"
 
 
-def summary(data: ReportData, target: float = DEFAULT_TARGET) -> dict[str, Any]:
+def summary(data: SummaryData, target: float = DEFAULT_TARGET) -> dict[str, Any]:
     """The headline numbers of the report (what the Markdown summary prints)."""
     counts, labeled = data.counts, data.labeled
     rel = reliability_inputs(labeled)

@@ -1,5 +1,11 @@
 -- How many rows went to each bucket each night, how confident were they, and how accurate on the labeled ones?
-with predictions_current as (
+with decided_predictions as (
+
+    select * from decided_predictions
+
+),
+
+predictions_current as (
 
     select * from predictions_current
 
@@ -7,6 +13,7 @@ with predictions_current as (
 
 per_bucket as (
 
+    -- every row, from the decisions alone
     select
         task_name,
         task_version,
@@ -14,7 +21,20 @@ per_bucket as (
         bucket,
         count(*) as rows,
         avg(decision_confidence) as mean_confidence,
-        count(*) filter (where bucket_reason = 'off_format') as off_format_rows,
+        count(*) filter (where bucket_reason = 'off_format') as off_format_rows
+
+    from decided_predictions
+    group by all
+
+),
+
+labeled as (
+
+    -- the labeled rows only: the join with the labels never runs over the unlabeled ones
+    select
+        task_version,
+        night,
+        bucket,
         count(*) filter (where is_labeled) as labeled_rows,
         count(*) filter (where is_correct) as correct_rows,
         -- weighted by 1 / inclusion probability: an estimate for all the bucket's rows
@@ -22,6 +42,7 @@ per_bucket as (
             as weighted_accuracy
 
     from predictions_current
+    where has_label
     group by all
 
 ),
@@ -29,20 +50,25 @@ per_bucket as (
 final as (
 
     select
-        task_name,
-        task_version,
-        night,
-        bucket,
-        rows,
-        rows / sum(rows) over (partition by task_version, night) as share_of_night,
-        mean_confidence,
-        off_format_rows,
-        labeled_rows,
-        correct_rows,
-        correct_rows / nullif(labeled_rows, 0) as labeled_accuracy,
-        weighted_accuracy
+        per_bucket.task_name,
+        per_bucket.task_version,
+        per_bucket.night,
+        per_bucket.bucket,
+        per_bucket.rows,
+        per_bucket.rows / sum(per_bucket.rows) over (partition by per_bucket.task_version, per_bucket.night)
+            as share_of_night,
+        per_bucket.mean_confidence,
+        per_bucket.off_format_rows,
+        coalesce(labeled.labeled_rows, 0) as labeled_rows,
+        coalesce(labeled.correct_rows, 0) as correct_rows,
+        labeled.correct_rows / nullif(labeled.labeled_rows, 0) as labeled_accuracy,
+        labeled.weighted_accuracy
 
     from per_bucket
+    left join labeled
+        on per_bucket.task_version = labeled.task_version
+        and per_bucket.night = labeled.night
+        and per_bucket.bucket = labeled.bucket
 
 )
 
