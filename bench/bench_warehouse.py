@@ -15,6 +15,7 @@ a fresh process and records its wall time and the peak resident memory of that p
 Example:
     python bench/bench_warehouse.py                          # 10k 100k 1M 10M (10M: ~2 GB of disk, minutes)
     python bench/bench_warehouse.py --sizes 10k 100k --dir /tmp/warehouses --keep
+    python bench/bench_warehouse.py --labels 2000           # the same 2,000 labels at every size
 """
 from __future__ import annotations
 
@@ -130,11 +131,14 @@ def operations(task: Path, out: Path) -> dict[str, list[str]]:
     return ops
 
 
-def run_size(rows: int, folder: Path, env: dict) -> dict[str, tuple[float, float]]:
+def run_size(rows: int, labels: int | None, folder: Path, env: dict) -> dict[str, tuple[float, float]]:
     start = time.perf_counter()
-    spec = build_warehouse(folder, rows)
+    spec = build_warehouse(folder, rows, **({"labeled_share": labels / rows} if labels else {}))
     size_mb = spec.warehouse.path.stat().st_size / 2**20
-    print(f"# {label(rows)}: built in {time.perf_counter() - start:.0f} s, {size_mb:.0f} MB on disk", flush=True)
+    with duckdb.connect(str(spec.warehouse.path), read_only=True) as con:
+        n_labels = con.execute("select count(*) from labels").fetchone()[0]
+    print(f"# {label(rows)}: built in {time.perf_counter() - start:.0f} s, {size_mb:.0f} MB on disk, {n_labels} labels",
+          flush=True)
     results = {}
     for name, cmd in operations(folder / "task.toml", folder / "report").items():
         seconds, peak, stdout = measure(cmd, env)
@@ -166,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs="+", default=["10k", "100k", "1M", "10M"], help="predictions per warehouse")
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument("--labels", type=int, default=None,
+                        help="hold the labeled rows at this number at every size (default: 2%% of the rows)")
     args = parser.parse_args(argv)
     sizes = sorted(parse_size(s) for s in args.sizes)
     scratch = Path(args.dir or tempfile.mkdtemp(prefix="calscore-bench-"))
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     env.setdefault("PREFECT_HOME", str(scratch / "prefect"))
     print(f"# load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     try:
-        results = {rows: run_size(rows, scratch / label(rows), env) for rows in sizes}
+        results = {rows: run_size(rows, args.labels, scratch / label(rows), env) for rows in sizes}
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
