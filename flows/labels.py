@@ -6,14 +6,12 @@ event is emitted instead and that deployment's trigger runs it.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 
-from calscore.jobs.labels.importing import import_labels, new_labels_since_last_fit, read_label_file, read_label_table
+from calscore.jobs.labels.ingest import ingest
 from calscore.flows.failures import fails_cleanly
 from calscore.flows.run_names import run_name
 from calscore.jobs.spec import load_spec
@@ -45,20 +43,11 @@ def ingest_labels(task_path: str, file: str | None = None, table: str | None = N
     """Import labels from a file or an analyst's table; trigger recalibration when enough are new."""
     logger = get_run_logger()
     spec = load_spec(task_path)
-    data = read_label_file(Path(file)) if file else read_label_table(spec, table)
-    report = import_labels(spec, data, source or (Path(file).name if file else table))
-    for line in report.lines():
+    result = ingest(spec, file, table, source, trigger)
+    for line in result["report"]:
         logger.info(line)
-    result = {"report": report.lines(), "inserted": report.inserted, "recalibration": None}
-    new = new_labels_since_last_fit(spec)
-    threshold = spec.calibration.refit_after_new_labels
-    if not trigger or new < threshold:
-        result["report"].append(
-            f"{new} new label(s) since the last fit; " + (
-                "no recalibration (--no-trigger)" if not trigger else
-                f"an import that brings them to {threshold} starts a recalibration by itself "
-                "([calibration] refit_after_new_labels; --no-trigger prevents it)"))
-        logger.info(result["report"][-1])
+    new = result["new_labels"]
+    if new is None:
         return result
     if _deployment_served(spec.name):
         emit_event(LABELS_IMPORTED, resource={"prefect.resource.id": resource_id(spec.name)},

@@ -40,6 +40,23 @@ def test_an_unusable_warehouse_path_names_the_field(tmp_path, tiny_model):
     assert "warehouse.path:" in result.output and "is a file, not a folder" in result.output
 
 
+def test_manual_commands_need_no_prefect_server_without_an_api(tmp_path, tiny_model):
+    """labels import and recalibrate answer at once when no Prefect API is configured (no temporary server)."""
+    task = task_toml(tmp_path, tiny_model, min_labels=10, refit_after=1)
+    pq.write_table(pa.table({"id": ["a"], "label": ["positive"]}), tmp_path / "labels.parquet")
+    outputs = []
+    for args in (["labels", "import", "--task", str(task), str(tmp_path / "labels.parquet")],
+                 ["recalibrate", "--task", str(task)]):
+        done = subprocess.run([sys.executable, "-m", "calscore.cli", *args], capture_output=True, text=True, cwd=REPO,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "temporary server" not in done.stdout + done.stderr
+        outputs.append(done.stdout)
+    # the import reached refit_after_new_labels (1): it started the recalibration itself, in-process
+    assert "1 new label(s)" in outputs[0] and "recalibration started by this import: skipped" in outputs[0]
+    assert "decision: skipped: 0 labeled rows" in outputs[1]  # the label's id has no prediction yet
+
+
 def test_a_bad_label_file_is_one_line_and_debug_shows_the_traceback(tmp_path, tiny_model):
     task = task_toml(tmp_path, tiny_model)
     pq.write_table(pa.table({"row": ["a"], "label": ["positive"]}), tmp_path / "labels.parquet")

@@ -121,6 +121,15 @@ def task_from(path: Path) -> TaskSpec:
     return check_resources(load_spec(path))
 
 
+def prefect_api_configured() -> bool:
+    """Whether a Prefect API is configured (PREFECT_API_URL, a profile, a test harness). Without one, the
+    commands a person runs by hand (labels import, recalibrate) do their work in-process instead of
+    waiting 10-30 s for a temporary Prefect server."""
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
 def fail(message: str, code: int = 1):
     """Print a clear error (no traceback) and exit with `code`."""
     typer.echo(message, err=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from calscore.cli.app import TaskOption, app, calibrators_app, fail, task_from
+from calscore.cli.app import TaskOption, app, calibrators_app, fail, prefect_api_configured, task_from
 from calscore.jobs.warehouse.connection import WarehouseError
 
 
@@ -14,19 +14,27 @@ def recalibrate(task: Path = TaskOption) -> None:
     """Refit the calibrator from the labels; promote it only if better on held-out labels.
 
     The challenger is fit on all labels but the newest slice, compared with the champion (or
-    the raw scores) on that slice, and a reliability snapshot is logged.
+    the raw scores) on that slice, and a reliability snapshot is logged. Runs as a Prefect flow
+    when a Prefect API is configured (PREFECT_API_URL), else directly in this process.
 
     Example: calscore recalibrate --task infra/tasks/demo.toml
     """
-    from calscore.flows.recalibration import recalibration
-    from calscore.jobs.warehouse.runs import RunLocked
-
     spec = task_from(task)
-    try:
-        result = recalibration(str(spec.source_path))
-    except RunLocked as exc:
-        fail(str(exc), 3)
-    typer.echo(result["markdown"])
+    typer.echo(recalibrate_task(spec)["markdown"])
+
+
+def recalibrate_task(spec) -> dict:
+    """The recalibration flow when a Prefect API is configured; else the same work in this process, at once
+    (no temporary Prefect server to wait for)."""
+    if prefect_api_configured():
+        from calscore.flows.recalibration import recalibration
+
+        return recalibration(str(spec.source_path))
+    from calscore.jobs.calibrators.recalibrate import run_recalibration
+    from calscore.jobs.reports.reliability_diagram import diagram_from_probs
+
+    return run_recalibration(spec, diagram=diagram_from_probs)
+
 
 @calibrators_app.command("list")
 def calibrators_list(task: Path = TaskOption) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from calscore.cli.app import TaskOption, fail, labels_app, task_from
+from calscore.cli.app import TaskOption, fail, labels_app, prefect_api_configured, task_from
 
 
 @labels_app.command("import")
@@ -25,13 +25,22 @@ def labels_import(
 
     Example: calscore labels import --task infra/tasks/demo.toml var/demo/audit-labels.parquet
     """
-    from calscore.flows.labels import ingest_labels
-
     spec = task_from(task)
     if (file is None) == (from_table is None):
         fail("give exactly one of FILE or --from-table NAME", 2)
-    result = ingest_labels(str(spec.source_path), file=str(file) if file else None, table=from_table,
-                           source=source, trigger=not no_trigger)
+    file_path = str(file) if file else None
+    if prefect_api_configured():
+        from calscore.flows.labels import ingest_labels
+
+        result = ingest_labels(str(spec.source_path), file=file_path, table=from_table, source=source,
+                               trigger=not no_trigger)
+    else:  # no Prefect API: the same work in this process, at once
+        from calscore.cli.calibrators import recalibrate_task
+        from calscore.jobs.labels.ingest import ingest
+
+        result = ingest(spec, file_path, from_table, source, trigger=not no_trigger)
+        if result["new_labels"] is not None:
+            result["recalibration"] = recalibrate_task(spec)["decision"]
     typer.echo("\n".join(result["report"]))
     if result.get("recalibration"):
         typer.echo(f"recalibration started by this import: {result['recalibration']}")

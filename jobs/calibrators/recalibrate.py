@@ -27,6 +27,7 @@ from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.warehouse.connection import reader, writer
+from calscore.jobs.warehouse.runs import finish_run, start_run
 from calscore.jobs.warehouse.statements import statement
 
 
@@ -214,6 +215,18 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     for kind in ("raw", "calibrated"):
         summary[kind] = {k: overall[kind][k] for k in ("n", "accuracy", "ece", "nll", "brier")}
     return summary
+
+
+def run_recalibration(spec: TaskSpec, wait_seconds: float = 0.0, diagram=None) -> dict:
+    """A whole recalibration run without Prefect: take the lock, recalibrate, record the run, add the Markdown."""
+    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "recalibrate", wait_seconds=wait_seconds)
+    try:
+        result = recalibrate(spec, run_id, diagram=diagram)
+    except BaseException as exc:
+        finish_run(spec.warehouse.path, run_id, "failed", {"error": repr(exc)})
+        raise
+    finish_run(spec.warehouse.path, run_id, "completed", result)
+    return {**result, "run_id": run_id, "markdown": recalibration_markdown(spec, run_id, result)}
 
 
 def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:

@@ -1,0 +1,29 @@
+"""Label ingestion without Prefect: read -> validate -> upsert -> is a recalibration due?
+
+The flow (`calscore.flows.labels`) and the command line's local mode share this; each
+decides how a due recalibration runs (a served deployment's trigger, or directly).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from calscore.jobs.labels.importing import import_labels, new_labels_since_last_fit, read_label_file, read_label_table
+from calscore.jobs.spec import TaskSpec
+
+
+def ingest(spec: TaskSpec, file: str | None, table: str | None, source: str | None, trigger: bool) -> dict:
+    """Import labels; the result has the report lines, `inserted`, and `new_labels` when a recalibration is due."""
+    data = read_label_file(Path(file)) if file else read_label_table(spec, table)
+    report = import_labels(spec, data, source or (Path(file).name if file else table))
+    result = {"report": report.lines(), "inserted": report.inserted, "recalibration": None, "new_labels": None}
+    new = new_labels_since_last_fit(spec)
+    threshold = spec.calibration.refit_after_new_labels
+    if trigger and new >= threshold:
+        result["new_labels"] = new
+    else:
+        result["report"].append(
+            f"{new} new label(s) since the last fit; " + (
+                "no recalibration (--no-trigger)" if not trigger else
+                f"an import that brings them to {threshold} starts a recalibration by itself "
+                "([calibration] refit_after_new_labels; --no-trigger prevents it)"))
+    return result
