@@ -176,3 +176,18 @@ location = "batches"
 path = "w.duckdb"
 """, encoding="utf-8")
     return path
+
+
+def score_and_write(spec) -> dict:
+    """Score the task's one batch and write it to the warehouse, as a nightly run does."""
+    from calscore.jobs.batches.files import discover
+    from calscore.jobs.batches.stage import get_scorer, score_batch
+    from calscore.jobs.warehouse.runs import finish_run, start_run
+    from calscore.jobs.warehouse.writer import write_staged
+
+    [ref] = discover(spec.input)
+    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
+    try:
+        return write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
+    finally:
+        finish_run(spec.warehouse.path, run_id, "done")

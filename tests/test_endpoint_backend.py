@@ -21,7 +21,7 @@ from calscore.jobs.scoring.explain import render_explanation
 from calscore.jobs.scoring.registry import make_scorer
 from calscore.jobs.scoring.response_cache import ResponseCache
 from calscore.jobs.spec import load_spec
-from endpoint_fixtures import ALIAS, REPO, FaultProxy, LlamaServer, endpoint_task
+from endpoint_fixtures import ALIAS, REPO, FaultProxy, LlamaServer, endpoint_task, score_and_write
 from flow_fixtures import write_batch
 
 pytestmark = pytest.mark.demo_model
@@ -128,20 +128,6 @@ def test_an_endpoint_that_stays_down_fails_the_batch_with_the_reason(demo, serve
     # the proxy is gone: nothing listens on its port any more
     with pytest.raises(EndpointUnavailable, match="cannot be reached .*after 3 attempts"):
         scorer.score(["a warm film"])
-
-
-def score_and_write(spec) -> dict:
-    from calscore.jobs.batches.files import discover
-    from calscore.jobs.batches.stage import get_scorer, score_batch
-    from calscore.jobs.warehouse.runs import finish_run, start_run
-    from calscore.jobs.warehouse.writer import write_staged
-
-    [ref] = discover(spec.input)
-    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
-    try:
-        return write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
-    finally:
-        finish_run(spec.warehouse.path, run_id, "done")
 
 
 def test_a_rejected_row_is_quarantined_as_endpoint_error_and_the_rest_written(server, tmp_path, monkeypatch):

@@ -49,6 +49,10 @@ class CombinedScorer:
         sampled = self.consistency.explain(text, top_k)
         return replace(first, notes=first.notes + sampled.notes)
 
+    def usage(self) -> dict[str, Any]:
+        """What the endpoint cost (both signals share one client); empty for the local engine."""
+        return self.consistency.usage()
+
     def describe(self) -> dict[str, Any]:
         return {**self.logprobs.describe(), "method": "combined", "samples": self.consistency.samples,
                 "version_parts": self.version_parts}

@@ -134,6 +134,10 @@ class ConsistencyScorer:
                    "per outcome"],
         )
 
+    def usage(self) -> dict[str, Any]:
+        """Requests, cache hits, retries and tokens paid (endpoint samplers; empty for the local engine)."""
+        return self.sampler.describe().get("usage", {})
+
     def describe(self) -> dict[str, Any]:
         return {**self.sampler.describe(), "device": None, "dtype": None, "precision": "as sampled",
                 "method": "consistency", "samples": self.samples, "version_parts": self.version_parts}

@@ -8,10 +8,10 @@
     temperature = 1.0
     max_tokens = 4
 
-Sampling is ancestral and exact, with identical prefixes merged: the prompt's
-next-token distribution is computed once, the N draws are split among the sampled
-tokens by one multinomial draw, and only distinct continuations are extended (until
-their first word is complete, an end-of-text token, or `max_tokens`). N samples cost a
+Sampling is ancestral and exact, with identical prefixes merged: the prompt's keys and
+values are computed once, the N draws are split among the sampled tokens by one
+multinomial draw, and only distinct continuations are extended (until their first
+word is complete, an end-of-text token, or `max_tokens`). N samples cost a
 handful of forward passes instead of N generations, and their answers are distributed
 exactly as N independent `generate(do_sample=True, top_k=0, top_p=1)` calls.
 """
@@ -25,8 +25,15 @@ from pydantic import Field
 from calscore.jobs.scoring.backends.combined import CombinedScorer
 from calscore.jobs.scoring.backends.consistency import ConsistencyScorer, first_word
 from calscore.jobs.scoring.backends.transformers import TRANSFORMERS
+from calscore.jobs.scoring.engine.prefix_cache import SharedPrefix
+from calscore.jobs.scoring.errors import ScorerError
 from calscore.jobs.scoring.model_ref import ModelRef
 from calscore.jobs.scoring.prompting import PromptBuilder, PromptSpec
+
+
+# Continuations per forward pass: their keys and values are copied onto the prompt's, so
+# this bounds memory when a large N spreads over many rare tokens.
+FORWARD_ROWS = 64
 
 
 class LocalSamplingConfig(ModelRef):
@@ -60,32 +67,42 @@ class LocalSampler:
         self.loaded = loaded
         self.builder = PromptBuilder(loaded.tokenizer, prompt)
         self.temperature, self.max_tokens, self.seed = float(temperature), int(max_tokens), int(seed)
-        self.eos = {t for t in (loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id) if t is not None}
+        # where generate() would stop: the generation config's end tokens and the tokenizer's
+        ends = getattr(loaded.model.generation_config, "eos_token_id", None)
+        ends = ends if isinstance(ends, (list, tuple)) else [ends]
+        self.eos = {int(t) for t in (*ends, loaded.tokenizer.eos_token_id) if t is not None}
         self.forward_passes = 0
 
-    def _next_token_probs(self, sequences: list[list[int]]):
+    def _next_token_probs(self, shared, last_prompt_token: int, prefixes: list[tuple[int, ...]]):
+        """Next-token probabilities after prompt + each prefix (all one length), the prompt's cache reused."""
         import torch
 
-        self.forward_passes += 1
-        width = max(len(s) for s in sequences)
-        pad = next(iter(self.eos), 0)
-        ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences])
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences])
-        with torch.inference_mode():
-            logits = self.loaded.model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1, :]
-        return torch.softmax(logits.float() / self.temperature, dim=-1)
+        out = []
+        for start in range(0, len(prefixes), FORWARD_ROWS):
+            chunk = prefixes[start:start + FORWARD_ROWS]
+            self.forward_passes += 1
+            ids = torch.tensor([[last_prompt_token, *p] for p in chunk], device=shared.device)
+            with torch.inference_mode():
+                logits = self.loaded.model(input_ids=ids, logits_to_keep=1,
+                                           **{shared.argument: shared.cache_for(len(chunk), True)}).logits[:, -1, :]
+            out.append(torch.softmax(logits.float() / self.temperature, dim=-1))
+        return torch.cat(out)
 
     def _sample_row(self, prompt_ids: list[int], n: int, generator) -> list[str]:
         import torch
 
         tok = self.loaded.tokenizer
+        # the prompt but its last token, computed once; each step feeds that token + the prefixes
+        shared = SharedPrefix(self.loaded.model, prompt_ids[:-1], torch.device(self.loaded.device))
+        if not shared.ensure(True, lambda exact: torch.inference_mode()):
+            raise ScorerError("this model's key/value cache cannot be reused; local sampling needs it")
         live: dict[tuple[int, ...], int] = {(): n}
         done: dict[tuple[int, ...], int] = {}
         for _ in range(self.max_tokens):
             if not live:
                 break
             prefixes = list(live)
-            probs = self._next_token_probs([prompt_ids + list(p) for p in prefixes])
+            probs = self._next_token_probs(shared, prompt_ids[-1], prefixes)
             grown: dict[tuple[int, ...], int] = {}
             for prefix, row in zip(prefixes, probs):
                 draws = torch.multinomial(row, live[prefix], replacement=True, generator=generator)

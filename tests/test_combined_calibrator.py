@@ -1,0 +1,69 @@
+"""The combined calibrator learns from labels how much each signal is worth, and the comparison
+with each signal alone is held-out (cross-fitted on the same folds)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from calscore.calibration_store.combined import (CombinedCalibrator, agreement_logprobs, compare_signals,
+                                                 signal_comparison_markdown)
+
+LABELS = ["positive", "negative"]
+
+
+def two_signals(n: int, seed: int, informative: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label log-probabilities and smoothed agreement (10 samples) for n rows; one signal knows the label."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    margin = np.where(y == 0, 1.5, -1.5) + rng.normal(0, 1.2, n)  # positive label is index 0
+    noise = rng.normal(0, 1.5, n)
+    lp_margin, agree_margin = (margin, noise) if informative == "logprobs" else (noise, margin)
+    p_pos = expit(lp_margin)
+    logprobs = np.log(np.column_stack([p_pos, 1 - p_pos]) * 0.9)
+    votes = rng.binomial(10, expit(agree_margin))
+    agreement = np.column_stack([votes, 10 - votes]) / 10
+    return logprobs, agreement_logprobs(agreement, np.full(n, 10), 0.5), y
+
+
+@pytest.mark.parametrize("informative", ["logprobs", "agreement"])
+def test_the_fit_weighs_the_signal_that_carries_the_label(informative):
+    lp, agree, y = two_signals(600, 1, informative)
+    model = CombinedCalibrator(LABELS).fit(lp, agree, y).models_[0]
+    strong, weak = ((model["logprob_slope"], model["agreement_slope"]) if informative == "logprobs"
+                    else (model["agreement_slope"], model["logprob_slope"]))
+    assert abs(strong) > 0.5 and abs(weak) < abs(strong) / 4
+
+
+def test_held_out_the_pair_is_no_worse_than_the_better_signal_and_beats_the_other():
+    lp, agree, y = two_signals(800, 2, "agreement")
+    result = compare_signals(LABELS, lp, agree, y, folds=5)
+    assert {r["n"] for r in result.values()} == {800}
+    assert result["agreement"]["nll"] < result["logprobs"]["nll"] - 0.1
+    assert result["combined"]["nll"] <= result["agreement"]["nll"] + 0.01
+    table = signal_comparison_markdown(result)
+    assert table.count("\n") == 4 and "| combined | 800 |" in table
+
+
+def test_it_round_trips_through_json_and_predicts_the_same():
+    lp, agree, y = two_signals(200, 3, "logprobs")
+    cal = CombinedCalibrator(LABELS).fit(lp, agree, y)
+    again = CombinedCalibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert np.array_equal(again.predict_proba(lp, agree), cal.predict_proba(lp, agree))
+    probs = cal.predict_proba(lp, agree)
+    assert np.allclose(probs.sum(axis=1), 1.0) and ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_three_labels_and_bad_input():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 300)
+    lp = np.log(np.full((300, 3), 0.2) + np.eye(3)[y] * 0.3 * rng.random((300, 1)))
+    agree = agreement_logprobs(np.eye(3)[y] * 0.6 + 0.1, np.full(300, 10), 0.5)
+    probs = CombinedCalibrator(["a", "b", "c"]).fit(lp, agree, y).predict_proba(lp, agree)
+    assert probs.shape == (300, 3) and np.allclose(probs.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="rows of log-probabilities but"):
+        CombinedCalibrator(["a", "b", "c"]).fit(lp, agree[:10], y)
+    with pytest.raises(ValueError, match="smoothing must be positive"):
+        agreement_logprobs(np.zeros((1, 2)), np.array([5]), 0.0)
