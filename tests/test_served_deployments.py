@@ -31,7 +31,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(check, what: str, procs: list[subprocess.Popen], timeout: float = DEADLINE):
+def _wait(check, what: str, procs: list[subprocess.Popen], timeout: float = 2 * DEADLINE):
+    """Poll `check` until it is true; a loaded machine (load average 5-9 seen) gets minutes, not seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for p in procs:
