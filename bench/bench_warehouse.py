@@ -4,9 +4,9 @@ per 10x, as one markdown table.
 For each size it grows a synthetic warehouse by SQL (synthetic_warehouse.py: the demo's shape, 28 nights, 2%
 of the predictions audited and labeled) in a scratch folder, never in the repository, then runs each operation in
 a fresh process and records its wall time and the peak resident memory of that process (VmHWM, Linux):
-- the commands as an analyst types them: `calscore thresholds`, `calscore report`, `calscore recalibrate` (the
-  last includes starting Prefect's temporary server, a fixed cost), and the recalibration's own work without
-  Prefect (`recalibrate` + the report summary the flow attaches);
+- the commands as an analyst types them: `calscore thresholds`, `calscore report`, `calscore recalibrate` (in
+  this process when no Prefect API is configured), and what the recalibration flow does besides: `recalibrate`
+  and the report summary it attaches to the run;
 - the views a UI reads, the median of three runs of the query in a fresh read-only session: the review queue's
   head (`queue_position <= 50`), one row of predictions_current, bucket_counts_nightly for the last 7 nights;
   and, for comparison, the example query threshold_volume and the whole-queue form `ORDER BY queue_position
@@ -108,7 +108,7 @@ def child_view(path: str, name: str) -> None:
 
 
 def child_recalibration(task: str) -> None:
-    """In a fresh process: what the recalibration flow does, without Prefect (the fit, snapshot, summary)."""
+    """In a fresh process: what the recalibration flow does, without Prefect: recalibrate, then the summary."""
     from calscore.jobs.calibrators.recalibrate import recalibrate
     from calscore.jobs.reports.html_report import report_markdown
     from calscore.jobs.spec import load_spec
@@ -126,7 +126,7 @@ def operations(task: Path, out: Path) -> dict[str, list[str]]:
     }
     ops.update({name: ["--child-view", str(task.parent / "calscore.duckdb"), name] for name in VIEWS})
     # recalibrating writes to the warehouse (a calibrator, a snapshot): last
-    ops["recalibration work (no Prefect)"] = ["--child-recalibration", str(task)]
+    ops["recalibration flow's work (+ summary)"] = ["--child-recalibration", str(task)]
     ops["calscore recalibrate"] = cli + ["recalibrate", "--task", str(task)]
     return ops
 

@@ -49,8 +49,14 @@ class LabeledRows:
         return LabeledRows(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
 
+# Reading the labels' raw scores joins them to every prediction; DuckDB would keep what it scanned cached (up to
+# 80% of RAM), so the read session is capped, as a report's is: what it returns is bounded by the labels.
+READ_MEMORY_LIMIT = "256MB"
+
+
 def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
     with reader(spec.warehouse.path) as con:
+        con.execute(f"SET memory_limit = '{READ_MEMORY_LIMIT}'")
         table = con.sql(
             statement("labels_with_raw_scores"), params={"task_version": spec.task_version, "task_name": spec.name}
         ).to_arrow_table()
