@@ -12,16 +12,10 @@ from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 
 from calscore.jobs.labels.ingest import ingest
+from calscore.flows.events import LABELS_IMPORTED, resource_id
 from calscore.flows.failures import fails_cleanly
 from calscore.flows.run_names import run_name
 from calscore.jobs.spec import load_spec
-
-LABELS_IMPORTED = "calscore.labels.imported"
-
-
-def resource_id(task_name: str) -> str:
-    return f"calscore.task.{task_name}"
-
 
 def recalibration_deployment_name(task_name: str) -> str:
     return f"recalibrate-{task_name}"

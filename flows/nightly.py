@@ -14,9 +14,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.exceptions import TerminationSignal
-from prefect.states import Failed
+from prefect.events import emit_event
+from prefect.states import Completed, Failed
 
 from calscore.calibration_store.document import canonical_json
+from calscore.flows.events import HEALTH_WARNING, resource_id
 from calscore.flows.failures import BatchesFailed, fails_cleanly
 from calscore.flows.progress import batch_progress
 from calscore.flows.run_names import run_name
@@ -25,6 +27,7 @@ from calscore.jobs.batches.files import BatchReadError, BatchRef, BatchSchemaErr
 from calscore.jobs.batches.stage import get_scorer, score_batch
 from calscore.jobs.batches.staged import StagedBatch
 from calscore.jobs.calibrators.champion import applied_from_document, champion_document
+from calscore.jobs.reports.health import health_checks, health_lines, record_checks
 from calscore.jobs.scoring.errors import ScorerError
 from calscore.jobs.spec import TaskSpec, load_spec
 from calscore.jobs.warehouse.connection import WarehouseBusy
@@ -104,12 +107,33 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
         stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))  # `calscore serve` stopping, Ctrl-C
         finish_run(spec.warehouse.path, run_id, "cancelled" if stopped else "failed", {**summary, "error": str(exc)})
         raise
-    finish_run(spec.warehouse.path, run_id, "failed" if summary["batches_failed"] else "completed", summary)
+    warned = _check_health(spec, run_id, summary) if summary["batches_done"] else False
+    status = "failed" if summary["batches_failed"] else ("completed_with_warnings" if warned else "completed")
+    finish_run(spec.warehouse.path, run_id, status, summary)
     summary["text"] = publish_summary(spec, run_id, summary)
     if summary["batches_failed"]:
         failed = BatchesFailed(summary)
         return Failed(message=str(failed), data=failed)
+    if warned:
+        return Completed(name="Completed with warnings", message="; ".join(summary["warnings"]), data=summary)
     return summary
+
+
+def _check_health(spec: TaskSpec, run_id: str, summary: dict) -> bool:
+    """Tonight's health checks, recorded; a warning goes to the summary and out as a Prefect event."""
+    checks = health_checks(spec, run_id)
+    record_checks(spec, run_id, checks)
+    summary["health"] = health_lines(checks)
+    warnings = [c for c in checks if c.warning]
+    summary["warnings"] += [c.detail for c in warnings]
+    if warnings:
+        get_run_logger().warning("run %s: %d health warning(s): %s", run_id, len(warnings),
+                                 "; ".join(c.detail for c in warnings))
+        emit_event(HEALTH_WARNING, resource={"prefect.resource.id": resource_id(spec.name)},
+                   payload={"run_id": run_id, "task_version": spec.task_version,
+                            "warnings": [{"check": c.name, "value": c.value, "reference": c.reference,
+                                          "threshold": c.threshold, "detail": c.detail} for c in warnings]})
+    return bool(warnings)
 
 
 def _new_batches(spec: TaskSpec):

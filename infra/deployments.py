@@ -13,7 +13,8 @@ from datetime import timedelta
 from prefect.runner import Runner
 from prefect.events import DeploymentEventTrigger
 
-from calscore.flows.labels import LABELS_IMPORTED, recalibration_deployment_name, resource_id
+from calscore.flows.events import LABELS_IMPORTED, resource_id
+from calscore.flows.labels import recalibration_deployment_name
 from calscore.flows.nightly import nightly_scoring
 from calscore.flows.recalibration import recalibration
 from calscore.jobs.spec import load_spec

@@ -65,6 +65,16 @@ class CalibrationPolicy(_Strict):
     reapply_days: int = Field(7, ge=0, description="re-apply a new champion to the last N days of predictions (0: off)")
 
 
+class HealthPolicy(_Strict):
+    """When a night's figures raise a warning (compared with the champion's fit rows, else the nights before)."""
+
+    coverage_drop: float = Field(0.10, gt=0.0, le=1.0, description="mean coverage this much below the reference")
+    off_format_rise: float = Field(0.05, gt=0.0, le=1.0, description="off-format share this much above the reference")
+    psi: float = Field(0.25, gt=0.0, description="population stability index of a label's raw share above this")
+    quarantine_rise: float = Field(0.05, gt=0.0, le=1.0, description="quarantined share this much above the reference")
+    min_bucket_labels: int = Field(30, ge=1, description="held-out labels a bucket needs before its accuracy is checked")
+
+
 class TaskSpec(_Strict):
     name: str
     model: ModelConfig
@@ -75,6 +85,7 @@ class TaskSpec(_Strict):
     input: InputSpec
     warehouse: WarehouseSpec
     calibration: CalibrationPolicy = CalibrationPolicy()
+    health: HealthPolicy = HealthPolicy()
     source_path: Path | None = Field(None, exclude=True)
 
     @field_validator("model", mode="before")

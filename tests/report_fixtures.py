@@ -37,6 +37,7 @@ from calscore.calibration_store.registry import make_calibrator
 from calscore.jobs.calibrators.recalibrate import write_decisions
 from calscore.jobs.labels.audit import allocate
 from calscore.jobs.decisions import assign_buckets
+from calscore.jobs.reports.health import health_checks, record_checks
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
 
@@ -312,6 +313,7 @@ def fill_report_warehouse(path: Path) -> dict:
                                                      "ece_ci_low", "ece_ci_high", "mce", "nll", "brier", "bins")},
             "created_at": _ts([s["created_at"] for s in snapshots])})
         con.execute("COMMIT")
+    record_checks(spec, "run-score-2", health_checks(spec, "run-score-2"))  # the nightly flow's health checks
 
     return {
         "spec": spec,

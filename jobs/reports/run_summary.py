@@ -37,6 +37,7 @@ def summary_text(spec: TaskSpec, summary: dict, buckets: list[tuple[str, int]]) 
     lines += [f"{name:<{width}}  {n:>4}" for name, n in buckets]
     lines += [f"failed batch {f['batch']}: {f['error']}" for f in summary["batches_failed"]]
     lines += [f"warning: {w}" for w in summary.get("warnings", [])]
+    lines += [line for line in summary.get("health", []) if not line.startswith("health warning")]
     return "\n".join(lines) + "\n"
 
 
@@ -48,4 +49,5 @@ def summary_markdown(spec: TaskSpec, summary: dict, buckets: list[tuple[str, int
         lines += ["", "## Failed batches", "", "| batch | error |", "| --- | --- |"]
         lines += [f"| `{f['batch']}` | {f['error']} |" for f in summary["batches_failed"]]
     lines += ["", *[f"**warning**: {w}" for w in summary.get("warnings", [])]]
+    lines += [line for line in summary.get("health", []) if not line.startswith("health warning")]
     return "\n".join(lines).rstrip() + "\n"

@@ -22,6 +22,17 @@ def _batch_lines(refs: list | None, ledger: dict, location: str) -> list[str]:
     return lines
 
 
+def _health_lines(health: list[tuple]) -> list[str]:
+    """The newest night's health checks: the warnings in full, the rest counted."""
+    if not health:
+        return ["health: no checks yet"]
+    night = health[0][0]
+    warnings = [f"  warning: {detail}" for _, _, _, _, _, status, detail in health if status == "warning"]
+    ok = sum(status == "ok" for *_, status, _ in health)
+    missing = sum(status == "no_reference" for *_, status, _ in health)
+    return [f"health ({night}): {ok} ok, {len(warnings)} warning(s), {missing} without a reference yet", *warnings]
+
+
 def task_status(spec: TaskSpec) -> str:
     """A short plain-text status of the task's batches, runs and calibrator."""
     try:
@@ -40,6 +51,7 @@ def task_status(spec: TaskSpec) -> str:
         snapshot = con.execute(
             statement("reliability_snapshots_latest_calibrated"), {"task_version": spec.task_version}
         ).fetchall()
+        health = con.execute(statement("health_checks_latest"), {"task_name": spec.name}).fetchall()
     last_run, champion, snapshot = (rows[0] if rows else None for rows in (last_run, champion, snapshot))
     lines = [f"task {spec.name}  task_version {spec.task_version}  warehouse {spec.warehouse.path}",
              *_batch_lines(refs, ledger, spec.input.location), f"predictions for this task_version: {rows}"]
@@ -57,6 +69,7 @@ def task_status(spec: TaskSpec) -> str:
         lines.append(f"champion calibrator: {version} ({method}, {n_labels} labels, {created:%Y-%m-%d %H:%M})")
     else:
         lines.append("champion calibrator: none (buckets use raw confidence)")
+    lines += _health_lines(health)
     if snapshot:
         created, n, acc, ece, nll = snapshot
         lines.append(f"last snapshot: {created:%Y-%m-%d %H:%M}  n={n}  accuracy={acc:.3f}  ECE={ece:.3f}  NLL={nll:.3f}")
