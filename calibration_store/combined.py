@@ -2,6 +2,7 @@
 answers -- and a calibrator that learns from labels how much each one is worth.
 
     agree_lp = agreement_logprobs(agreement, samples, smoothing=0.5)   # (n, K), finite
+    agree_lp = stored_agreement(table["agreement"], table["samples"], labels, 0.5)   # from the warehouse
     cal = CombinedCalibrator(labels).fit(logprobs, agree_lp, y)
     cal.predict_proba(logprobs, agree_lp)
     compare_signals(labels, logprobs, agree_lp, y)   # held-out: each signal alone vs combined
@@ -28,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from calscore.calibration_store import metrics
+from calscore.calibration_store.apply import logprob_matrix
 from calscore.calibration_store.base import LogisticOneVsRest, load_numbers, log_rest, log_shares, single_threaded_blas
 from calscore.calibration_store.evaluation import cross_fit
 from calscore.calibration_store.folds import fold_indices
@@ -43,6 +45,18 @@ def agreement_logprobs(agreement: Any, samples: Any, smoothing: float) -> np.nda
     if smoothing <= 0:
         raise ValueError("smoothing must be positive: an unseen label would get log 0")
     return np.log((rates * n + smoothing) / (n + smoothing * (rates.shape[1] + 1)))
+
+
+def stored_agreement(agreement: Any, samples: Any, labels: Sequence[str], smoothing: float) -> np.ndarray | None:
+    """Smoothed agreement log-probabilities from the warehouse's `agreement` (MAP label -> rate) and
+    `samples` columns (Arrow); None when no row has them (scored by log-probabilities alone)."""
+    if agreement.null_count == len(agreement):
+        return None
+    if agreement.null_count or samples.null_count:
+        raise ValueError(f"{agreement.null_count} of {len(agreement)} rows have no agreement: "
+                         "rows from a sampling and a non-sampling method are mixed")
+    rates = logprob_matrix(agreement, labels, "agreement")
+    return agreement_logprobs(rates, samples.to_numpy(), smoothing)
 
 
 def _log_odds(ls: np.ndarray, k: int) -> np.ndarray:

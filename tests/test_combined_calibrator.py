@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from scipy.special import expit
 
 from calscore.calibration_store.combined import (CombinedCalibrator, agreement_logprobs, compare_signals,
-                                                 signal_comparison_markdown)
+                                                 signal_comparison_markdown, stored_agreement)
 
 LABELS = ["positive", "negative"]
 
@@ -67,3 +68,14 @@ def test_three_labels_and_bad_input():
         CombinedCalibrator(["a", "b", "c"]).fit(lp, agree[:10], y)
     with pytest.raises(ValueError, match="smoothing must be positive"):
         agreement_logprobs(np.zeros((1, 2)), np.array([5]), 0.0)
+
+
+def test_stored_agreement_reads_the_warehouse_columns():
+    agreement = pa.array([[("positive", 0.8), ("negative", 0.1)], [("negative", 0.5), ("positive", 0.5)]],
+                         pa.map_(pa.string(), pa.float64()))
+    samples = pa.array([10, 4], pa.int32())
+    got = stored_agreement(agreement, samples, LABELS, 0.5)
+    assert np.allclose(np.exp(got), [[8.5 / 11.5, 1.5 / 11.5], [2.5 / 5.5, 2.5 / 5.5]])
+    assert stored_agreement(pa.nulls(2, agreement.type), pa.nulls(2, pa.int32()), LABELS, 0.5) is None
+    with pytest.raises(ValueError, match="mixed"):
+        stored_agreement(pa.array([agreement[0].as_py(), None], agreement.type), samples, LABELS, 0.5)

@@ -140,7 +140,6 @@ class EndpointClient:
                         return response.json()
         except httpx.HTTPError as exc:
             raise EndpointUnavailable(f"{self._url(path)}: {_describe(exc)}") from None
-        raise AssertionError("unreachable: tenacity returns or reraises")
 
     def post_many(self, path: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict | RowFailure]:
         """POST every body (cached ones are not sent); one response dict or RowFailure per body, in order."""
