@@ -3,7 +3,8 @@ per 10x, as one markdown table.
 
 For each size it grows a synthetic warehouse by SQL (synthetic_warehouse.py: the demo's shape, 28 nights, 2%
 of the predictions audited and labeled) in a scratch folder, never in the repository, then runs each operation in
-a fresh process and records its wall time and the peak resident memory of that process (VmHWM, Linux):
+a fresh process and records its wall time, its CPU time (less sensitive to a busy machine) and the peak resident
+memory of that process (VmHWM, Linux):
 - the commands as an analyst types them: `calscore thresholds`, `calscore report`, `calscore recalibrate` (in
   this process when no Prefect API is configured), and what the recalibration flow does besides: `recalibrate`
   and the report summary it attaches to the run;
@@ -55,19 +56,22 @@ def label(rows: int) -> str:
     return f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1_000}k"
 
 
-def measure(args: list[str], env: dict) -> tuple[float, float, str]:
-    """(seconds, peak resident memory in MB, stdout) of one fresh process running `args` (`-m module ...` or a
-    child mode of this script). The process reports its own high-water mark at exit: the kernel's per-child
-    maximum (wait4) would start from this process's size at the fork."""
-    with tempfile.TemporaryDirectory() as tmp:
+def measure(args: list[str], env: dict) -> tuple[float, float, float, str]:
+    """(seconds, CPU seconds, peak resident memory in MB, stdout) of one fresh process running `args` (`-m module
+    ...` or a child mode of this script). The process reports its own high-water mark at exit: the kernel's
+    per-child maximum (wait4) would start from this process's size at the fork."""
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         peak = Path(tmp) / "peak_kb"
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--measured", str(peak), *args], capture_output=True,
-                              text=True, env=env, cwd=ROOT)
+        proc = subprocess.Popen([sys.executable, __file__, "--measured", str(peak), *args], stdout=out, stderr=err,
+                                env=env, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
         if proc.returncode:
-            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-        return seconds, int(peak.read_text()) / 1024, proc.stdout
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{err.read().decode()[-2000:]}")
+        return seconds, usage.ru_utime + usage.ru_stime, int(peak.read_text()) / 1024, out.read().decode()
 
 
 def measured(peak_file: str, args: list[str]) -> None:
@@ -87,7 +91,7 @@ def measured(peak_file: str, args: list[str]) -> None:
 
 
 def child_view(path: str, name: str) -> None:
-    """In a fresh process: the median seconds of three runs of one view query, as JSON on stdout."""
+    """In a fresh process: the median of three runs of one view query (seconds and CPU seconds), as JSON."""
     from calscore.jobs.warehouse.views import query_files
 
     con = duckdb.connect(path, read_only=True)
@@ -99,12 +103,13 @@ def child_view(path: str, name: str) -> None:
     sql = VIEWS[name]
     sql = query_files()[sql[1:]].strip().rstrip(";") if sql.startswith("@") else sql
     used = {k: v for k, v in params.items() if f"${k}" in sql}
-    times = []
+    runs = []
     for _ in range(3):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         con.execute(sql, used).fetchall()
-        times.append(time.perf_counter() - start)
-    print(json.dumps({"seconds": sorted(times)[1]}))
+        runs.append((time.perf_counter() - start, time.process_time() - cpu))
+    seconds, cpu = sorted(runs)[1]
+    print(json.dumps({"seconds": seconds, "cpu": cpu}))
 
 
 def child_recalibration(task: str) -> None:
@@ -131,7 +136,7 @@ def operations(task: Path, out: Path) -> dict[str, list[str]]:
     return ops
 
 
-def run_size(rows: int, labels: int | None, folder: Path, env: dict) -> dict[str, tuple[float, float]]:
+def run_size(rows: int, labels: int | None, folder: Path, env: dict) -> dict[str, tuple[float, float, float]]:
     start = time.perf_counter()
     spec = build_warehouse(folder, rows, **({"labeled_share": labels / rows} if labels else {}))
     size_mb = spec.warehouse.path.stat().st_size / 2**20
@@ -141,11 +146,11 @@ def run_size(rows: int, labels: int | None, folder: Path, env: dict) -> dict[str
           flush=True)
     results = {}
     for name, cmd in operations(folder / "task.toml", folder / "report").items():
-        seconds, peak, stdout = measure(cmd, env)
+        seconds, cpu, peak, stdout = measure(cmd, env)
         if name in VIEWS:
-            seconds = json.loads(stdout)["seconds"]
-        results[name] = (seconds, peak)
-        print(f"#   {name}: {seconds:.2f} s, {peak:.0f} MB", flush=True)
+            seconds, cpu = json.loads(stdout).values()
+        results[name] = (seconds, cpu, peak)
+        print(f"#   {name}: {seconds:.2f} s (CPU {cpu:.2f} s), {peak:.0f} MB", flush=True)
     return results
 
 
@@ -154,14 +159,16 @@ def growth(values: list[float]) -> float:
     return (values[-1] / values[0]) ** (1 / (len(values) - 1)) if len(values) > 1 and values[0] > 0 else math.nan
 
 
-def table(sizes: list[int], results: dict[int, dict[str, tuple[float, float]]]) -> str:
+def table(sizes: list[int], results: dict[int, dict[str, tuple[float, float, float]]]) -> str:
+    """One row per operation: wall seconds (CPU seconds), peak MB per size; the growth per 10x of time and memory."""
     head = "| operation | " + " | ".join(label(s) for s in sizes) + " | per 10x: time | per 10x: memory |"
     lines = [head, "| --- |" + " ---: |" * (len(sizes) + 2)]
     for name in results[sizes[0]]:
-        cells = [f"{results[s][name][0]:.2f} s, {results[s][name][1]:.0f} MB" for s in sizes]
-        t = growth([results[s][name][0] for s in sizes])
-        m = growth([results[s][name][1] for s in sizes])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {t:.2f}x | {m:.2f}x |")
+        cells = [f"{results[s][name][0]:.2f} s ({results[s][name][1]:.2f}), {results[s][name][2]:.0f} MB"
+                 for s in sizes]
+        factors = [growth([results[s][name][i] for s in sizes]) for i in (0, 2)]
+        lines.append(f"| {name} | " + " | ".join(cells) + "".join(
+            " | -" if math.isnan(f) else f" | {f:.2f}x" for f in factors) + " |")
     return "\n".join(lines)
 
 
