@@ -27,6 +27,7 @@ LAYERS = [
     "calscore.jobs.warehouse",
     "calscore.jobs.calibrators",
     "calscore.jobs.labels",
+    "calscore.jobs.finetune",
     "calscore.jobs.reports",
     "calscore.jobs.demo",
     "calscore.flows",

@@ -9,6 +9,11 @@ safetensors weights. `dtype = "auto"` is bfloat16 on CUDA and float32 on CPU
 (exact); float16 is never used on CPU (pathologically slow there). `device =
 "auto"` is CUDA when present, else CPU.
 
+A `[model] adapter` (a LoRA adapter folder from `calscore finetune`) is checked
+against its manifest and this base model (`fingerprint.verify_adapter`) and
+applied with peft from its safetensors file; by default it is merged into the
+weights, so the engine runs a plain model at the base model's speed.
+
 `LoadedModel.dtype` is the compute precision. bfloat16 on CPU is opt-in and
 keeps float32 weights: the scorer runs the matrix multiplications in bfloat16
 (oneDNN, as fast as a bfloat16 model) while the residual stream and logits stay
@@ -24,6 +29,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from calscore.jobs.scoring.errors import ScorerError
+from calscore.jobs.scoring.fingerprint import model_fingerprint, verify_adapter
 from calscore.jobs.scoring.model_ref import ModelRef
 
 _DTYPES = ("float32", "bfloat16", "float16")
@@ -127,8 +133,23 @@ def _from_pretrained(cls, name: str, kwargs: dict, what: str, ref: ModelRef):
     return cls.from_pretrained(name, local_files_only=False, **kwargs)
 
 
-def load_model(ref: ModelRef, *, dtype_override: str | None = None) -> LoadedModel:
-    """Load the model and tokenizer a task spec names; raise ModelLoadError with a fix on failure."""
+def apply_adapter(model, ref: ModelRef, *, merge: bool = True):
+    """The base model with `ref.adapter` applied: merged into the weights, or as live LoRA layers.
+
+    Checked first (intact, made for this base model); peft then reads adapter_config.json and
+    adapter_model.safetensors from the local folder (never a pickle, never remote code).
+    """
+    from peft import PeftModel
+
+    verify_adapter(ref.adapter, model_fingerprint(ref))
+    peft_model = PeftModel.from_pretrained(model, str(ref.adapter), is_trainable=False)
+    return peft_model.merge_and_unload() if merge else peft_model.get_base_model()
+
+
+def load_model(ref: ModelRef, *, dtype_override: str | None = None, merge_adapter: bool = True) -> LoadedModel:
+    """Load the model and tokenizer a task spec names; raise ModelLoadError with a fix on failure.
+
+    With `[model] adapter`, the adapter is applied (merged unless `merge_adapter=False`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -163,8 +184,12 @@ def load_model(ref: ModelRef, *, dtype_override: str | None = None) -> LoadedMod
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load the model {ref.describe()}: {exc}") from exc
     model.to(device)
+    if ref.adapter is not None:
+        model = apply_adapter(model, ref, merge=merge_adapter)
     model.eval()
     reference = name if ref.hub_id is None else f"{ref.hub_id}@{ref.revision}"
     if ref.embedded is not None:
         reference = f"embedded:{ref.embedded} ({name})"
+    if ref.adapter is not None:
+        reference += f" + adapter {ref.adapter}"
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype, reference=reference)

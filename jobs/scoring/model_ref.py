@@ -21,6 +21,8 @@ class ModelRef(StrictModel):
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     device: str = "auto"
+    # A LoRA adapter folder written by `calscore finetune` (safetensors + manifest), applied on load.
+    adapter: Path | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelRef":
@@ -33,6 +35,15 @@ class ModelRef(StrictModel):
             raise ValueError("revision only applies to hub_id")
         return self
 
+    @field_validator("adapter")
+    @classmethod
+    def _adapter(cls, v: Path | None) -> Path | None:
+        # The task file's loader resolves only `path` against the file's folder; an absolute
+        # adapter path means the same folder wherever the command runs.
+        if v is not None and not v.is_absolute():
+            raise ValueError(f"adapter must be an absolute path (got {str(v)!r}); `calscore finetune` prints it")
+        return v
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -42,7 +53,9 @@ class ModelRef(StrictModel):
 
     def describe(self) -> str:
         if self.embedded:
-            return f"embedded:{self.embedded}"
-        if self.path is not None:
-            return str(self.path)
-        return f"{self.hub_id}@{self.revision}"
+            base = f"embedded:{self.embedded}"
+        elif self.path is not None:
+            base = str(self.path)
+        else:
+            base = f"{self.hub_id}@{self.revision}"
+        return base if self.adapter is None else f"{base} + adapter {self.adapter}"

@@ -3,12 +3,13 @@
     [model]                       # backend = "transformers" is the default
     path = "models/my-llm"        # or embedded = "smollm2-135m-instruct", or hub_id + revision
     dtype = "auto"                # float32 on CPU, bfloat16 on CUDA
+    adapter = "/abs/adapters/x"   # optional: a LoRA adapter from `calscore finetune`, merged on load
 """
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from calscore.jobs.scoring.fingerprint import model_fingerprint
+from calscore.jobs.scoring.fingerprint import model_fingerprint, verify_adapter
 from calscore.jobs.scoring.model_ref import ModelRef
 from calscore.jobs.scoring.prompting import PromptSpec
 
@@ -18,14 +19,21 @@ class TransformersBackend:
     config = ModelRef
 
     def version_parts(self, config: ModelRef) -> dict[str, Any]:
-        """The weights and tokenizer (a fingerprint) and the precision asked for."""
-        return {"model": model_fingerprint(config), "dtype": config.dtype}
+        """The weights and tokenizer (a fingerprint), the precision asked for, and the adapter's
+        content hash (only when there is one, so base task versions stay what they were)."""
+        parts = {"model": model_fingerprint(config), "dtype": config.dtype}
+        if config.adapter is not None:
+            parts["adapter"] = verify_adapter(config.adapter, parts["model"])
+        return parts
 
     def provenance(self, config: ModelRef) -> dict[str, Any]:
         from calscore.jobs.scoring.model_loading import resolve_device, resolve_dtype
 
         device = resolve_device(config.device)
-        return {"model": config.describe(), "model_fingerprint": model_fingerprint(config),
+        fingerprint = model_fingerprint(config)
+        if config.adapter is not None:
+            fingerprint += f"+adapter:{verify_adapter(config.adapter, fingerprint)}"
+        return {"model": config.describe(), "model_fingerprint": fingerprint,
                 "dtype": resolve_dtype(config.dtype, device), "device": device}
 
     def load(self, config: ModelRef, prompt: PromptSpec, labels: Mapping[str, Sequence[str]], *,
