@@ -8,10 +8,11 @@ with its error), and a run with failed batches ends Failed, listing them.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
 from prefect.cache_policies import NONE
 from prefect.exceptions import TerminationSignal
 from prefect.events import emit_event
@@ -21,6 +22,7 @@ from calscore.calibration_store.document import canonical_json
 from calscore.flows.events import HEALTH_WARNING, resource_id
 from calscore.flows.failures import BatchesFailed, fails_cleanly
 from calscore.flows.progress import batch_progress
+from calscore.flows.runners import resources_for, task_runner_for, uses_ray, worker_identity
 from calscore.flows.run_names import run_name
 from calscore.flows.summary import publish_summary
 from calscore.jobs.batches.files import BatchReadError, BatchRef, BatchSchemaError, batch_ref, check_schema, discover
@@ -29,6 +31,7 @@ from calscore.jobs.batches.staged import StagedBatch
 from calscore.jobs.calibrators.champion import applied_from_document, champion_document
 from calscore.jobs.reports.health import health_checks, health_lines, record_checks
 from calscore.jobs.scoring.errors import ScorerError
+from calscore.jobs.scoring.model_loading import ModelLoadError
 from calscore.jobs.spec import TaskSpec, load_spec
 from calscore.jobs.warehouse.connection import WarehouseBusy
 from calscore.jobs.warehouse.ledger import backfill, pending, record_failed_batch
@@ -47,46 +50,72 @@ def _transient(task, task_run, state) -> bool:
 @task(cache_policy=NONE, task_run_name="score {key}")
 @fails_cleanly
 def score_batch_task(task_path: str, key: str, content_hash: str, run_id: str, calibrator_document: str | None) -> str:
-    """Score one batch into a staged result; returns its manifest path."""
+    """Score one batch into a staged result (on whatever worker runs it); returns its manifest's location."""
     spec = load_spec(task_path)
     staged = score_batch(
         spec, batch_ref(spec.input, key, content_hash), run_id, get_scorer(spec),
         applied_from_document(calibrator_document, spec.task_version), on_chunk=batch_progress(get_run_logger(), key),
+        worker=worker_identity(),
     )
-    return str(staged.manifest_path)
+    return staged.manifest
 
 
 @task(cache_policy=NONE, retries=3, retry_delay_seconds=[5, 30, 120], retry_condition_fn=_transient,
       task_run_name="write {key}")
 def write_batch_task(task_path: str, manifest: str, run_id: str, key: str) -> dict:
-    """Load one staged result into DuckDB in one transaction."""
-    return write_staged(load_spec(task_path), StagedBatch.read(Path(manifest)), run_id)
+    """Load one staged result into DuckDB in one transaction (always in the flow's process: the single writer)."""
+    return write_staged(load_spec(task_path), StagedBatch.read(manifest), run_id)
 
 
-def _score_one(task_path: str, spec: TaskSpec, ref: BatchRef, run_id: str, document: str | None, summary: dict) -> None:
-    """Score and write one batch; a batch failure is recorded in the ledger and the summary, and the run goes on."""
+def _failure(result) -> BaseException | None:
+    """The batch failure a scoring task ended with, if any; a model that cannot load is the run's failure."""
+    if isinstance(result, ModelLoadError) or (isinstance(result, BaseException) and not isinstance(result, BATCH_FAILURES)):
+        raise result
+    return result if isinstance(result, BaseException) else None
+
+
+@flow(name="calscore-score-batches", flow_run_name="{run_id}")
+def score_batches(task_path: str, run_id: str, keys: list[list[str]], calibrator_document: str | None,
+                  ray_address: str | None = None) -> dict:
+    """Fan the batches out, one scoring task each, and write each staged result as soon as it is ready.
+
+    Runs with the task runner the task file's [execution] asks for (see flows.runners); the writer
+    is this flow, in one process, one DuckDB transaction per batch."""
     logger = get_run_logger()
-    try:
-        check_schema(ref, spec.input)
-        state = score_batch_task(task_path, ref.key, ref.content_hash, run_id, document, return_state=True)
-        if state.is_failed():
-            raise state.result(raise_on_failure=False)
-        manifest = state.result()
-    except BATCH_FAILURES as exc:
+    spec = load_spec(task_path)
+    outcome = {"done": [], "failed": []}
+
+    def failed(ref: BatchRef, exc: BaseException) -> None:
         logger.error("batch %s failed, nothing of it written: %s", ref.key, exc)
         record_failed_batch(spec, ref, run_id, str(exc))
-        summary["batches_failed"].append({"batch": ref.key, "error": str(exc)})
-        return
-    seconds = StagedBatch.read(Path(manifest)).seconds  # the writer removes the manifest
-    written = write_batch_task(task_path, manifest, run_id, ref.key)
-    summary["batches_done"] += 1
-    summary["rows_scored"] += written["rows_scored"]
-    summary["rows_quarantined"] += written["rows_quarantined"]
-    summary["seconds_scoring"] += seconds
-    logger.info("batch %s: %d scored, %d quarantined", ref.key, written["rows_scored"], written["rows_quarantined"])
+        outcome["failed"].append({"batch": ref.key, "error": str(exc)})
+
+    futures = {}
+    with resources_for(spec, ray_address):
+        for key, content_hash in keys:
+            ref = batch_ref(spec.input, key, content_hash)
+            try:
+                check_schema(ref, spec.input)
+            except BatchSchemaError as exc:
+                failed(ref, exc)
+                continue
+            futures[score_batch_task.submit(task_path, key, content_hash, run_id, calibrator_document)] = ref
+    for future in as_completed(list(futures)):
+        ref = futures[future]
+        result = future.result(raise_on_failure=False)
+        error = _failure(result)
+        if error is not None:
+            failed(ref, error)
+            continue
+        staged = StagedBatch.read(result)
+        written = write_batch_task(task_path, result, run_id, ref.key)
+        outcome["done"].append({**written, "batch": ref.key, "seconds": staged.seconds, "worker": staged.worker})
+        logger.info("batch %s: %d scored, %d quarantined", ref.key, written["rows_scored"], written["rows_quarantined"])
+    return outcome
 
 
-def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_seconds: float):
+def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_seconds: float,
+               ray_address: str | None = None):
     logger = get_run_logger()
     champion = champion_document(spec)
     document = canonical_json(champion) if champion else None
@@ -99,10 +128,18 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
         with beating(spec.warehouse.path, run_id):
             refs = find_batches(summary)
             logger.info("run %s: %d batch(es) to score", run_id, len(refs))
-            if refs:
+            if refs and not uses_ray(spec, ray_address):
                 get_scorer(spec)  # load the model once, here: a model that cannot load fails the run, not each batch
-            for ref in refs:
-                _score_one(task_path, spec, ref, run_id, document, summary)
+            if refs:
+                fan_out = score_batches.with_options(task_runner=task_runner_for(spec, ray_address))
+                outcome = fan_out(task_path, run_id, [[r.key, r.content_hash] for r in refs], document, ray_address)
+                summary["batches_failed"] += outcome["failed"]
+                summary["batches_done"] += len(outcome["done"])
+                for done in outcome["done"]:
+                    summary["rows_scored"] += done["rows_scored"]
+                    summary["rows_quarantined"] += done["rows_quarantined"]
+                    summary["seconds_scoring"] += done["seconds"]
+                summary["workers"] = sorted({json.dumps(d["worker"], sort_keys=True) for d in outcome["done"]})
     except BaseException as exc:
         stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))  # `calscore serve` stopping, Ctrl-C
         finish_run(spec.warehouse.path, run_id, "cancelled" if stopped else "failed", {**summary, "error": str(exc)})
@@ -148,18 +185,18 @@ def _new_batches(spec: TaskSpec):
 
 @flow(name="calscore-nightly-scoring", flow_run_name=run_name)
 @fails_cleanly
-def nightly_scoring(task_path: str, wait_seconds: float = 0.0) -> dict:
+def nightly_scoring(task_path: str, wait_seconds: float = 0.0, ray_address: str | None = None) -> dict:
     """Score every batch in the task's input location that the ledger has neither completed nor failed.
 
     The precision is the task file's `dtype` (part of task_version): stored raw scores
     never mix precisions under one version."""
     spec = load_spec(task_path)
-    return _score_all(task_path, spec, "score", _new_batches(spec), wait_seconds)
+    return _score_all(task_path, spec, "score", _new_batches(spec), wait_seconds, ray_address)
 
 
 @flow(name="calscore-rescore", flow_run_name=run_name)
 @fails_cleanly
-def rescore(task_path: str, since: datetime, wait_seconds: float = 0.0) -> dict:
+def rescore(task_path: str, since: datetime, wait_seconds: float = 0.0, ray_address: str | None = None) -> dict:
     """Explicit backfill: score again, under the current task_version, the batches done since `since`."""
     spec = load_spec(task_path)
-    return _score_all(task_path, spec, "rescore", lambda summary: backfill(spec, since), wait_seconds)
+    return _score_all(task_path, spec, "rescore", lambda summary: backfill(spec, since), wait_seconds, ray_address)

@@ -46,7 +46,7 @@ DEFAULT_BUCKETS = (
 
 
 class InputSpec(_Strict):
-    location: str = Field(description="a folder of Parquet files or a glob")
+    location: str = Field(description="a folder of Parquet files or a glob; a path or a URI pyarrow.fs resolves")
     id_column: str = "id"
     text_column: str = "text"
     segment_column: str | None = None
@@ -75,6 +75,17 @@ class HealthPolicy(_Strict):
     min_bucket_labels: int = Field(30, ge=1, description="held-out labels a bucket needs before its accuracy is checked")
 
 
+class ExecutionSpec(_Strict):
+    """Where scoring runs: this process (`local`, one model load) or a Ray cluster (`ray`), and where it stages."""
+
+    runner: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description='"auto", "host:port" or "ray://host:10001"; none: a local Ray')
+    staging: str | None = Field(None, description="folder or URI workers and writer share; default beside the warehouse")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs each scoring task asks Ray for")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs each scoring task asks for; default 1 on CUDA, else 0")
+    max_retries: int = Field(2, ge=0, description="times Ray runs a scoring task again when its worker dies")
+
+
 class TaskSpec(_Strict):
     name: str
     model: ModelConfig
@@ -86,6 +97,7 @@ class TaskSpec(_Strict):
     warehouse: WarehouseSpec
     calibration: CalibrationPolicy = CalibrationPolicy()
     health: HealthPolicy = HealthPolicy()
+    execution: ExecutionSpec = ExecutionSpec()
     source_path: Path | None = Field(None, exclude=True)
 
     @field_validator("model", mode="before")
@@ -163,8 +175,12 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     warehouse = raw.get("warehouse")
     if isinstance(warehouse, dict) and isinstance(warehouse.get("path"), str):
         warehouse["path"] = str((base / warehouse["path"]).resolve())
+    execution = raw.get("execution")
+    if isinstance(execution, dict) and isinstance(execution.get("staging"), str) and "://" not in execution["staging"]:
+        execution["staging"] = str((base / execution["staging"]).resolve())
     inp = raw.get("input")
-    if isinstance(inp, dict) and isinstance(inp.get("location"), str) and not Path(inp["location"]).is_absolute():
+    if (isinstance(inp, dict) and isinstance(inp.get("location"), str) and "://" not in inp["location"]
+            and not Path(inp["location"]).is_absolute()):
         inp["location"] = os.path.normpath(base.resolve() / inp["location"])
     return raw
 

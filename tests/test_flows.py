@@ -131,6 +131,40 @@ def test_writing_a_staged_batch_twice_writes_it_once(tmp_path, tiny_model):
     again = score_batch(spec, ref, run_id, get_scorer(spec), None)  # e.g. a worker that retried
     assert again.rows_scored == 12  # scoring never reads the warehouse: the writer knows the batch is done
     assert write_staged(spec, again, run_id) == {"rows_scored": 0, "rows_quarantined": 0, "skipped": True}
-    assert not again.manifest_path.exists() and not Path(again.quarantine_path).exists()
+    assert not Path(again.manifest).exists() and not Path(again.folder).exists()  # staged files cleaned up
     assert q(tmp_path, "SELECT count(*) FROM predictions") == [(12,)]
     assert q(tmp_path, "SELECT count(*) FROM quarantine") == [(0,)]
+
+
+def test_an_interrupted_batch_keeps_its_complete_parts_and_the_retry_scores_only_the_rest(tmp_path, tiny_model,
+                                                                                          monkeypatch):
+    """A 5,000-row batch is staged in parts of CHUNK_ROWS rows: a worker that dies after the first part loses
+    only the part it was scoring; the retry reuses the first and the batch is written exactly once."""
+    import calscore.jobs.batches.stage as stage
+    from calscore.jobs.batches.files import discover
+    from calscore.jobs.spec import load_spec
+    from calscore.jobs.warehouse.runs import start_run
+    from calscore.jobs.warehouse.writer import write_staged
+
+    spec = load_spec(task_toml(tmp_path, tiny_model))
+    write_batch(tmp_path, "big", 5000)
+    [ref] = discover(spec.input)
+    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
+
+    class WorkerDied(Exception):
+        pass
+
+    def die_after_the_first_part(done, total):
+        if done >= stage.CHUNK_ROWS:
+            raise WorkerDied
+    with pytest.raises(WorkerDied):
+        stage.score_batch(spec, ref, run_id, stage.get_scorer(spec), None, on_chunk=die_after_the_first_part)
+
+    scored_rows = []
+    real_stage_part = stage._stage_part
+    monkeypatch.setattr(stage, "_stage_part", lambda *a: scored_rows.append(a[-2].num_rows) or real_stage_part(*a))
+    staged = stage.score_batch(spec, ref, run_id, stage.get_scorer(spec), None)
+    assert staged.parts == ["part-00000", "part-00001", "part-00002"] and staged.rows_in == 5000
+    assert scored_rows == [2048, 904]  # the first part was reused, not scored again
+    assert write_staged(spec, staged, run_id)["rows_scored"] == 5000
+    assert q(tmp_path, "SELECT count(*), count(DISTINCT row_id) FROM predictions") == [(5000, 5000)]

@@ -68,7 +68,8 @@ def test_a_drifted_night_warns_in_status_and_as_a_prefect_event(tmp_path, prefec
     assert "warning(s)" in status and "warning: mean coverage 0.300" in status
 
     url = env["PREFECT_API_URL"]
-    runs = httpx.post(f"{url}/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 1}, timeout=10).json()
+    nightly = {"flows": {"name": {"any_": ["calscore-nightly-scoring"]}}, "sort": "START_TIME_DESC", "limit": 1}
+    runs = httpx.post(f"{url}/flow_runs/filter", json=nightly, timeout=10).json()
     assert runs[0]["state"]["name"] == "Completed with warnings"
     body_filter = {"filter": {"event": {"name": ["calscore.health.warning"]}}, "limit": 10}
     events = _wait(lambda: httpx.post(f"{url}/events/filter", json=body_filter, timeout=10).json()["events"],

@@ -83,6 +83,11 @@ def score_file_command(
         raise typer.Exit(1) from None
     typer.echo(json.dumps({**summary, "task_version": spec.task_version}, indent=2))
 
+RayAddressOption = typer.Option(
+    None, "--ray-address",
+    help="Score on this Ray cluster ('auto', 'host:port', 'ray://host:10001') instead of the task file's [execution].")
+
+
 def echo_summary(run) -> None:
     """Run a scoring flow and print its plain-text summary; exit 4 when batches failed (the good ones were written)."""
     from calscore.flows.failures import BatchesFailed
@@ -99,6 +104,7 @@ def echo_summary(run) -> None:
 def score(
     task: Path = TaskOption,
     wait: float = typer.Option(0.0, help="Seconds to wait for another run of this task to finish instead of refusing."),
+    ray_address: str = RayAddressOption,
 ) -> None:
     """Run the nightly scoring flow once: score every new batch of the task's input location.
 
@@ -107,13 +113,14 @@ def score(
     from calscore.flows.nightly import nightly_scoring
 
     spec = task_from(task)
-    echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait))
+    echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait, ray_address=ray_address))
 
 @app.command()
 def rescore(
     task: Path = TaskOption,
     since: datetime = typer.Option(..., help="Rescore batches completed on or after this date (YYYY-MM-DD)."),
     wait: float = typer.Option(0.0, help="Seconds to wait for another scoring run to finish."),
+    ray_address: str = RayAddressOption,
 ) -> None:
     """Explicit backfill after a prompt or model change; nothing is rescored silently.
 
@@ -124,4 +131,5 @@ def rescore(
     from calscore.flows.nightly import rescore as rescore_flow
 
     spec = task_from(task)
-    echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc), wait_seconds=wait))
+    echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc),
+                                      wait_seconds=wait, ray_address=ray_address))

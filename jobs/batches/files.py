@@ -1,21 +1,24 @@
 """Input batches: discovery, identity, schema checks and streaming reads.
 
-A batch is one Parquet file. Its identity is its **key** -- its path relative to the
-task's input location -- plus its content hash: a file rewritten with new content is a
-new batch, an unchanged file is never scored twice, and a copied, moved or re-mounted
-input folder (same keys, same contents) is not scored again.
+A batch is one Parquet file, on this machine or at a URI `pyarrow.fs` resolves
+(`file://`, `s3://`, `gs://`, ...). Its identity is its **key** -- its path relative to
+the task's input location -- plus its content hash: a file rewritten with new content
+is a new batch, an unchanged file is never scored twice, and a copied, moved or
+re-mounted input folder (same keys, same contents) is not scored again.
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
+import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from calscore.jobs.common import filesystems
 from calscore.jobs.common.errors import CalscoreError
-from calscore.jobs.common.hashing import sha256_of
 from calscore.jobs.spec import InputSpec
 
 
@@ -35,39 +38,73 @@ class InputLocationError(CalscoreError, ValueError):
 class BatchRef:
     key: str  # path relative to `root`, with '/' separators: the batch's name in the ledger
     content_hash: str
-    root: str = ""  # the folder keys are relative to (see input_root)
+    root: str = ""  # the folder or URI keys are relative to (see input_root)
 
     @property
-    def path(self) -> Path:
-        return Path(self.root) / self.key
+    def location(self) -> str:
+        return filesystems.join(self.root, self.key)
+
+    def open(self) -> pq.ParquetFile:
+        fs, path = filesystems.resolve(self.location)
+        return pq.ParquetFile(fs.open_input_file(path))
+
+    def current_hash(self) -> str | None:
+        """The content hash of what is at the batch's location now (None when it is gone)."""
+        fs, path = filesystems.resolve(self.location)
+        info = fs.get_file_info(path)
+        return None if info.type != pafs.FileType.File else _hash(fs, path, info.size, info.mtime_ns)
 
 
-def input_root(location: str) -> Path:
+_hashes: dict[tuple[str, str, int, int | None], str] = {}
+
+
+def _hash(fs: pafs.FileSystem, path: str, size: int, mtime_ns: int | None) -> str:
+    """Content hash, cached per process by (path, size, mtime): an unchanged file is not read again."""
+    key = (fs.type_name, path, size, mtime_ns)
+    if key not in _hashes:
+        _hashes[key] = filesystems.sha256(fs, path)
+    return _hashes[key]
+
+
+def input_root(location: str) -> str:
     """The folder batch keys are relative to: the location itself, or a glob's leading folders without wildcards."""
-    parts = Path(location).parts
-    fixed = [p for p in parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))]]
-    return Path(*fixed) if fixed else Path(".")
+    scheme, sep, rest = location.partition("://")
+    path = rest if sep else location
+    parts = path.split("/")
+    fixed = parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))]
+    root = "/".join(fixed) or ("/" if path.startswith("/") else ".")
+    return f"{scheme}://{root}" if sep else root
 
 
 def discover(spec_input: InputSpec) -> list[BatchRef]:
-    """Parquet files at the input location (a folder or a glob), sorted by key, with their hashes."""
+    """Parquet files at the input location (a folder or a glob, path or URI), sorted by key, with their hashes."""
     location = spec_input.location
     root = input_root(location)
-    if not root.is_dir():
+    fs, root_path = filesystems.resolve(root)
+    if not filesystems.is_dir(fs, root_path):
         raise InputLocationError(f"[input] location {location!r} does not exist (or is not a folder)")
-    paths = sorted(root.glob("*.parquet")) if root == Path(location) else sorted(Path(p) for p in glob.glob(location))
-    return [BatchRef(p.relative_to(root).as_posix(), sha256_of(p), str(root)) for p in paths if p.is_file()]
+    if root == location.rstrip("/"):
+        paths = list(filesystems.list_files(fs, root_path, ".parquet"))
+    else:
+        _, pattern = filesystems.resolve(location)
+        infos = fs.get_file_info(pafs.FileSelector(root_path, recursive=True))
+        paths = sorted(i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, pattern))
+    refs = []
+    for path in paths:
+        info = fs.get_file_info(path)
+        refs.append(BatchRef(posixpath.relpath(path, root_path), _hash(fs, path, info.size, info.mtime_ns), root))
+    return refs
 
 
 def batch_ref(spec_input: InputSpec, key: str, content_hash: str) -> BatchRef:
     """The batch `key` of this task's input location (for tasks that get a key, not a path)."""
-    return BatchRef(key, content_hash, str(input_root(spec_input.location)))
+    return BatchRef(key, content_hash, input_root(spec_input.location))
 
 
 def check_schema(ref: BatchRef, columns: InputSpec) -> pa.Schema:
     """The batch's schema, or BatchSchemaError naming the file and the problem."""
     try:
-        schema = pq.read_schema(ref.path)
+        schema = ref.open().schema_arrow
     except (pa.ArrowException, OSError) as exc:
         raise BatchSchemaError(f"{ref.key}: not a readable Parquet file ({exc})") from None
     for role, name in (("id", columns.id_column), ("text", columns.text_column)):
@@ -84,21 +121,20 @@ def check_schema(ref: BatchRef, columns: InputSpec) -> pa.Schema:
 def row_count(ref: BatchRef) -> int:
     """Rows in the batch, from the Parquet footer."""
     try:
-        return pq.ParquetFile(ref.path).metadata.num_rows
+        return ref.open().metadata.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise BatchReadError(f"{ref.key}: cannot read the batch's footer ({exc})") from exc
 
 
 def iter_chunks(ref: BatchRef, rows_per_chunk: int):
-    """Stream a batch in record batches (memory stays flat whatever the file size).
+    """Stream a batch in record batches of `rows_per_chunk` rows (memory stays flat whatever the file size).
 
     A file whose footer is fine but whose data cannot be decoded fails here, chunk by
     chunk: raised as BatchReadError naming the file, so that batch fails alone.
     """
     try:
-        parquet = pq.ParquetFile(ref.path)
         offset = 0
-        for record_batch in parquet.iter_batches(batch_size=rows_per_chunk):
+        for record_batch in ref.open().iter_batches(batch_size=rows_per_chunk):
             table = pa.Table.from_batches([record_batch])
             yield offset, table
             offset += table.num_rows

@@ -17,6 +17,7 @@ EMPTY_TEXT = "empty_text"
 NULL_ID = "null_id"
 DUPLICATE_ID = "duplicate_id"
 ALREADY_SCORED = "already_scored"
+ENDPOINT_ERROR = "endpoint_error"  # a remote scorer could not score this row (the message is in detail)
 
 QUARANTINE_SCHEMA = pa.schema(
     [

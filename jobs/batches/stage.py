@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
+from dataclasses import replace
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from calscore.calibration_store.apply import logprob_matrix
 from calscore.jobs.batches.files import BatchRef, iter_chunks, row_count
-from calscore.jobs.batches.quarantine import QUARANTINE_SCHEMA, split_rows
-from calscore.jobs.batches.staged import StagedBatch, atomic_write_table, manifest_path, stage_dir_for
+from calscore.jobs.batches.quarantine import ENDPOINT_ERROR, QUARANTINE_SCHEMA, split_rows
+from calscore.jobs.batches.staged import MANIFEST, StagedBatch, batch_folder, stage_root_for, write_table_atomically
+from calscore.jobs.common import filesystems
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.scoring.registry import make_scorer
@@ -33,8 +34,6 @@ from calscore.jobs.scoring.streaming import iter_scores
 from calscore.jobs.spec import TaskSpec, load_spec
 
 CHUNK_ROWS = 2_048
-# Quarantine reason of a row the scorer's endpoint could not score (its `error` column says why).
-ENDPOINT_ERROR = "endpoint_error"
 
 
 @lru_cache(maxsize=2)
@@ -136,72 +135,66 @@ def _prediction_rows(scored: pa.Table, spec: TaskSpec, ref: BatchRef, run_id: st
     )
 
 
+def _stage_part(spec: TaskSpec, ref: BatchRef, run_id: str, scorer: Scorer, applied: AppliedCalibrator | None,
+                staged: StagedBatch, part: str, valid: pa.Table, bad: pa.Table) -> dict:
+    """Score one part's valid rows and write its files; its counts file, written last, completes it."""
+    rows_in = valid.num_rows + bad.num_rows
+    rows_scored = 0
+    for scored in iter_scores(scorer, [valid], spec.input.text_column, window_rows=max(1, valid.num_rows)):
+        scored, failed = _split_row_errors(scored, spec)
+        bad = pa.concat_tables([bad, failed])
+        rows = _prediction_rows(scored, spec, ref, run_id, applied)
+        write_table_atomically(rows, staged.part_files(part, "predictions"))
+        rows_scored = rows.num_rows
+    write_table_atomically(bad, staged.part_files(part, "quarantine"))
+    counts = {"rows_in": rows_in, "rows_scored": rows_scored, "rows_quarantined": bad.num_rows}
+    fs, path = filesystems.resolve(filesystems.join(staged.folder, f"{part}.json"))
+    filesystems.write_text_atomically(fs, path, json.dumps(counts))
+    return counts
+
+
 def score_batch(
     spec: TaskSpec,
     ref: BatchRef,
     run_id: str,
     scorer: Scorer,
     applied: AppliedCalibrator | None,
-    stage_dir: Path | None = None,
+    stage_root: str | None = None,
     on_chunk=None,
+    worker: dict | None = None,
 ) -> StagedBatch:
-    """Score one batch into staged Parquet files; return its manifest.
+    """Score one batch into staged parts; return its manifest.
 
-    A complete staged result from an earlier, crashed attempt with the same
-    calibrator is reused as is. `on_chunk(rows_read, rows_total)` is called after
-    each scored chunk (progress, kill tests). A file whose data cannot be decoded
-    raises BatchReadError (that batch fails alone).
+    The batch is read CHUNK_ROWS rows at a time (memory flat in its size), and each chunk
+    is staged as one part. A complete staged result from an earlier attempt with the same
+    calibrator is reused as is; an interrupted one keeps its complete parts and scores only
+    the rest. `on_chunk(rows_read, rows_total)` is called after each part (progress, kill
+    tests). A file whose data cannot be decoded raises BatchReadError (that batch fails alone).
     """
-    stage_dir = Path(stage_dir or stage_dir_for(spec))
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    manifest = manifest_path(stage_dir, ref, spec.task_version, applied.version if applied else "raw")
-    if manifest.exists():
-        return StagedBatch.read(manifest)
+    folder = batch_folder(stage_root or stage_root_for(spec), ref, spec.task_version,
+                          applied.version if applied else "raw")
+    fs, folder_path = filesystems.resolve(folder)
+    if filesystems.exists(fs, filesystems.join(folder_path, MANIFEST)):
+        return StagedBatch.read(filesystems.join(folder, MANIFEST))
+    fs.create_dir(folder_path, recursive=True)
     started = time.perf_counter()
-    stem = manifest.name.removesuffix(".manifest.json")
-    pred_path, quar_path = stage_dir / f"{stem}.predictions.parquet", stage_dir / f"{stem}.quarantine.parquet"
-    quarantined: list[pa.Table] = []
-    seen: set[str] = set()
-    rows_in, total = 0, row_count(ref)
-
-    def valid_rows():
-        nonlocal rows_in
-        for offset, chunk in iter_chunks(ref, CHUNK_ROWS):
-            rows_in += chunk.num_rows
-            valid, bad = split_rows(chunk, offset, spec.input, seen)
-            quarantined.append(bad)
-            yield valid
-
-    rows_scored, writer = 0, None
-    tmp_pred = pred_path.with_suffix(".parquet.tmp")
-    try:
-        for scored in iter_scores(scorer, valid_rows(), spec.input.text_column, window_rows=CHUNK_ROWS):
-            scored, failed = _split_row_errors(scored, spec)
-            quarantined.append(failed)
-            rows = _prediction_rows(scored, spec, ref, run_id, applied)
-            writer = writer or pq.ParquetWriter(tmp_pred, rows.schema)
-            writer.write_table(rows)
-            rows_scored += rows.num_rows
-            if on_chunk:
-                on_chunk(rows_in, total)
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is not None:
-        os.replace(tmp_pred, pred_path)
-    quarantine = pa.concat_tables(quarantined) if quarantined else QUARANTINE_SCHEMA.empty_table()
-    atomic_write_table(quarantine, quar_path)
-    staged = StagedBatch(
-        key=ref.key,
-        content_hash=ref.content_hash,
-        task_version=spec.task_version,
-        run_id=run_id,
-        predictions_path=str(pred_path) if rows_scored else "",
-        quarantine_path=str(quar_path),
-        rows_in=rows_in,
-        rows_scored=rows_scored,
-        rows_quarantined=quarantine.num_rows,
-        seconds=round(time.perf_counter() - started, 3),
-    )
+    staged = StagedBatch(ref.key, ref.content_hash, spec.task_version, run_id, folder, [], 0, 0, 0, 0.0,
+                         {"host": socket.gethostname(), "pid": os.getpid(), **(worker or {})})
+    totals = {"rows_in": 0, "rows_scored": 0, "rows_quarantined": 0}
+    seen: set[str] = set()  # ids met in earlier parts (rebuilt from the input when a part is reused)
+    total = row_count(ref)
+    for index, (offset, chunk) in enumerate(iter_chunks(ref, CHUNK_ROWS)):
+        part = f"part-{index:05d}"
+        valid, bad = split_rows(chunk, offset, spec.input, seen)
+        done = filesystems.join(folder_path, f"{part}.json")
+        if filesystems.exists(fs, done):
+            counts = json.loads(filesystems.read_text(fs, done))
+        else:
+            counts = _stage_part(spec, ref, run_id, scorer, applied, staged, part, valid, bad)
+        staged.parts.append(part)
+        totals = {k: totals[k] + counts[k] for k in totals}
+        if on_chunk:
+            on_chunk(totals["rows_in"], total)
+    staged = replace(staged, seconds=round(time.perf_counter() - started, 3), **totals)
     staged.write_manifest()
     return staged

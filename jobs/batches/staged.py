@@ -1,22 +1,26 @@
 """Staged results: what scoring one batch hands to the single writer.
 
-A staged result is a predictions Parquet file, a quarantine Parquet file and a
-JSON manifest written last, atomically: a result is complete only when its
-manifest exists, so a crash mid-batch leaves nothing a writer would load, and
-batches can fan out to many workers that all hand their staged files to one writer.
+A batch is staged in its own folder (a path or a URI `pyarrow.fs` resolves, so workers
+on other machines can stage where the writer reads), in parts of at most CHUNK_ROWS
+input rows: `part-NNNNN.predictions.parquet` (when the part has scored rows),
+`part-NNNNN.quarantine.parquet`, and `part-NNNNN.json` with the part's counts, written
+last. A part is complete only when its `.json` exists: a worker that dies mid-batch
+loses at most the part it was scoring, and the retry reuses the complete ones. The
+batch's `manifest.json`, written last of all, makes the staged result complete.
 """
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calscore.jobs.batches.files import BatchRef
+from calscore.jobs.common import filesystems
 from calscore.jobs.spec import TaskSpec
+
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -25,38 +29,53 @@ class StagedBatch:
     content_hash: str
     task_version: str
     run_id: str
-    predictions_path: str
-    quarantine_path: str
+    folder: str  # path or URI of the batch's staging folder
+    parts: list[str]  # part names, in input order
     rows_in: int
     rows_scored: int
     rows_quarantined: int
     seconds: float
+    worker: dict = field(default_factory=dict)  # who scored it: host, pid (and the Ray node when there is one)
 
     @property
-    def manifest_path(self) -> Path:
-        return Path(self.quarantine_path.removesuffix(".quarantine.parquet") + ".manifest.json")
+    def manifest(self) -> str:
+        return filesystems.join(self.folder, MANIFEST)
 
     @classmethod
-    def read(cls, manifest: Path) -> "StagedBatch":
-        return cls(**json.loads(manifest.read_text()))
+    def read(cls, manifest: str) -> "StagedBatch":
+        fs, path = filesystems.resolve(manifest)
+        return cls(**json.loads(filesystems.read_text(fs, path)))
 
     def write_manifest(self) -> None:
         """Write the manifest atomically: from now on the result is complete."""
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, self.manifest_path)
+        fs, path = filesystems.resolve(self.manifest)
+        filesystems.write_text_atomically(fs, path, json.dumps(asdict(self)))
+
+    def part_files(self, part: str, kind: str) -> str:
+        return filesystems.join(self.folder, f"{part}.{kind}.parquet")
+
+    def read_part(self, part: str, kind: str) -> pa.Table | None:
+        """A part's `predictions` or `quarantine` table, None when the part has none."""
+        fs, path = filesystems.resolve(self.part_files(part, kind))
+        return pq.read_table(path, filesystem=fs) if filesystems.exists(fs, path) else None
+
+    def remove(self) -> None:
+        """Delete the staged files, manifest first (without it nothing is loaded again)."""
+        fs, folder = filesystems.resolve(self.folder)
+        fs.delete_file(filesystems.join(folder, MANIFEST))
+        fs.delete_dir(folder)
 
 
-def stage_dir_for(spec: TaskSpec) -> Path:
-    """Staged results live beside the warehouse file."""
-    return spec.warehouse.path.parent / "staging" / spec.name
+def stage_root_for(spec: TaskSpec) -> str:
+    """Where a task stages its batches: `[execution] staging`, else beside the warehouse file."""
+    return spec.execution.staging or str(spec.warehouse.path.parent / "staging" / spec.name)
 
 
-def manifest_path(stage_dir: Path, ref: BatchRef, task_version: str, calibrator: str) -> Path:
-    return stage_dir / f"{ref.content_hash[:16]}-{task_version}-{calibrator[:16]}.manifest.json"
+def batch_folder(stage_root: str, ref: BatchRef, task_version: str, calibrator: str) -> str:
+    return filesystems.join(stage_root, f"{ref.content_hash[:16]}-{task_version}-{calibrator[:16]}")
 
 
-def atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+def write_table_atomically(table: pa.Table, location: str) -> None:
+    fs, path = filesystems.resolve(location)
+    pq.write_table(table, path + ".tmp", filesystem=fs)
+    fs.move(path + ".tmp", path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from calscore.jobs.batches.files import BatchRef, batch_ref
 from calscore.jobs.common.clock import utcnow
-from calscore.jobs.common.hashing import sha256_of
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.statements import statement
@@ -82,4 +81,4 @@ def backfill(spec: TaskSpec, since) -> list[BatchRef]:
         ).fetchall()
     # a file rewritten since is a new batch for the nightly run, not a backfill
     refs = [batch_ref(spec.input, key, digest) for key, digest in rows]
-    return [r for r in refs if r.path.is_file() and sha256_of(r.path) == r.content_hash]
+    return [r for r in refs if r.current_hash() == r.content_hash]
