@@ -2,7 +2,7 @@
 -- For the head of the queue filter on the position (`where queue_position <= 50`): DuckDB then keeps the 50
 -- least confident rows per task version in one pass and fetches the rest of those rows by their place in the
 -- table, instead of numbering the whole queue. That place (rowid) is only visible on the table itself, which is
--- why the current decision is read here from predictions with the expressions of decided_queued_rows.
+-- why the current decision is read here from predictions with the expressions of decided_predictions.
 with current_labels as (
 
     select task_name, row_id from current_labels
