@@ -147,7 +147,8 @@ def _stage_part(spec: TaskSpec, ref: BatchRef, run_id: str, scorer: Scorer, appl
         write_table_atomically(rows, staged.part_files(part, "predictions"))
         rows_scored = rows.num_rows
     write_table_atomically(bad, staged.part_files(part, "quarantine"))
-    counts = {"rows_in": rows_in, "rows_scored": rows_scored, "rows_quarantined": bad.num_rows}
+    counts = {"rows_in": rows_in, "rows_scored": rows_scored, "rows_quarantined": bad.num_rows,
+              "worker": staged.worker}  # which process staged this part (provenance; kill tests find it here)
     fs, path = filesystems.resolve(filesystems.join(staged.folder, f"{part}.json"))
     filesystems.write_text_atomically(fs, path, json.dumps(counts))
     return counts
@@ -192,7 +193,7 @@ def score_batch(
         else:
             counts = _stage_part(spec, ref, run_id, scorer, applied, staged, part, valid, bad)
         staged.parts.append(part)
-        totals = {k: totals[k] + counts[k] for k in totals}
+        totals = {k: totals[k] + counts[k] for k in totals}  # per-part worker info stays in the part file
         if on_chunk:
             on_chunk(totals["rows_in"], total)
     staged = replace(staged, seconds=round(time.perf_counter() - started, 3), **totals)
