@@ -9,6 +9,7 @@ with its error), and a run with failed batches ends Failed, listing them.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 
 from prefect import flow, get_run_logger, task
@@ -108,8 +109,10 @@ def score_batches(task_path: str, run_id: str, keys: list[list[str]], calibrator
             failed(ref, error)
             continue
         staged = StagedBatch.read(result)
+        started = time.perf_counter()
         written = write_batch_task(task_path, result, run_id, ref.key)
-        outcome["done"].append({**written, "batch": ref.key, "seconds": staged.seconds, "worker": staged.worker})
+        outcome["done"].append({**written, "batch": ref.key, "seconds": staged.seconds, "worker": staged.worker,
+                                "write_seconds": round(time.perf_counter() - started, 3)})
         logger.info("batch %s: %d scored, %d quarantined", ref.key, written["rows_scored"], written["rows_quarantined"])
     return outcome
 
@@ -139,7 +142,9 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
                     summary["rows_scored"] += done["rows_scored"]
                     summary["rows_quarantined"] += done["rows_quarantined"]
                     summary["seconds_scoring"] += done["seconds"]
+                    summary["seconds_writing"] = summary.get("seconds_writing", 0.0) + done["write_seconds"]
                 summary["workers"] = sorted({json.dumps(d["worker"], sort_keys=True) for d in outcome["done"]})
+                summary["done"] = outcome["done"]
     except BaseException as exc:
         stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))  # `calscore serve` stopping, Ctrl-C
         finish_run(spec.warehouse.path, run_id, "cancelled" if stopped else "failed", {**summary, "error": str(exc)})
