@@ -329,3 +329,12 @@ def test_bucket_chart_with_a_perfect_bucket(tmp_path):
     out = bucket_chart(stats, tmp_path / "perfect.png")
     assert out["path"].read_bytes()[:8] == PNG_MAGIC
     assert wilson_interval(1.0, stats[0]["n_eff"])[1] == pytest.approx(1.0)
+
+
+def test_html_report_shows_the_nightly_health_checks(filled, tmp_path):
+    page = write_report(filled["spec"], tmp_path / "out").read_text()
+    assert "<h2>Nightly health checks</h2>" in page
+    with report_connection(filled["spec"].warehouse.path) as con:
+        checks = con.execute("SELECT check_name, status FROM health_nightly").fetchall()
+    rows = re.findall(r'<tr><td class="l">[^<]*</td><td class="l">([^<]*)</td><td class="l">([^<]*)</td>', page)
+    assert checks and sorted(rows) == sorted(checks)  # every check of the night, with its status

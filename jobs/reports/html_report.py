@@ -115,6 +115,7 @@ def render_html(data: ReportData, figures: dict, headline: dict) -> str:
         figures=figures,
         history=data.history,
         trend=data.trend,
+        health=data.health,
         bucket_names=bucket_names,
         nights=nights,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

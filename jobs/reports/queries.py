@@ -263,6 +263,18 @@ def calibration_trend(con: duckdb.DuckDBPyConnection, task_version: str, segment
     )
 
 
+def health_checks(con: duckdb.DuckDBPyConnection, task_name: str, nights: int = 7) -> list[dict]:
+    """health_nightly rows of the task's last `nights` nights with checks, newest night first."""
+    return _records(
+        con.sql(
+            "select * from health_nightly where task_name = ? and night in"
+            " (select distinct night from health_nightly where task_name = ? order by night desc limit ?)"
+            " order by night desc, check_name",
+            params=[task_name, task_name, nights],
+        )
+    )
+
+
 def champion_method(con: duckdb.DuckDBPyConnection, task_version: str) -> str | None:
     """The champion calibrator's method (for `auto`, the method it chose), or None when there is none."""
     doc = champion(con, task_version)

@@ -48,6 +48,7 @@ class ReportData(SummaryData):
     nightly: list[dict]
     trend: list[dict]
     champion_method: str | None
+    health: list[dict]
 
 
 def _summary_parts(con, spec: TaskSpec, night: date | None) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def load_report_data(spec: TaskSpec, night: date | str | None = None) -> ReportD
             nightly=queries.nightly_bucket_counts(con, tv, until=night),
             trend=queries.calibration_trend(con, tv),
             champion_method=queries.champion_method(con, tv),
+            health=queries.health_checks(con, spec.name),
         )
 
 
