@@ -1,5 +1,6 @@
-"""Prefect deployments for one task: nightly scoring on a cron schedule, and
-recalibration on a weekly schedule plus a trigger on the label-import event.
+"""Prefect deployments for one task: nightly scoring on a cron schedule,
+recalibration on a weekly schedule plus a trigger on the label-import event, and
+fine-tuning on demand (no schedule: `prefect deployment run calscore-finetune/finetune-<task>`).
 
     calscore serve --task infra/tasks/demo.toml      # serves both, in this process
 """
@@ -14,6 +15,7 @@ from prefect.runner import Runner
 from prefect.events import DeploymentEventTrigger
 
 from calscore.flows.events import LABELS_IMPORTED, resource_id
+from calscore.flows.finetune import finetune
 from calscore.flows.labels import recalibration_deployment_name
 from calscore.flows.nightly import nightly_scoring
 from calscore.flows.recalibration import recalibration
@@ -45,7 +47,12 @@ def deployments(task_path: str, nightly_cron: str = NIGHTLY_CRON, recalibration_
         ],
         description=f"Refit the calibrator of {spec.name} when enough labels arrive.",
     )
-    return [nightly, recalibrate]
+    # A person starts it (a new adapter is a new task version to review, not a nightly chore).
+    tune = finetune.to_deployment(
+        name=f"finetune-{spec.name}", parameters=params,
+        description=f"Train a LoRA adapter on the labels of {spec.name} and compare it with the base model.",
+    )
+    return [nightly, recalibrate, tune]
 
 
 async def _serve_until_signalled(runner: Runner) -> None:

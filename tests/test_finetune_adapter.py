@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune_fixtures import train_tiny, write_tiny_adapter, yes_no_rows
+from finetune_fixtures import one_torch_thread, train_tiny, write_tiny_adapter, yes_no_rows
 from tiny_models import build_tiny_model, tiny_spec, write_tiny_task
 
 from calscore.jobs.finetune.task_file import tuned_spec, write_task_file
@@ -17,6 +17,12 @@ from calscore.jobs.scoring.fingerprint import ADAPTER_MANIFEST, AdapterError, re
 from calscore.jobs.scoring.model_loading import LoadedModel, load_model
 from calscore.jobs.scoring.registry import backend_for
 from calscore.jobs.spec import SpecError, TaskSpec, check_resources, load_spec
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,14 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from calscore.jobs.finetune.errors import FinetuneError
 from calscore.jobs.finetune.objective import FirstTokenObjective
 from calscore.jobs.scoring.engine.attention import use_cpu_gqa_attention
 from calscore.jobs.scoring.model_loading import LoadedModel
 from calscore.jobs.scoring.prompting import PromptSpec
 
 
-class TrainingError(ValueError):
+class TrainingError(FinetuneError):
     """Training cannot start with these rows or settings."""
 
 
