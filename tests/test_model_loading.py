@@ -75,3 +75,25 @@ def test_hub_id_without_network_fails_fast_and_says_what_to_do(monkeypatch, tmp_
         assert "SmolLM2-360M-Instruct@main" in message
         assert "[model] path" in message
         assert ("HF_HUB_OFFLINE" in message) == (offline == "1")
+
+
+def test_a_model_sharded_over_memory_and_disk_scores_like_the_whole_model(tmp_path, monkeypatch):
+    """`[model] max_memory` shards with accelerate: on this CPU-only machine a tiny model gets 300 KB of
+    memory, so some layers live on the CPU and the rest wait on disk; the scores are the whole model's."""
+    import numpy as np
+
+    from calscore.jobs.scoring.engine.first_token import FirstTokenScorer
+    from tiny_models import build_tiny_model, tiny_spec
+
+    monkeypatch.setenv("CALSCORE_CACHE", str(tmp_path / "cache"))
+    folder = build_tiny_model(tmp_path / "llama", arch="llama", seed=2)
+    spec = tiny_spec(folder)
+    sharded_ref = ModelRef(path=folder, device="cpu", max_memory={"cpu": "300KB"})
+    sharded = load_model(sharded_ref)
+    assert {"cpu", "disk"} <= set(sharded.model.hf_device_map.values()), sharded.model.hf_device_map
+    texts = ["a warm, funny film", "the jokes fall flat", "Yes", "sports business science " * 5]
+    whole = FirstTokenScorer(load_model(ModelRef(path=folder, device="cpu")), spec.prompt, spec.labels).score(texts)
+    parts = FirstTokenScorer(sharded, spec.prompt, spec.labels).score(texts)
+    a = np.array(whole["label_logprobs"].to_pylist())
+    b = np.array(parts["label_logprobs"].to_pylist())
+    assert np.abs(a - b).max() <= 1e-5

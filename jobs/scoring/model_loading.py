@@ -21,6 +21,7 @@ float32, which changes far fewer predictions than a model cast to bfloat16.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -146,6 +147,24 @@ def apply_adapter(model, ref: ModelRef, *, merge: bool = True):
     return peft_model.merge_and_unload() if merge else peft_model.get_base_model()
 
 
+def _max_memory(limits: dict[str, str]) -> dict:
+    """accelerate's keys: a GPU index as an int, 'cpu' and 'mps' as they are."""
+    return {int(k.removeprefix("cuda:")) if k.startswith("cuda:") or k.isdigit() else k: v for k, v in limits.items()}
+
+
+def _offload_folder(ref: ModelRef) -> Path:
+    """Where weights that fit no device wait on disk: per model, in calscore's cache."""
+    from calscore.jobs.scoring.embedded_model import cache_root
+
+    return cache_root() / "offload" / hashlib.sha256(ref.describe().encode()).hexdigest()[:16]
+
+
+def _input_device(model) -> str:
+    """Where a sharded model takes its inputs: its embedding's device (the CPU when that waits on disk)."""
+    device = model.get_input_embeddings().weight.device
+    return "cpu" if device.type == "meta" else str(device)
+
+
 def load_model(ref: ModelRef, *, dtype_override: str | None = None, merge_adapter: bool = True) -> LoadedModel:
     """Load the model and tokenizer a task spec names; raise ModelLoadError with a fix on failure.
 
@@ -177,13 +196,18 @@ def load_model(ref: ModelRef, *, dtype_override: str | None = None, merge_adapte
         "dtype": getattr(torch, weights),
         "attn_implementation": "sdpa",
     }
+    if ref.max_memory:  # sharded over devices (and disk) by accelerate, not moved to one device
+        kwargs.update(device_map="auto", max_memory=_max_memory(ref.max_memory), offload_folder=str(_offload_folder(ref)))
     try:
         model = _from_pretrained(AutoModelForCausalLM, name, kwargs, "weights", ref)
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load the model {ref.describe()}: {exc}") from exc
-    model.to(device)
+    if ref.max_memory:
+        device = _input_device(model)
+    else:
+        model.to(device)
     if ref.adapter is not None:
         model = apply_adapter(model, ref, merge=merge_adapter)
     model.eval()

@@ -23,6 +23,9 @@ class ModelRef(StrictModel):
     device: str = "auto"
     # A LoRA adapter folder written by `calscore finetune` (safetensors + manifest), applied on load.
     adapter: Path | None = None
+    # A model larger than one accelerator: memory per device ("cuda:0" = "20GiB", ..., "cpu" = "64GiB");
+    # the model is then sharded over them by accelerate (device_map = "auto"), the rest offloaded to disk.
+    max_memory: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelRef":
@@ -33,7 +36,18 @@ class ModelRef(StrictModel):
             raise ValueError("a hub_id needs a pinned revision (commit sha or tag), so task_version is stable")
         if self.revision is not None and self.hub_id is None:
             raise ValueError("revision only applies to hub_id")
+        if self.max_memory is not None and self.adapter is not None:
+            raise ValueError("max_memory (sharding) and adapter cannot be combined yet: merge the adapter into a folder")
         return self
+
+    @field_validator("max_memory")
+    @classmethod
+    def _max_memory(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None:
+            bad = [k for k in v if not re.fullmatch(r"cpu|cuda:\d+|mps|\d+", k)]
+            if bad or not v:
+                raise ValueError(f"max_memory keys are devices (cpu, cuda:N, mps), got {bad or 'none'}")
+        return v
 
     @field_validator("adapter")
     @classmethod
