@@ -51,6 +51,15 @@ class AnswerParser:
                     raise ScorerError(f"variant {variant!r} of {label!r} and a variant of "
                                       f"{self.labels[self.words[word]]!r} both start with the word {word!r}")
 
+    def settled(self, text: str) -> bool:
+        """True once more text cannot change how an answer parses: its first word is complete, or it
+        starts a word no variant starts with (off-format whatever follows). Lets a sampler stop early."""
+        match = _WORD.search(text)
+        if match is None:
+            return False
+        word = match.group(0).casefold()
+        return match.end() < len(text) or not any(w.startswith(word) for w in self.words)
+
     def counts(self, answers: Sequence[str]) -> np.ndarray:
         """(K,) answers per label; unparseable answers count for none."""
         out = np.zeros(len(self.labels))

@@ -10,8 +10,9 @@
 
 Sampling is ancestral and exact, with identical prefixes merged: the prompt's keys and
 values are computed once, the N draws are split among the sampled tokens by one
-multinomial draw, and only distinct continuations are extended (until their first
-word is complete, an end-of-text token, or `max_tokens`). N samples cost a
+multinomial draw, and only distinct continuations are extended, and only while more
+tokens could change how the answer parses (its first word unfinished and still the start
+of a variant), up to an end-of-text token or `max_tokens`. N samples cost a
 handful of forward passes instead of N generations, and their answers are distributed
 exactly as N independent `generate(do_sample=True, top_k=0, top_p=1)` calls.
 """
@@ -23,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from calscore.jobs.scoring.backends.combined import CombinedScorer
-from calscore.jobs.scoring.backends.consistency import ConsistencyScorer, first_word
+from calscore.jobs.scoring.backends.consistency import AnswerParser, ConsistencyScorer
 from calscore.jobs.scoring.backends.transformers import TRANSFORMERS
 from calscore.jobs.scoring.engine.prefix_cache import SharedPrefix
 from calscore.jobs.scoring.errors import ScorerError
@@ -51,20 +52,13 @@ class LocalSamplingConfig(ModelRef):
                 "smoothing": self.smoothing, "seed": self.seed}
 
 
-def _word_done(text: str) -> bool:
-    """True once the text's first word is followed by something else (more tokens cannot change it)."""
-    word = first_word(text)
-    if word is None:
-        return False
-    stripped = text.lstrip()
-    return len(stripped) > len(word) and not stripped[len(word)].isalnum()
-
-
 class LocalSampler:
     """N sampled answers per row from a loaded causal LM (see the module docstring)."""
 
-    def __init__(self, loaded, prompt: PromptSpec, temperature: float, max_tokens: int, seed: int):
+    def __init__(self, loaded, prompt: PromptSpec, temperature: float, max_tokens: int, seed: int,
+                 parser: AnswerParser):
         self.loaded = loaded
+        self.parser = parser
         self.builder = PromptBuilder(loaded.tokenizer, prompt)
         self.temperature, self.max_tokens, self.seed = float(temperature), int(max_tokens), int(seed)
         # where generate() would stop: the generation config's end tokens and the tokenizer's
@@ -108,7 +102,8 @@ class LocalSampler:
                 draws = torch.multinomial(row, live[prefix], replacement=True, generator=generator)
                 for token, count in zip(*np.unique(draws.numpy(), return_counts=True)):
                     seq = prefix + (int(token),)
-                    finished = int(token) in self.eos or _word_done(tok.decode(list(seq), skip_special_tokens=True))
+                    text = tok.decode(list(seq), skip_special_tokens=True)
+                    finished = int(token) in self.eos or self.parser.settled(text)
                     target = done if finished else grown
                     target[seq] = target.get(seq, 0) + int(count)
             live = grown
@@ -142,7 +137,8 @@ class LocalSamplingBackend:
 
         loaded = load_model(config)
         parts = self.version_parts(config)
-        sampler = LocalSampler(loaded, prompt, config.temperature, config.max_tokens, config.seed)
+        sampler = LocalSampler(loaded, prompt, config.temperature, config.max_tokens, config.seed,
+                               AnswerParser(labels))
         consistency = ConsistencyScorer(sampler, labels, config.samples, config.smoothing, parts)
         if config.method == "consistency":
             return consistency
