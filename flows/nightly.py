@@ -112,7 +112,7 @@ def score_batches(task_path: str, run_id: str, keys: list[list[str]], calibrator
         started = time.perf_counter()
         written = write_batch_task(task_path, result, run_id, ref.key)
         outcome["done"].append({**written, "batch": ref.key, "seconds": staged.seconds, "worker": staged.worker,
-                                "write_seconds": round(time.perf_counter() - started, 3)})
+                                "usage": staged.usage, "write_seconds": round(time.perf_counter() - started, 3)})
         logger.info("batch %s: %d scored, %d quarantined", ref.key, written["rows_scored"], written["rows_quarantined"])
     return outcome
 
@@ -143,6 +143,8 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
                     summary["rows_quarantined"] += done["rows_quarantined"]
                     summary["seconds_scoring"] += done["seconds"]
                     summary["seconds_writing"] = summary.get("seconds_writing", 0.0) + done["write_seconds"]
+                    for key, value in done["usage"].items():  # endpoint requests and tokens paid this run
+                        summary.setdefault("usage", {})[key] = summary.get("usage", {}).get(key, 0) + value
                 summary["workers"] = sorted({json.dumps(d["worker"], sort_keys=True) for d in outcome["done"]})
                 summary["done"] = outcome["done"]
     except BaseException as exc:

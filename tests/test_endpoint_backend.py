@@ -176,3 +176,18 @@ def test_a_server_killed_mid_batch_then_restarted_the_rerun_writes_every_row_onc
         assert con.sql("SELECT count(*), count(DISTINCT row_id) FROM predictions").fetchall() == [(24, 24)]
     finally:
         srv.stop()
+
+
+def test_a_batch_records_what_the_endpoint_cost(server, tmp_path, monkeypatch):
+    """Requests and tokens paid while scoring a batch travel in its staged manifest to the run's summary."""
+    from calscore.jobs.batches.files import discover
+    from calscore.jobs.batches.stage import get_scorer, score_batch
+
+    monkeypatch.setenv("CALSCORE_CACHE", str(tmp_path / "cache"))
+    spec = load_spec(endpoint_task(tmp_path, server.base_url))
+    write_batch(tmp_path, "night1", 4)
+    [ref] = discover(spec.input)
+    staged = score_batch(spec, ref, "run-1", get_scorer(spec), None)
+    assert staged.usage["requests"] == 4 and staged.usage["prompt_tokens"] > 0
+    again = score_batch(spec, ref, "run-2", get_scorer(spec), None, stage_root=str(tmp_path / "other-staging"))
+    assert again.usage["requests"] == 0 and again.usage["cache_hits"] == 4  # a re-run pays nothing

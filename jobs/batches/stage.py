@@ -154,6 +154,18 @@ def _stage_part(spec: TaskSpec, ref: BatchRef, run_id: str, scorer: Scorer, appl
     return counts
 
 
+def _usage(scorer: Scorer) -> dict:
+    """What an endpoint scorer has paid so far (requests, tokens, ...); nothing for local models."""
+    usage = getattr(scorer, "usage", None)
+    return dict(usage()) if callable(usage) else {}
+
+
+def _usage_since(scorer: Scorer, before: dict) -> dict:
+    """The part of the scorer's usage this batch caused (numbers only)."""
+    now = _usage(scorer)
+    return {k: v - before.get(k, 0) for k, v in now.items() if isinstance(v, (int, float))}
+
+
 def score_batch(
     spec: TaskSpec,
     ref: BatchRef,
@@ -182,6 +194,7 @@ def score_batch(
     staged = StagedBatch(ref.key, ref.content_hash, spec.task_version, run_id, folder, [], 0, 0, 0, 0.0,
                          {"host": socket.gethostname(), "pid": os.getpid(), **(worker or {})})
     totals = {"rows_in": 0, "rows_scored": 0, "rows_quarantined": 0}
+    usage_before = _usage(scorer)
     seen: set[str] = set()  # ids met in earlier parts (rebuilt from the input when a part is reused)
     total = row_count(ref)
     for index, (offset, chunk) in enumerate(iter_chunks(ref, CHUNK_ROWS)):
@@ -196,6 +209,7 @@ def score_batch(
         totals = {k: totals[k] + counts[k] for k in totals}  # per-part worker info stays in the part file
         if on_chunk:
             on_chunk(totals["rows_in"], total)
-    staged = replace(staged, seconds=round(time.perf_counter() - started, 3), **totals)
+    staged = replace(staged, seconds=round(time.perf_counter() - started, 3), usage=_usage_since(scorer, usage_before),
+                     **totals)
     staged.write_manifest()
     return staged

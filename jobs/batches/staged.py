@@ -36,6 +36,7 @@ class StagedBatch:
     rows_quarantined: int
     seconds: float
     worker: dict = field(default_factory=dict)  # who scored it: host, pid (and the Ray node when there is one)
+    usage: dict = field(default_factory=dict)  # what an endpoint cost for this batch: requests, tokens, ...
 
     @property
     def manifest(self) -> str:

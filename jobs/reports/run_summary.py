@@ -27,6 +27,8 @@ def _facts(spec: TaskSpec, summary: dict) -> list[str]:
         f"batches written: {summary['batches_done']}, failed: {len(summary['batches_failed'])}",
         f"rows scored: {summary['rows_scored']}, quarantined: {summary['rows_quarantined']}",
         f"throughput: {rate:.1f} rows/s over {seconds:.1f} s of scoring",
+        *(["endpoint usage: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["usage"].items()))]
+          if summary.get("usage") else []),
     ]
 
 
