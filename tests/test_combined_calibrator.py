@@ -79,3 +79,31 @@ def test_stored_agreement_reads_the_warehouse_columns():
     assert stored_agreement(pa.nulls(2, agreement.type), pa.nulls(2, pa.int32()), LABELS, 0.5) is None
     with pytest.raises(ValueError, match="mixed"):
         stored_agreement(pa.array([agreement[0].as_py(), None], agreement.type), samples, LABELS, 0.5)
+
+
+def test_recalibration_compares_each_signal_with_both_on_a_combined_task(tmp_path, tiny_model):
+    """A `combined` task (local sampling, tiny model): the recalibration report holds the held-out comparison."""
+    import pyarrow as pa
+
+    from calscore.jobs.batches.files import discover
+    from calscore.jobs.batches.stage import get_scorer, score_batch
+    from calscore.jobs.calibrators.recalibrate import run_recalibration
+    from calscore.jobs.labels.importing import import_labels
+    from calscore.jobs.spec import load_spec
+    from calscore.jobs.warehouse.runs import start_run
+    from calscore.jobs.warehouse.writer import write_staged
+    from flow_fixtures import task_toml, write_batch
+
+    task = task_toml(tmp_path, tiny_model, min_labels=20)
+    task.write_text(task.read_text().replace('backend = "transformers"', 'backend = "transformers_sampling"\n'
+                                             'method = "combined"\nsamples = 4\nmax_tokens = 2'))
+    spec = load_spec(task)
+    _, truth = write_batch(tmp_path, "n1", 40)
+    [ref] = discover(spec.input)
+    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
+    write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
+    import_labels(spec, pa.table({"id": list(truth), "label": list(truth.values())}), "test")
+    result = run_recalibration(spec)
+    assert set(result["signals"]) == {"logprobs", "agreement", "combined"}
+    assert all(r["n"] == 40 for r in result["signals"].values())
+    assert "| combined | 40 |" in result["markdown"] and "| agreement | 40 |" in result["markdown"]

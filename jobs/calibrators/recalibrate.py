@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from calscore.calibration_store import load_document, metrics
 from calscore.calibration_store.apply import logprob_matrix
+from calscore.calibration_store.combined import compare_signals, signal_comparison_markdown, stored_agreement
 from calscore.calibration_store import promotion
 from calscore.calibration_store.promotion import record_decision
 from calscore.calibration_store.store import champion
@@ -41,6 +42,7 @@ class LabeledRows:
     weights: np.ndarray  # 1 / inclusion probability (1 when unknown)
     imported_at: np.ndarray
     segments: np.ndarray
+    agreement: np.ndarray  # (n, K) smoothed agreement log-probabilities of sampling methods; (n, 0) otherwise
 
     def __len__(self) -> int:
         return len(self.y)
@@ -52,6 +54,14 @@ class LabeledRows:
 # Reading the labels' raw scores joins them to every prediction; DuckDB would keep what it scanned cached (up to
 # 80% of RAM), so the read session is capped, as a report's is: what it returns is bounded by the labels.
 READ_MEMORY_LIMIT = "256MB"
+
+
+def _agreement(spec: TaskSpec, table: pa.Table) -> np.ndarray:
+    """The sampled-agreement signal of a `combined` task's rows (empty for every other method)."""
+    if getattr(spec.model, "method", None) != "combined" or table.num_rows == 0:
+        return np.zeros((table.num_rows, 0))
+    found = stored_agreement(table["agreement"], table["samples"], spec.label_names, spec.model.smoothing)
+    return np.zeros((table.num_rows, 0)) if found is None else found
 
 
 def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
@@ -73,6 +83,7 @@ def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
         weights=1.0 / np.where(inclusion > 0, inclusion, 1.0),  # unknown inclusion probability: weight 1
         imported_at=table["imported_at"].to_numpy(),
         segments=table["segment"].to_numpy(zero_copy_only=False),
+        agreement=_agreement(spec, table),
     )
 
 
@@ -207,6 +218,9 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     summary = {"decision": decision.reason, "promoted": decision.promote, "version": version,
                "champion": winner_version, "n_labels": len(rows), "n_holdout": decision.n_holdout,
                "reapplied": reapplied, "diagram": None}
+    if rows.agreement.shape[1]:  # `combined`: each signal alone against both, cross-fitted on the same labels
+        summary["signals"] = compare_signals(spec.label_names, rows.logprobs, rows.agreement, rows.y, rows.weights,
+                                             folds=policy.folds)
     if decision.challenger_metrics is None:
         return summary  # nothing was compared: no snapshot
     hold = rows.take(decision.holdout_index)
@@ -251,4 +265,7 @@ def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
         lines.append(f"\nre-applied the new champion to {result['reapplied']} recent predictions (decisions table)")
     if result.get("diagram"):
         lines.append(f"\nreliability diagram: {result['diagram']}")
+    if result.get("signals"):
+        lines += ["", "signals, cross-fitted on every label (each row predicted by maps fitted on the other folds):", "",
+                  signal_comparison_markdown(result["signals"])]
     return "\n".join(lines) + "\n"
