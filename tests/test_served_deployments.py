@@ -95,7 +95,8 @@ def test_schedule_scores_and_label_import_triggers_recalibration(tmp_path, tiny_
         # no manual call: the interval schedule alone must score the batch
         _wait(lambda: (tmp_path / "w.duckdb").exists() and _count(tmp_path, "SELECT count(*) FROM predictions") == 160,
               "a scheduled scoring run", [serve])
-        assert _flow_runs(env, "nightly-tiny", "COMPLETED")
+        # the rows are committed before the flow run reports its final state: wait for that too
+        _wait(lambda: _flow_runs(env, "nightly-tiny", "COMPLETED"), "the scheduled run's Completed state", [serve])
 
         pq.write_table(pa.table({"id": list(truth)[:140], "label": list(truth.values())[:140]}), tmp_path / "l.parquet")
         imported = subprocess.run([sys.executable, "-m", "calscore.cli", "labels", "import", "--task", str(task),
