@@ -1,9 +1,10 @@
-"""Calibration metrics: accuracy, top-label ECE / MCE, NLL, Brier, AUROC, reliability bins.
+"""Calibration metrics: accuracy, top-label ECE / MCE, smooth and debiased ECE, NLL, Brier, AUROC, reliability bins.
 
 Accuracy, NLL, Brier and AUROC are scikit-learn's (accuracy_score, log_loss,
 brier_score_loss, roc_auc_score) behind this module's input checks; the binned
-figures (reliability bins, ECE, MCE and the ECE's bootstrap interval) are
-computed here, weighted, as scikit-learn has no such metrics.
+figures (reliability bins, ECE, MCE and the ECE's bootstrap interval), the
+smooth ECE and the debiased ECE are computed here, weighted, as scikit-learn
+has no such metrics.
 
 Conventions (all functions take optional per-row `weights`, e.g. inverse
 inclusion probabilities of an audit sample, and then estimate the figure for
@@ -19,6 +20,12 @@ the whole population the labeled rows were drawn from):
   rows are reported and counted.
 - ECE = sum_b (W_b / W) * |accuracy_b - confidence_b|;
   MCE = max_b |accuracy_b - confidence_b|  (W_b = weight in bin b).
+- smooth ECE (Blasiok & Nakkiran 2023) of the top-label confidence: binning
+  replaced by Gaussian kernel smoothing, its width chosen from the data; the
+  same figure as the authors' relplot package (smECE). Binned ECE on a few
+  hundred rows is mostly binning noise; the smooth ECE much less so.
+- debiased ECE (Kumar, Liang & Ma 2019): the l2 binned error on equal-mass
+  bins with each bin's label-noise bias subtracted.
 - NLL = mean of -log p(y), the true label's probability in the full label
   distribution, with p(y) floored at machine epsilon (as scikit-learn's
   log_loss clips). For two labels it is the usual binary log loss.
@@ -32,14 +39,23 @@ the whole population the labeled rows were drawn from):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from scipy.fft import next_fast_len
 from scipy.special import softmax
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
-from calscore.calibration_store.validation import check_confidence, check_logprobs, check_probs, check_targets, check_weights
+from calscore.calibration_store.validation import (
+    check_confidence,
+    check_logprobs,
+    check_probs,
+    check_targets,
+    check_weights,
+    normalised_weights,
+)
 
 DEFAULT_N_BINS = 15
 STRATEGIES = ("uniform", "quantile")
@@ -227,27 +243,170 @@ def ece_bootstrap_ci(
     shows how much the figure moves with the sample, not an unbiased range.
     """
     p, t, w = _checked(probs, y, weights)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
-        raise ValueError(f"n_boot must be an integer >= 10, got {n_boot!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    _check_bootstrap(n_boot, level)
     c, k = _top_label(p, t)
     edges = bin_edges(c, n_bins, "uniform")
     ids = assign_bins(c, edges)
     nb = edges.shape[0] - 1
     gap = w * (k - c)
-    rng = np.random.default_rng(seed)
-    n = c.shape[0]
-    values = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, n, size=n)
+
+    def resampled_ece(idx: np.ndarray) -> float:
         total = w[idx].sum()
-        if total <= 0:
-            values[i] = 0.0
-            continue
-        values[i] = np.abs(np.bincount(ids[idx], weights=gap[idx], minlength=nb)).sum() / total
+        return np.abs(np.bincount(ids[idx], weights=gap[idx], minlength=nb)).sum() / total if total > 0 else 0.0
+
+    return _bootstrap_interval(resampled_ece, c.shape[0], n_boot, level, seed)
+
+
+def _check_bootstrap(n_boot: Any, level: Any) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
+        raise ValueError(f"n_boot must be an integer >= 10, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+
+
+def _bootstrap_interval(
+    statistic: Callable[[np.ndarray], float], n: int, n_boot: int, level: float, seed: int
+) -> tuple[float, float]:
+    """Percentile bootstrap: the (1 - level) / 2 quantiles of `statistic` over n_boot resamples of the n row indices."""
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(n_boot)])
     low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(low), float(high)
+
+
+# --- smooth ECE (Blasiok & Nakkiran 2023) and debiased ECE (Kumar et al. 2019) ---------------
+#
+# smECE follows relplot 1.0.3 (the authors' package; relplot.metrics.smECE with its default
+# ReflectedGaussianKernel) step by step, so the figures agree with it to rounding; tests/test_smooth_ece.py
+# checks that. The only departures: weights (relplot has none), and FFT instead of direct convolution.
+
+_SMECE_MIN_SIGMA = 1e-3  # relplot smECE(eps=0.001): a narrower kernel counts as too narrow
+_SMECE_STEPS = 10  # relplot search_param(refine=10): bisection steps for sigma
+_SMECE_MESH = 200  # relplot config.smECE_mesh_pts: points the error is averaged over, at least
+_SMECE_DENSITY_FLOOR = 1e-4  # relplot BaseKernelMixin.smooth(eps): keeps empty regions from dividing by 0
+
+
+class _KernelSmoother:
+    """Per-row values of data points at c, spread onto a grid on [0, 1] and smoothed with a Gaussian kernel
+    reflected at 0 and 1 (relplot GaussianKernel.apply with ReflectedGaussianKernel.convolve), any bandwidth.
+
+    The grid's size depends on sigma only below 0.01; its spectrum is kept per size, so each bandwidth the
+    search tries costs one kernel transform and one inverse FFT.
+    """
+
+    def __init__(self, c: np.ndarray, values: np.ndarray) -> None:
+        self.c, self.values = c, values
+        self._spectra: dict[int, tuple[int, np.ndarray]] = {}
+
+    def _spectrum(self, m: int) -> tuple[int, np.ndarray]:
+        if m not in self._spectra:
+            # each point split linearly between its two neighbouring grid points (relplot smooth_round_to_grid)
+            pos = self.c * (m - 1)
+            i = np.clip(pos.astype(np.int64), 0, m - 2)
+            frac = pos - i
+            on_grid = np.stack([np.bincount(i, weights=(1 - frac) * v, minlength=m)
+                                + np.bincount(i + 1, weights=frac * v, minlength=m) for v in self.values])
+            mirrored = on_grid[:, ::-1]  # reflected once each side, the edge point not repeated
+            extended = np.concatenate([mirrored[:, :-1], on_grid, mirrored[:, 1:]], axis=1)
+            size = next_fast_len(extended.shape[1])  # circular wrap-around only reaches outputs left unused
+            self._spectra[m] = size, np.fft.rfft(extended, size, axis=1)
+        return self._spectra[m]
+
+    def smooth(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        """(grid, smoothed values on it), one row per row of values."""
+        m = max(2000, round(20 / sigma)) // 2 + 1
+        size, spectrum = self._spectrum(m)
+        grid = np.linspace(0.0, 1.0, m)
+        kernel = np.exp(-((grid - 0.5) ** 2) / (2 * sigma**2)) / (np.sqrt(2 * np.pi) * sigma)  # cut at +-1/2
+        full = np.fft.irfft(spectrum * np.fft.rfft(kernel, size), size, axis=1)
+        start = m - 1 + m // 2  # np.convolve(extended, kernel, "valid")[m // 2: m // 2 + m], as relplot
+        return grid, full[:, start: start + m]
+
+
+def _smece_at(smoother: _KernelSmoother, sigma: float) -> float:
+    """smECE_sigma: the density-weighted mean |kernel-smoothed residual| (relplot metrics.smooth_ece)."""
+    grid, (res, dens) = smoother.smooth(sigma)
+    t = np.linspace(0.0, 1.0, max(round(10 / sigma), _SMECE_MESH))
+    density = np.interp(t, grid, dens) + _SMECE_DENSITY_FLOOR
+    # sum |res / density| * density / sum density
+    return float(np.abs(np.interp(t, grid, res)).sum() / density.sum())
+
+
+def _smece(c: np.ndarray, k: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """(smECE, sigma) of confidences c for outcomes k; sigma is the fixed point smECE_sigma = sigma.
+
+    sigma is found by bisection on [0, 1] as relplot's search_param does: 10 halvings, keeping the
+    upper end (the smallest sigma seen with smECE_sigma <= sigma); sigma < 0.001 counts as below.
+    """
+    total = w.sum()
+    if total <= 0:
+        return 0.0, 1.0
+    w = normalised_weights(w, c.shape[0])  # mean 1: unit weights are relplot's, the density floor keeps its scale
+    smoother = _KernelSmoother(c, np.stack([w * (c - k), w]))
+    hi, lo = 1.0, 0.0  # smECE_sigma <= sigma at hi; smECE_sigma > sigma (or sigma < 0.001) at lo
+    if _smece_at(smoother, hi) <= hi:  # else sigma = 1, as relplot (smECE_1 > 1 cannot happen for c in [0, 1])
+        for _ in range(_SMECE_STEPS):
+            mid = (hi + lo) / 2
+            if mid < _SMECE_MIN_SIGMA or mid < _smece_at(smoother, mid):
+                lo = mid
+            else:
+                hi = mid
+    return _smece_at(smoother, hi), hi
+
+
+def smooth_ece(probs: Any, y: Any, weights: Any = None) -> float:
+    """Top-label smooth ECE (Blasiok & Nakkiran 2023, "Smooth ECE: principled reliability diagrams via kernel
+    smoothing"), computed as relplot 1.0.3's smECE on (confidence, correct).
+
+    The residuals confidence - correct are smoothed with a Gaussian kernel of width sigma (reflected at 0 and
+    1), and smECE_sigma is their mean absolute value under the kernel density of the confidences; sigma is
+    the fixed point smECE_sigma = sigma, found by bisection. No bins, so no binning noise: on a few hundred
+    rows it moves far less with the sample than the binned ECE. Weights scale each row's share of the
+    smoothing (relplot has none; integer weights give the figure of the repeated rows).
+    """
+    p, t, w = _checked(probs, y, weights)
+    return _smece(*_top_label(p, t), w)[0]
+
+
+def smece_bootstrap_ci(
+    probs: Any, y: Any, weights: Any = None, n_boot: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for smooth_ece (rows resampled with replacement, weights kept;
+    sigma chosen again in every resample)."""
+    p, t, w = _checked(probs, y, weights)
+    _check_bootstrap(n_boot, level)
+    c, k = _top_label(p, t)
+    return _bootstrap_interval(lambda idx: _smece(c[idx], k[idx], w[idx])[0], c.shape[0], n_boot, level, seed)
+
+
+def debiased_ece(
+    probs: Any, y: Any, n_bins: int = DEFAULT_N_BINS, weights: Any = None, squared: bool = False
+) -> float:
+    """Top-label debiased l2 calibration error (Kumar, Liang & Ma 2019, "Verified Uncertainty Calibration").
+
+    The variant: equal-mass bins (the quantile bins of ece_equal_mass), and in each bin the unbiased
+    estimate of the squared gap, (confidence_b - accuracy_b)^2 - accuracy_b (1 - accuracy_b) / (n_b - 1):
+    the plug-in square less the variance the labels' noise adds to it, as `unbiased_l2_ce` in the authors'
+    package (uncertainty-calibration) computes it; that package puts bin edges midway between neighbouring
+    confidences, here they are quantiles. A bin of fewer than 2 rows adds 0. The bins' sum, weighted by
+    W_b / W, is clipped at 0 and square-rooted: an l2 error, so compare it with l2 figures, not with the
+    (l1) ECE. squared=True returns the sum itself, an unbiased estimate of the squared binned error, which
+    can be negative.
+
+    With weights, n_b is the bin's effective size (sum w)^2 / sum w^2, which keeps the correction unbiased.
+    """
+    p, t, w = _checked(probs, y, weights)
+    c, k = _top_label(p, t)
+    edges = bin_edges(c, n_bins, "quantile", w)
+    keep, weight, conf_sum, acc_sum, _ = _bin_stats(c, k, w, edges)
+    weight_sq = np.bincount(assign_bins(c, edges), weights=w * w, minlength=weight.shape[0])
+    n_eff = np.divide(weight**2, weight_sq, out=np.zeros_like(weight), where=keep)
+    keep &= n_eff > 1 + 1e-9  # unweighted: n_eff is the bin's row count, so at least 2 rows
+    wb, n_eff = weight[keep], n_eff[keep]
+    conf, acc = conf_sum[keep] / wb, acc_sum[keep] / wb
+    square = (conf - acc) ** 2 - acc * (1 - acc) / (n_eff - 1)
+    total = float(wb @ square / w.sum())
+    return total if squared else float(np.sqrt(max(total, 0.0)))
 
 
 def reliability_report(
@@ -264,6 +423,8 @@ def reliability_report(
     ece_w, mce_w = calibration_errors(conf, correct, n_bins, "uniform", w)
     ece_m, _ = calibration_errors(conf, correct, n_bins, "quantile", w)
     low, high = ece_bootstrap_ci(p, t, w, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    smece, sigma = _smece(conf, correct, w)
+    sm_low, sm_high = smece_bootstrap_ci(p, t, w, n_boot=n_boot, seed=seed)
     return {
         "n": int(p.shape[0]),
         "weighted": weights is not None,
@@ -274,6 +435,11 @@ def reliability_report(
         "ece_ci_low": low,
         "ece_ci_high": high,
         "mce": mce_w,
+        "smece": smece,
+        "smece_ci_low": sm_low,
+        "smece_ci_high": sm_high,
+        "smece_sigma": sigma,
+        "debiased_ece": debiased_ece(p, t, n_bins, w),
         "nll": nll(p, t, w),
         "brier": brier(p, t, w),
         "auroc": auroc_from_confidence(conf, correct, w),
