@@ -17,7 +17,12 @@ from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
 from calscore.jobs.reports.queries import load_labeled_scores, load_rows, report_connection
 from calscore.jobs.reports.reliability_diagram import reliability_diagram
 from calscore.jobs.reports.segments import segment_chart, segment_stats
-from calscore.jobs.reports.thresholds import threshold_chart, threshold_table, thresholds_text
+from calscore.jobs.reports.thresholds import (
+    choose_threshold,
+    threshold_chart,
+    threshold_table,
+    thresholds_text,
+)
 from calscore.jobs.warehouse.connection import writer
 from report_fixtures import fill_report_warehouse
 
@@ -149,8 +154,8 @@ def test_threshold_analysis(filled, loaded, tmp_path):
     out = threshold_chart(table, tmp_path / "thresholds.png", target=0.85)
     assert out["path"].read_bytes()[:8] == PNG_MAGIC
     ok = r["bucket_reason"] != "off_format"
-    expected_choice = None
-    for row in out["thresholds"]:
+    expected_choice, scanning = None, False
+    for row in reversed(out["thresholds"]):  # fixed-sequence test from the highest threshold down
         above = ok & (r["decision_confidence"] >= row["threshold"])
         audit = above & r["is_audit_label"]
         w = r["label_weight"][audit]
@@ -159,7 +164,11 @@ def test_threshold_analysis(filled, loaded, tmp_path):
         low = 0.0 if k == 0 else beta.ppf(0.05, k, n - k + 1)
         assert row["rows"] == int(above.sum()) and row["audit_labels"] == int(audit.sum())
         assert row["accuracy"] == pytest.approx(p) and row["lower_bound"] == pytest.approx(low)
-        if expected_choice is None and low >= 0.85:
+        scanning = scanning or 0.05 ** (1 / n) >= 0.85  # starts where every label right would pass
+        if scanning and low < 0.85:
+            assert out["stopped"] is row
+            break
+        if scanning:
             expected_choice = row["threshold"]
     assert expected_choice is not None and out["chosen"]["threshold"] == expected_choice
 
@@ -170,10 +179,11 @@ def test_thresholds_text(filled, loaded):
     text = thresholds_text(spec, 0.85)
     table = threshold_table(rows.decision_confidence, ~rows.off_format, rows.is_audit_label, rows.is_correct,
                             rows.label_weight)
-    chosen = next(t for t in table if t["lower_bound"] >= 0.85)
-    assert f"reaches 85%: {chosen['threshold']:.2f}" in text
+    chosen = choose_threshold(table, 0.85)
+    assert f"threshold for 85%: {chosen['threshold']:.2f};" in text
     assert f"automates {chosen['rows']} of {filled['n_predictions']} rows" in text
-    marked = [line for line in text.splitlines() if line.endswith("<- chosen")]
+    assert "Guarantee: the chance that the chosen threshold's rows are less than 85% accurate is at most 5%" in text
+    marked = [line for line in text.splitlines() if "<- " in line and "chosen" in line.split("<- ")[1]]
     assert len(marked) == 1 and marked[0].split()[:2] == [f"{chosen['threshold']:.2f}", str(chosen["rows"])]
     assert "0.50" in text and "0.95" in text  # the table
     assert "no threshold" in thresholds_text(spec, 0.999)
@@ -320,8 +330,8 @@ def test_report_before_any_label_or_calibrator(tmp_path):
 
 def test_bucket_chart_with_a_perfect_bucket(tmp_path):
     """Accuracy exactly 1: the Wilson upper bound lands a rounding error below it (found by make demo)."""
-    from calscore.jobs.spec import DEFAULT_BUCKETS
     from calscore.jobs.reports.intervals import wilson_interval
+    from calscore.jobs.spec import DEFAULT_BUCKETS
 
     n = 25  # as in a demo run: 25 held-out labels in the auto bucket, all right
     stats = bucket_stats(DEFAULT_BUCKETS, ["auto"] * n, [True] * n, [True] * n, [1.0] * n)

@@ -29,10 +29,12 @@ def thresholds(
     target: float = typer.Option(0.90, min=0.5, max=0.999, help="Accuracy the automated rows must reach (lower 95% bound)."),
     night: str = typer.Option(None, help="Only this night's rows (YYYY-MM-DD); default all."),
 ) -> None:
-    """Pick the lowest confidence threshold whose accuracy lower bound reaches the target.
+    """Pick a confidence threshold whose accuracy reaches the target, with a 95% guarantee for the whole scan.
 
     For thresholds 0.50-0.99: rows at or above, their accuracy estimated from audit labels, and a
-    one-sided 95% Clopper-Pearson lower bound.
+    one-sided 95% Clopper-Pearson lower bound. The thresholds are tested from the highest down
+    (fixed-sequence testing, as in Learn then Test) and the first whose bound misses the target ends
+    the scan; the chosen threshold is the last that passed.
 
     Example: calscore thresholds --task infra/tasks/demo.toml --target 0.90
     """
