@@ -106,10 +106,10 @@ def test_champion_changes_only_when_the_challenger_is_better(tmp_path, tiny_mode
     decisions = q(tmp_path, "SELECT event, metrics FROM calibrator_events WHERE event IN ('promoted', 'rejected') ORDER BY event_at")
     assert len(decisions) == 2
     for event, figures in decisions:
-        challenger, baseline = json.loads(figures)["challenger"], json.loads(figures)["baseline_metrics"]
-        margin = max(0.01, (baseline["ece_ci_high"] - baseline["ece_ci_low"]) / 2)
-        better = challenger["nll"] < baseline["nll"] and challenger["ece"] <= baseline["ece"] + margin
+        comparison = json.loads(figures)["comparison"]  # the paired bootstrap's one-sided 95% bounds
+        better = comparison["nll_gain"]["low"] > 0 and comparison["ece_increase"]["low"] <= 0
         assert (event == "promoted") == better
+        assert json.loads(figures)["evaluation"] in ("time split", "cross-fit")
     champions = q(tmp_path, "SELECT count(*) FROM calibrators WHERE status = 'champion'")[0][0]
     assert champions == (1 if any(e == "promoted" for e, _ in decisions) else 0)
 

@@ -19,7 +19,15 @@ from calscore.calibration_store import (
     save_calibrator,
     set_champion,
 )
-from calscore.calibration_store.promotion import decide, promote, record_decision, rollback, verdict
+from calscore.calibration_store.promotion import (
+    Interval,
+    PairedComparison,
+    decide,
+    promote,
+    record_decision,
+    rollback,
+    verdict,
+)
 from synthetic_scores import synthetic_scores
 
 LABELS = ["positive", "negative"]
@@ -51,7 +59,8 @@ def test_first_challenger_is_compared_with_the_raw_scores_and_stored_exactly(war
     d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="platt")
     assert d.promote, d.reason
     assert d.baseline == "raw" and "raw scores" in d.reason
-    assert d.n_holdout == 120 and d.n_train == 480
+    assert d.n_holdout == 120 and d.n_train == 480 and d.evaluation == "time split" and d.folds is None
+    assert d.comparison.n == 120 and d.comparison.nll_gain.low > 0 and d.comparison.ece_increase.low <= 0
     assert np.array_equal(d.holdout_index, np.arange(480, 600))  # the newest 20%
     raw = metrics.nll(metrics.raw_probs(s.logprobs[480:]), s.y[480:])
     assert d.champion_metrics["nll"] == pytest.approx(raw)
@@ -74,7 +83,13 @@ def test_first_challenger_is_compared_with_the_raw_scores_and_stored_exactly(war
     assert [(e["event"], e["actor"]) for e in events] == [("fitted", "run-7"), ("promoted", "run-7")]
     figures = events[1]["metrics"]
     assert figures["n_holdout"] == 120 and figures["baseline"] == "raw"
+    assert figures["evaluation"] == "time split" and figures["min_holdout"] == 100
     assert figures["challenger"]["nll"] == pytest.approx(d.challenger_metrics["nll"])
+    # the paired intervals travel with the decision
+    assert figures["comparison"]["nll_gain"] == pytest.approx(d.comparison.nll_gain._asdict())
+    assert figures["comparison"]["ece_increase"] == pytest.approx(d.comparison.ece_increase._asdict())
+    assert (figures["comparison"]["n"], figures["comparison"]["n_resamples"], figures["comparison"]["seed"]) == (120, 1000, 0)
+    assert stored["heldout_metrics"]["evaluation"] == "time split"
 
 
 def test_a_worse_challenger_is_refused_and_recorded(warehouse):
@@ -86,8 +101,9 @@ def test_a_worse_challenger_is_refused_and_recorded(warehouse):
     d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="temperature", champion_document=good)
     assert not d.promote
     assert d.baseline == f"champion:{good['version']}"
-    assert "not better than the champion" in d.reason
+    assert "not significantly better than the champion" in d.reason
     assert d.challenger_metrics["nll"] > d.champion_metrics["nll"]
+    assert d.comparison.nll_gain.high < 0  # not just insignificant: worse
     with writer(warehouse) as con:
         version = record_decision(con, d, task_name="sentiment", actor="run-2")
         assert champion(con, TV)["version"] == good["version"]
@@ -107,10 +123,16 @@ def test_only_labels_newer_than_the_champion_s_fit_window_are_held_out():
     assert d.n_holdout == 100 and d.n_train == 900
     assert np.array_equal(d.holdout_index, np.arange(900, 1000))
 
+    assert d.evaluation == "time split"
+
+    # a champion that saw every label leaves no time split: both methods are cross-fitted over all labels
     seen_all = champion_doc("temperature", s, slice(0, 1000), START + timedelta(hours=999))
     d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="platt", champion_document=seen_all)
-    assert not d.promote and d.challenger is None and d.n_holdout == 0
-    assert "after the champion's fit window" in d.reason
+    assert d.evaluation == "cross-fit" and d.folds == 5 and d.n_holdout == 1000 and d.n_train == 1000
+    assert d.holdout_index.size == 0  # the stored challenger saw every label
+    assert "0 labels after the champion's fit window" in d.reason and "temperature) refitted on each fold" in d.reason
+    # the lean only Platt's bias term fixes: the cross-fitted gain over temperature scaling is significant
+    assert d.promote and d.comparison.nll_gain.low > 0, d.reason
 
 
 def test_a_challenger_needs_the_policy_s_minimum_labels(warehouse):
@@ -150,19 +172,25 @@ def test_times_may_be_datetimes_iso_strings_or_datetime64():
     iso = np.array([t.isoformat() for t in aware], dtype=object)
     naive64 = np.array([t.replace(tzinfo=None) for t in aware], dtype="datetime64[us]")
     picked = [
-        decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="temperature", min_labels=10).holdout_index
+        decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="temperature", min_labels=10,
+               min_holdout=30).holdout_index
         for times in (aware, iso, naive64)
     ]
     assert np.array_equal(picked[0], np.arange(40)) and all(np.array_equal(picked[0], p) for p in picked)
 
 
-def test_the_rule_needs_lower_nll_and_guards_ece():
-    base = {"nll": 0.40, "ece": 0.03}
-    assert verdict({"nll": 0.35, "ece": 0.035}, base, ece_tolerance=0.01)[0]
-    refused, reason = verdict({"nll": 0.35, "ece": 0.05}, base, ece_tolerance=0.01)
-    assert not refused and "guard" in reason
-    assert not verdict({"nll": 0.40, "ece": 0.00}, base, ece_tolerance=0.01)[0]
-    assert not verdict({"nll": 0.45, "ece": 0.00}, base, ece_tolerance=0.01)[0]
+def comparison(gain: tuple[float, float], increase: tuple[float, float]) -> PairedComparison:
+    return PairedComparison(n=120, nll_gain=Interval(sum(gain) / 2, *gain), ece_increase=Interval(sum(increase) / 2, *increase),
+                            ece_metric="ECE", n_resamples=1000, seed=0, level=0.95)
+
+
+def test_the_rule_needs_a_significant_nll_gain_and_guards_ece():
+    assert verdict(comparison((0.01, 0.05), (-0.02, 0.03)))[0]
+    assert verdict(comparison((0.01, 0.05), (0.0, 0.03)))[0]  # the ECE increase's interval reaches 0: not worse
+    refused, reason = verdict(comparison((0.01, 0.05), (0.001, 0.03)))
+    assert not refused and "guard" in reason and "significantly worse" in reason
+    assert not verdict(comparison((0.0, 0.05), (-0.05, -0.01)))[0]  # a gain whose interval reaches 0 is noise
+    assert not verdict(comparison((-0.05, -0.01), (-0.05, -0.01)))[0]
 
 
 def test_bad_policy_values_are_errors():

@@ -2,8 +2,10 @@
 reliability snapshots, and append-only re-application of a new champion.
 
 Honest by construction: the challenger is fit on all labels except the newest
-slice, both it and the champion are scored on that slice, and the snapshot is
-computed on that same slice, which the stored calibrator never saw.
+slice; it is compared with the champion (or the raw scores) on that slice when
+it holds at least promotion.MIN_HOLDOUT labels, else by cross-fitting over all
+labels, with a paired bootstrap either way (promotion.decide); the snapshot is
+computed on the newest slice, which the stored calibrator never saw.
 Labels are weighted by 1 / inclusion probability (audit samples), so figures
 speak for all predictions, not just the labeled ones.
 """
@@ -196,7 +198,7 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     decision = promotion.decide(
         rows.logprobs, rows.y, rows.imported_at, labels=spec.label_names, task_version=spec.task_version,
         method=policy.method, champion_document=current, weights=rows.weights,
-        holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels,
+        holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels, cross_fit_folds=policy.folds,
         **({"folds": policy.folds} if policy.method == "auto" else {}),
     )
     with writer(spec.warehouse.path) as con:
@@ -217,12 +219,14 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
             raise
     summary = {"decision": decision.reason, "promoted": decision.promote, "version": version,
                "champion": winner_version, "n_labels": len(rows), "n_holdout": decision.n_holdout,
+               "evaluation": decision.evaluation, "folds": decision.folds, "baseline": decision.baseline,
+               "comparison": None if decision.comparison is None else decision.comparison.to_dict(),
                "reapplied": reapplied, "diagram": None}
     if rows.agreement.shape[1]:  # `combined`: each signal alone against both, cross-fitted on the same labels
         summary["signals"] = compare_signals(spec.label_names, rows.logprobs, rows.agreement, rows.y, rows.weights,
                                              folds=policy.folds)
-    if decision.challenger_metrics is None:
-        return summary  # nothing was compared: no snapshot
+    if decision.challenger_metrics is None or len(decision.holdout_index) == 0:
+        return summary  # nothing was compared, or the stored calibrator saw every label: no snapshot
     hold = rows.take(decision.holdout_index)
     calibrated = winner.predict_proba(hold.logprobs) if winner is not None else metrics.raw_probs(hold.logprobs)
     snaps = _snapshot_rows(spec, run_id, winner_version, hold, calibrated)
@@ -255,8 +259,10 @@ def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
              f"- labeled rows: {result['n_labels']}"]
     if result.get("version"):
         lines.append(f"- challenger `{result['version']}`; champion now `{result['champion']}`")
+    if result.get("comparison"):
+        lines += ["", *comparison_markdown(result)]
     if "raw" in result:
-        lines += ["", f"held-out rows (never used to fit): {result['raw']['n']}", "",
+        lines += ["", f"newest held-out rows (never used to fit the stored calibrator): {result['raw']['n']}", "",
                   "| scores | accuracy | ECE (15 bins) | NLL | Brier |", "| --- | ---: | ---: | ---: | ---: |"]
         for kind in ("raw", "calibrated"):
             m = result[kind]
@@ -269,3 +275,20 @@ def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
         lines += ["", "signals, cross-fitted on every label (each row predicted by maps fitted on the other folds):", "",
                   signal_comparison_markdown(result["signals"])]
     return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(result: dict) -> list[str]:
+    """The paired comparison behind the decision: how the rows were held out and both differences' bounds."""
+    c = result["comparison"]
+    against = "raw scores" if result["baseline"] == "raw" else f"champion `{result['baseline'].split(':', 1)[1]}`"
+    how = (f"cross-fit, {result['folds']} folds over all {c['n']} labels (each row predicted by fits that never saw it)"
+           if result["evaluation"] == promotion.CROSS_FIT else f"time split, the {c['n']} newest labels held out")
+    pct = f"{c['level']:.0%}"
+    rows = [("NLL gain (baseline - challenger)", c["nll_gain"], "lower bound > 0"),
+            (f"{c['metrics'][1]} increase (challenger - baseline)", c["ece_increase"], "lower bound <= 0")]
+    head = (f"challenger vs {against} on the same rows: {how}; paired bootstrap, {c['n_resamples']} resamples, "
+            f"seed {c['seed']} (minimum {promotion.MIN_HOLDOUT} compared rows)")
+    return [head, "",
+            f"| difference | estimate | lower {pct} bound | upper {pct} bound | needed to promote |",
+            "| --- | ---: | ---: | ---: | --- |",
+            *(f"| {name} | {d['estimate']:+.4f} | {d['low']:+.4f} | {d['high']:+.4f} | {need} |" for name, d, need in rows)]
