@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo test clean
+.PHONY: setup demo finetune-demo test clean
 
 setup: $(VENV)/.installed $(LLAMA_STAMP)
 
@@ -39,6 +39,11 @@ $(LLAMA_STAMP):
 demo: $(VENV)/.installed
 	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
 	$(VENV)/bin/calscore demo
+
+# `make demo`, then a LoRA adapter trained on night 1's audit labels, judged on night 2 (README: Fine-tuning)
+finetune-demo: $(VENV)/.installed
+	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
+	$(VENV)/bin/calscore finetune-demo
 
 test: setup
 	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"

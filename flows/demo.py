@@ -4,23 +4,28 @@ Night 1 scores 1,000 rows with no calibrator; an audit sample of 600 of them is
 "labeled" from the demo's hidden labels and imported, which triggers a
 recalibration; night 2 scores 1,000 new rows with the new champion. Night 2's
 hidden labels were never used for fitting, so its figures are honest.
+
+`run_finetune_demo` adds fine-tuning: a LoRA adapter trained on night 1's audit labels
+(oldest three quarters train, the newest quarter validates), judged on night 2's hidden
+labels, which neither the adapter nor any calibrator saw, per segment with the neutral rows
+told apart by domain (the hidden rule: sports facts positive, workplace facts negative).
 """
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calscore.flows.labels import ingest_labels
 from calscore.flows.nightly import nightly_scoring
-from calscore.jobs.labels.audit import draw_audit_sample, write_sample
-from calscore.jobs.demo.data import write_demo_batches
+from calscore.jobs.demo.data import NEUTRAL_DOMAIN, write_demo_batches
 from calscore.jobs.demo.evaluation import evaluate_run
-from calscore.jobs.scoring.embedded_model import ensure_demo_model
+from calscore.jobs.labels.audit import draw_audit_sample, write_sample
 from calscore.jobs.reports.html_report import write_report
+from calscore.jobs.scoring.embedded_model import ensure_demo_model
 from calscore.jobs.spec import load_spec
 
 AUDIT_ROWS = 600
@@ -48,7 +53,8 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     root = spec.warehouse.path.parent
     batches = Path(spec.input.location)
     truth = root / "hidden-labels.parquet"
-    say(f"demo model: {ensure_demo_model()}")
+    if getattr(spec.model, "embedded", None):
+        say(f"demo model: {ensure_demo_model()}")
     # The demo owns its folder: start from scratch so the story is the same every time.
     for path in (batches, root / "staging", root / "snapshots"):
         shutil.rmtree(path, ignore_errors=True)
@@ -58,7 +64,7 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     write_demo_batches(batches, truth, rows_per_batch=ROWS_PER_NIGHT, n_batches=1)
     say("\n== night 1: score 1,000 rows, no calibrator yet ==")
     night1 = nightly_scoring(task_path)
-    say(night1["markdown"])
+    say(night1["text"])
 
     say(f"== label an audit sample of {AUDIT_ROWS} rows, then recalibrate ==")
     sample_path = root / "audit-sample.parquet"
@@ -71,7 +77,7 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     write_demo_batches(batches, truth, rows_per_batch=ROWS_PER_NIGHT, n_batches=2)
     say("\n== night 2: score 1,000 new rows with the champion calibrator ==")
     night2 = nightly_scoring(task_path)
-    say(night2["markdown"])
+    say(night2["text"])
 
     result = evaluate_run(spec, night2["run_id"], truth)
     say("== night 2 against its hidden labels (never used for fitting) ==")
@@ -85,7 +91,7 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     # Night 2's hidden labels go in as an evaluation set (no refit): the report's
     # reliability diagram then shows 1,000 more rows the calibrator never saw.
     evaluation = root / "night-2-labels.parquet"
-    night2_ids = pq.read_table(sorted(batches.glob("*.parquet"))[-1], columns=["id"])["id"].to_pylist()
+    night2_ids = pq.read_table(max(batches.glob("*.parquet")), columns=["id"])["id"].to_pylist()
     truth_by_id = _hidden_labels(truth)
     pq.write_table(pa.table({"id": night2_ids, "label": [truth_by_id[i] for i in night2_ids]}), evaluation)
     ingest_labels(task_path, file=str(evaluation), source="demo-evaluation", trigger=False)
@@ -95,3 +101,37 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     say("try: .venv/bin/python -c \"import duckdb; print(duckdb.connect('"
         f"{spec.warehouse.path}', read_only=True).sql('SELECT bucket, count(*) FROM predictions GROUP BY ALL'))\"")
     return {"night1": night1, "night2": night2, "labels": imported, "evaluation": result, "report": report}
+
+
+def _domain_segments(batch: Path, truth_path: Path) -> dict[str, str]:
+    """Night 2's neutral rows by domain (the generator's rule: a neutral row's label is its domain's)."""
+    rows = pq.read_table(batch, columns=["id", "category"]).to_pydict()
+    truth = _hidden_labels(truth_path)
+    return {i: f"neutral: {NEUTRAL_DOMAIN[truth[i]]}" for i, c in zip(rows["id"], rows["category"]) if c == "neutral"}
+
+
+def run_finetune_demo(task_path: str, say: Callable[[str], None] = print, on_step=None) -> dict:
+    """The demo story, then fine-tuning on night 1's audit labels, judged on night 2's hidden labels."""
+    story = run_demo(task_path, say)
+    return {**story, "finetune": finetune_demo_step(task_path, story["night2"]["run_id"], say, on_step)}
+
+
+def finetune_demo_step(task_path: str, night2_run_id: str, say: Callable[[str], None] = print, on_step=None) -> dict:
+    """Fine-tune on the labels scored before night 2's run; hold out night 2's rows (its hidden labels)."""
+    from calscore.flows.finetune import finetune_and_report
+    from calscore.jobs.warehouse.connection import reader
+
+    spec = load_spec(task_path)
+    root = spec.warehouse.path.parent
+    with reader(spec.warehouse.path) as con:
+        [(night2_start,)] = con.execute("select min(scored_at) from predictions where run_id = ?",
+                                        [night2_run_id]).fetchall()
+    say(f"\n== fine-tune on night 1's {AUDIT_ROWS} audit labels; night 2's labels held out ==")
+    result = finetune_and_report(
+        spec, root=str(root / "adapters"), report_dir=str(root / "report"), holdout_since=night2_start,
+        segment_of=_domain_segments(max(Path(spec.input.location).glob("*.parquet")), root / "hidden-labels.parquet"),
+        on_step=on_step,
+    )
+    say(result["markdown"])
+    say(f"adapter: {result['adapter']}\ntask file: {result['task_file']}\nreport: {result['report']['html']}")
+    return result

@@ -172,3 +172,19 @@ def test_cli_refuses_a_task_with_too_few_labels(warehouse, tmp_path):
     assert result.exit_code == 1
     assert "too few labeled rows" in result.output and "train: 1 rows" in result.output
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_writes_the_adapter_and_a_markdown_artifact(warehouse, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from calscore.flows.finetune import finetune
+
+    spec, cut = warehouse[0], warehouse[1]
+    result = finetune(str(spec.source_path), holdout_since=cut, max_epochs=1, learning_rate=3e-3,
+                      root=str(tmp_path / "adapters"), report_dir=str(tmp_path / "report"))
+    assert load_spec(result["task_file"]).task_version == result["task_version"] != spec.task_version
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["tiny-finetune"])))
+    assert artifact.data == result["markdown"] and "| fine-tuned | raw | 16 |" in artifact.data

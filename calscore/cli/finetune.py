@@ -72,3 +72,21 @@ def finetune(
         result = finetune_and_report(spec, config=config, on_step=_progress_bar(), **options)
     typer.echo(result["markdown"])
     typer.echo(f"adapter:   {result['adapter']}\ntask file: {result['task_file']}\nreport:    {result['report']['html']}")
+
+
+@app.command("finetune-demo")
+def finetune_demo(task: Path = typer.Option(Path("infra/tasks/demo.toml"), "--task", "-t",
+                                            help="The demo task file.")) -> None:
+    """The demo story, then a LoRA adapter trained on night 1's audit labels and judged on night 2.
+
+    Runs `calscore demo` (starting var/demo afresh), fine-tunes the demo model on night 1's 600
+    audit labels (450 train, 150 validate), and reports base vs fine-tuned on night 2's 1,000
+    hidden labels, which neither the adapter nor any calibrator saw, per segment (neutral rows
+    split into their sports and workplace domains). What `make finetune-demo` runs.
+
+    Example: calscore finetune-demo
+    """
+    from calscore.flows.demo import run_finetune_demo
+
+    spec = task_from(task)
+    run_finetune_demo(str(spec.source_path), say=typer.echo, on_step=_progress_bar())

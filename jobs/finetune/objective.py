@@ -61,7 +61,8 @@ class FirstTokenObjective:
         covered = [i for i, s in enumerate(seqs) if prefix.covers(list(s))]
         if covered and not prefix.ensure(True, lambda exact: torch.no_grad()):
             covered = []
-        rest = [i for i in range(len(seqs)) if i not in set(covered)]
+        in_prefix = set(covered)
+        rest = [i for i in range(len(seqs)) if i not in in_prefix]
         out = [None] * len(seqs)
         for rows, past in ((covered, len(prefix)), (rest, 0)):
             if not rows:

@@ -76,9 +76,9 @@ def _rise(name: str, value: float | None, reference: float | None, threshold: fl
 
 def _shares(con, spec: TaskSpec, run_id: str, champ: str | None, since, side: str, rows: int) -> np.ndarray:
     every = max(1, math.ceil(rows / SAMPLE_ROWS))
-    table = con.execute(
-        "SELECT label_logprobs FROM health_rows(?, ?, ?, ?) WHERE side = ? AND hash(row_id) % ? = 0",
-        [spec.task_version, run_id, champ, since, side, every],
+    table = con.sql(
+        "SELECT label_logprobs FROM health_rows($1, $2, $3, $4) WHERE side = $5 AND hash(row_id) % $6 = 0",
+        params=[spec.task_version, run_id, champ, since, side, every],
     ).to_arrow_table()
     lp = logprob_matrix(table["label_logprobs"], spec.label_names) if table.num_rows else np.zeros((0, len(spec.labels)))
     return np.exp(lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)) if len(lp) else lp
