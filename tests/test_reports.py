@@ -195,7 +195,7 @@ def test_thresholds_text(filled, loaded):
 
 def test_label_budget(filled, loaded, tmp_path):
     _, scores = loaded
-    result = label_budget(scores.logprobs, scores.y, filled["labels"], "platt", scores.weight, sizes=(50, 100, 200),
+    result = label_budget(scores.logprobs, scores.y, filled["labels"], "platt", scores.weight, sizes=(25, 50, 100),
                           n_repeats=20, seed=3)
     out = label_budget_chart(result, tmp_path / "budget.png")
     assert out["path"].read_bytes()[:8] == PNG_MAGIC
@@ -203,7 +203,7 @@ def test_label_budget(filled, loaded, tmp_path):
     hold = out["holdout_index"]
     pool = np.setdiff1d(np.arange(n), hold)
     assert out["holdout_n"] == hold.size == round(0.3 * n) and out["pool_n"] == pool.size
-    assert [p["label"] for p in out["points"]] == ["50", "100", "200", "all"]
+    assert [p["label"] for p in out["points"]] == ["25", "50", "100", "all"]
     for p in out["points"][:-1]:
         assert p["n_fits"] >= 20 and p["ece_low"] <= p["ece_mean"] <= p["ece_high"]
     # "all": one fit on every non-held-out row, scored on the held-out rows only
@@ -218,7 +218,7 @@ def test_label_budget(filled, loaded, tmp_path):
     raw /= raw.sum(axis=1, keepdims=True)
     raw_ece, _, _ = ref_ece_mce(raw.max(axis=1), raw.argmax(axis=1) == scores.y[hold], scores.weight[hold])
     assert out["raw"]["ece"] == pytest.approx(raw_ece, abs=1e-12)
-    again = label_budget(scores.logprobs, scores.y, filled["labels"], "platt", scores.weight, sizes=(50, 100, 200),
+    again = label_budget(scores.logprobs, scores.y, filled["labels"], "platt", scores.weight, sizes=(25, 50, 100),
                          n_repeats=20, seed=3)
     assert again["points"] == result["points"]  # seeded
     with pytest.raises(ValueError, match="at least 20"):

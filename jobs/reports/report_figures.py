@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from calscore.calibration_store.methods import CANDIDATES
 from calscore.jobs.reports.bucket_chart import bucket_chart
-from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
+from calscore.jobs.reports.label_budget import label_budget_chart, label_budgets
 from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
 from calscore.jobs.reports.reliability_diagram import reliability_diagram
 from calscore.jobs.reports.report_data import (
@@ -92,7 +93,12 @@ def _label_budget_figure(data: ReportData, path: Path) -> dict[str, Any]:
     if scores.y.shape[0] < MIN_BUDGET_LABELS:
         return {"skipped": f"{scores.y.shape[0]} labeled rows; a curve needs {MIN_BUDGET_LABELS}"}
     try:
-        result = label_budget(scores.logprobs, scores.y, data.spec.label_names, method, scores.weight)
-        return label_budget_chart(result, path, title=f"{data.spec.name}: label budget ({method})")
+        methods = tuple(CANDIDATES) + ((method,) if method not in CANDIDATES else ())
+        result = label_budgets(scores.logprobs, scores.y, data.spec.label_names, methods, scores.weight)
     except ValueError as exc:
         return {"skipped": str(exc)}
+    if result["curves"][method]["points"][-1]["n_fits"] == 0:
+        return {"skipped": f"{method} cannot be fitted on the {result['pool_n']} labeled rows of the pool"}
+    # the task's method (the table's detail) beside every registered method's curve and answer
+    return label_budget_chart({**result, **result["curves"][method]}, path, highlight=method,
+                              title=f"{data.spec.name}: label budget (every method; {method} the task's)")
