@@ -39,15 +39,26 @@ the binned 15-bin ECE by default), and the challenger must have been fitted
 on at least the policy's `min_labels`. Weights (inverse inclusion
 probabilities) enter the fits and every figure.
 
-`record_decision` stores exactly the calibrator that was evaluated and
+"Newest" is arrival order (`arrival_order`): import time, then scoring time,
+then, among rows that arrived together (one import holds them all), a seeded
+random order stratified by label, so a tied slice keeps the labels' mix
+rather than the ids' sort order. The seed is recorded with the decision.
+
+Every candidate method's figures on the compared rows are kept (`auto` tries
+several; each is fitted as the challenger is). `refit_on_all_labels` then
+refits a promoted challenger's method on every label: the held-out 20% would
+otherwise never be used. `record_decision` stores the calibrator that was
+evaluated -- or, after a promotion, that refit, with the evaluated
+challenger's held-out figures and a `refit_on_all_labels` entry -- and
 records the decision with its figures, the paired intervals included;
 `promote` and `rollback` are the manual levers, recorded as such.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -59,6 +70,7 @@ from calscore.calibration_store import metrics
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.document import build_document, load_document
 from calscore.calibration_store.folds import cross_fit_with
+from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.registry import make_calibrator
 from calscore.calibration_store.store import (
     CHAMPION_EVENTS,
@@ -251,6 +263,11 @@ class Decision:
     holdout_window: tuple[str, str] | None = None  # label times of the compared rows
     holdout_index: np.ndarray | None = field(default=None, repr=False, compare=False)  # rows the challenger never saw
     challenger: BaseCalibrator | None = field(default=None, repr=False, compare=False)
+    holdout_seed: int = 0  # seeds the random order among labels that arrived together (arrival_order)
+    method: str | None = None  # the challenger's method (for `auto`, the method it chose)
+    candidates: dict[str, Any] | None = None  # each candidate method's figures on the compared rows
+    refit: BaseCalibrator | None = field(default=None, repr=False, compare=False)  # promoted, fitted on every label
+    refit_info: dict[str, Any] | None = None  # {"n", "fit_window", "method"} of the refit
 
     def evaluation_text(self) -> str:
         if self.evaluation == CROSS_FIT:
@@ -273,6 +290,10 @@ class Decision:
             "n_holdout": self.n_holdout,
             "min_holdout": self.min_holdout,
             "holdout_window": list(self.holdout_window) if self.holdout_window else None,
+            "holdout_order": {"by": list(ARRIVAL_ORDER), "seed": self.holdout_seed},
+            "method": self.method,
+            "candidates": self.candidates,
+            "refit_on_all_labels": self.refit_info,
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
             "challenger": summary(self.challenger_metrics),
             "baseline_metrics": summary(self.champion_metrics),
@@ -307,6 +328,101 @@ def _to_naive_utc(value: Any) -> datetime:
 
 def _iso(t: np.datetime64) -> str:
     return t.astype("datetime64[us]").item().replace(tzinfo=timezone.utc).isoformat()
+
+
+ARRIVAL_ORDER = ("imported_at", "scored_at", "seeded random order stratified by label")
+
+
+def arrival_order(times: np.ndarray, y: np.ndarray, scored: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Row positions oldest first: by label time, then scoring time, then at random (seeded) within a tie.
+
+    Within each set of rows that arrived together, the rows of each label are shuffled and
+    spread evenly over the set (rank r of a label's m rows sorts at (r + u) / m, u uniform),
+    so any newest slice of the set holds each label in the set's proportion, within one row.
+    """
+    n = times.shape[0]
+    scored = np.zeros(n, dtype="datetime64[us]") if scored is None else scored
+    rng = np.random.default_rng(seed)
+    shuffle, jitter = rng.random(n), rng.random(n)
+    by_cell = np.lexsort((shuffle, y, scored, times))
+    st, ss, sy = times[by_cell], scored[by_cell], y[by_cell]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (st[1:] != st[:-1]) | (ss[1:] != ss[:-1]) | (sy[1:] != sy[:-1])
+    starts = np.flatnonzero(new)
+    cell = np.cumsum(new) - 1
+    sizes = np.diff(np.append(starts, n))
+    spread = np.empty(n)
+    spread[by_cell] = (np.arange(n) - starts[cell] + jitter[by_cell]) / sizes[cell]
+    return np.lexsort((spread, scored, times))
+
+
+def _chosen_method(cal: BaseCalibrator) -> str:
+    return getattr(cal, "chosen_method_", cal.method)
+
+
+def _candidate_figures(challenger, method, labels, x, t, w, train, compared, ch_probs, folds, seed, n_bins):
+    """Each candidate method's figures on the compared rows, fitted as the challenger was (`auto`: every method
+    it tried; any other method: the challenger alone)."""
+    def summary(probs):
+        report = metrics.reliability_report(probs, t[compared], None if w is None else w[compared], n_bins)
+        return {k: report[k] for k in ("n", "accuracy", "ece", "nll", "brier")}
+
+    if method != "auto":
+        return {method: summary(ch_probs)}
+    out: dict[str, Any] = {}
+    for name in challenger.methods:
+        try:
+            if folds is None:
+                w_train = None if w is None else w[train]
+                probs = CANDIDATES[name](labels=labels).fit(x[train], t[train], w_train).predict_proba(x[compared])
+            else:
+                probs = cross_fit_with(lambda name=name: CANDIDATES[name](labels=labels), x, t, w, len(labels),
+                                       folds, seed)
+        except ValueError as exc:
+            out[name] = {"skipped": str(exc)}
+            continue
+        out[name] = summary(probs)
+    return out
+
+
+def candidates_text(figures: Mapping[str, Any]) -> str:
+    """`platt NLL 0.4680, ECE 0.0400; ...` from a decision's figures (the event metrics or `Decision.figures()`)."""
+    parts = []
+    for name, f in (figures.get("candidates") or {}).items():
+        mark = " (chosen)" if name == figures.get("method") else ""
+        parts.append(f"{name}{mark} skipped: {f['skipped']}" if "skipped" in f else
+                     f"{name}{mark} NLL {f['nll']:.4f}, ECE {f['ece']:.4f}")
+    base = figures.get("baseline_metrics")
+    if base:
+        who = "raw scores" if figures.get("baseline") == "raw" else "champion"
+        parts.append(f"{who} NLL {base['nll']:.4f}, ECE {base['ece']:.4f}")
+    return "; ".join(parts)
+
+
+def refit_on_all_labels(decision: Decision, logprobs: Any, y: Any, times: Any, *, labels: Sequence[str],
+                        weights: Any = None) -> Decision:
+    """A promoted decision with its method refitted on every label (for `auto`, the method it chose).
+
+    The decision's figures stay those of the evaluated challenger on the rows it never saw;
+    the refit has no unseen labels, so the next decision compares on newer labels or cross-fits.
+    Any other decision is returned as it is.
+    """
+    if not decision.promote or decision.challenger is None:
+        return decision
+    labels = check_labels(labels)
+    x = check_logprobs(logprobs, len(labels))
+    t = check_targets(y, x.shape[0], len(labels))
+    w = check_weights(weights, x.shape[0])
+    ts = _utc_datetime64(times, x.shape[0])
+    if decision.challenger.method == "auto":  # keep its choice (and the CV figures behind it), refit the chosen map
+        refit = copy.deepcopy(decision.challenger)
+        refit.calibrator_ = CANDIDATES[refit.chosen_method_](labels=labels).fit(x, t, w)
+    else:
+        refit = make_calibrator(decision.challenger.method, labels, **decision.challenger.get_params()).fit(x, t, w)
+    window = (_iso(ts.min()), _iso(ts.max()))
+    info = {"n": int(x.shape[0]), "method": _chosen_method(refit), "fit_window": list(window),
+            "evaluated_challenger_n_train": decision.n_train}
+    return replace(decision, refit=refit, refit_info=info)
 
 
 def verdict(comparison: PairedComparison, against: str = "the champion") -> tuple[bool, str]:
@@ -346,13 +462,17 @@ def decide(
     n_resamples: int = N_RESAMPLES,
     level: float = LEVEL,
     comparison_seed: int = 0,
+    scored_times: Any = None,
+    holdout_seed: int = 0,
     ece: EceFunction | None = None,
     n_bins: int = metrics.DEFAULT_N_BINS,
     **params: Any,
 ) -> Decision:
     """Fit a `method` challenger on all but the newest labels and compare it with the champion (or raw).
 
-    `times` are the labels' arrival times (e.g. labels.imported_at); the champion's
+    `times` are the labels' arrival times (e.g. labels.imported_at), `scored_times` the rows'
+    scoring times (ties of `times` broken by them, then at random seeded by `holdout_seed`,
+    stratified by label: `arrival_order`); the champion's
     document gives its fit window and is loaded only if it belongs to `task_version`.
     The comparison is a time split when at least `min_holdout` newest labels are
     held out, else a `cross_fit_folds`-fold cross-fit over all labels (see the
@@ -365,10 +485,12 @@ def decide(
     t = check_targets(y, x.shape[0], len(labels))
     w = check_weights(weights, x.shape[0])
     ts = _utc_datetime64(times, x.shape[0])
+    scored = None if scored_times is None else _utc_datetime64(scored_times, x.shape[0])
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
     for name, value, least in (("min_labels", min_labels, 1), ("min_holdout", min_holdout, 1),
-                               ("cross_fit_folds", cross_fit_folds, 2), ("comparison_seed", comparison_seed, 0)):
+                               ("cross_fit_folds", cross_fit_folds, 2), ("comparison_seed", comparison_seed, 0),
+                               ("holdout_seed", holdout_seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     make_calibrator(method, labels, **params)  # a bad method or parameter fails before any work
@@ -377,7 +499,7 @@ def decide(
     champ: BaseCalibrator | None = None
     baseline = "raw"
     n = x.shape[0]
-    newest = np.argsort(ts, kind="stable")[n - max(1, math.ceil(holdout_fraction * n)) :]
+    newest = arrival_order(ts, t, scored, holdout_seed)[n - max(1, math.ceil(holdout_fraction * n)) :]
     if champion_document is not None:
         champ = load_document(champion_document, task_version)
         fit_end = np.datetime64(_to_naive_utc(champion_document["fit_window"]["end"]), "us")
@@ -396,6 +518,7 @@ def decide(
         "baseline": baseline,
         "min_holdout": min_holdout,
         "holdout_index": np.flatnonzero(holdout),
+        "holdout_seed": holdout_seed,
     }
 
     def refuse(reason: str, n_compared: int = 0) -> Decision:
@@ -440,6 +563,8 @@ def decide(
                                   level=level, seed=comparison_seed)
     promote, reason = verdict(comparison, against)
     reason += f"; {how}; challenger fitted on {n_train} labels"
+    candidates = _candidate_figures(challenger, method, labels, x, t, w, train, compared, ch_probs,
+                                    folds, comparison_seed, n_bins)
     return Decision(
         promote=promote,
         reason=reason,
@@ -452,6 +577,8 @@ def decide(
         fit_window=(_iso(ts[train].min()), _iso(ts[train].max())),
         holdout_window=(_iso(ts[compared].min()), _iso(ts[compared].max())),
         challenger=challenger,
+        method=_chosen_method(challenger),
+        candidates=candidates,
         **common,
     )
 
@@ -461,8 +588,10 @@ def record_decision(
 ) -> str | None:
     """Store the evaluated challenger and record the decision (promoted or rejected) with its figures.
 
-    Returns the challenger's version, or None when no challenger was fitted
-    (nothing to store; the decision's reason says why).
+    After `refit_on_all_labels` the stored (and promoted) calibrator is the refit, fitted on
+    every label; its document keeps the evaluated challenger's held-out figures beside a
+    `refit_on_all_labels` entry. Returns the stored version, or None when no challenger was
+    fitted (nothing to store; the decision's reason says why).
     """
     if decision.challenger is None:
         return None
@@ -473,9 +602,15 @@ def record_decision(
         "holdout_window": list(decision.holdout_window),
         **decision.challenger_metrics,
     }
-    doc = build_document(
-        decision.challenger, task_name, decision.task_version, decision.fit_window, decision.n_train, heldout
-    )
+    if decision.refit is not None:
+        info = decision.refit_info
+        heldout = {**heldout, "refit_on_all_labels": info}
+        doc = build_document(decision.refit, task_name, decision.task_version, tuple(info["fit_window"]),
+                             info["n"], heldout)
+    else:
+        doc = build_document(
+            decision.challenger, task_name, decision.task_version, decision.fit_window, decision.n_train, heldout
+        )
     with transaction(con):
         version = save_calibrator(con, doc, actor=actor, reason=f"challenger, {decision.evaluation_text()}")
         if decision.promote:

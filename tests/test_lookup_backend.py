@@ -110,6 +110,8 @@ def q(task_dir, sql):
 def test_two_nights_labels_and_a_recalibration_on_the_lookup_backend(tmp_path):
     """An overconfident scorer (85-99% sure, right 75% of the time): recalibration must promote,
     and the second night is decided by the calibrated confidence."""
+    import json
+
     from calscore.flows.labels import ingest_labels
     from calscore.flows.nightly import nightly_scoring
 
@@ -129,11 +131,15 @@ def test_two_nights_labels_and_a_recalibration_on_the_lookup_backend(tmp_path):
     result = ingest_labels(str(task), file=str(labels))
     assert result["inserted"] == 300
     assert q(tmp_path, "SELECT event FROM calibrator_events ORDER BY event_at") == [("fitted",), ("promoted",)]
-    raw, calibrated = q(tmp_path, "SELECT ece FROM reliability_snapshots WHERE segment = 'all' ORDER BY scores DESC")
-    assert calibrated[0] < raw[0]  # held-out ECE: the overconfidence is corrected
-    # re-applied to night 1: only the held-out rows count as evaluation labels
+    [(metrics,)] = q(tmp_path, "SELECT metrics FROM calibrator_events WHERE event = 'promoted'")
+    metrics = json.loads(metrics)
+    # held-out (cross-fitted) ECE of the evaluated challenger: the overconfidence is corrected
+    assert metrics["challenger"]["ece"] < metrics["baseline_metrics"]["ece"] and metrics["n_train"] == 225
+    # the champion is then refitted on all 300 labels: none is left to count as an evaluation label
+    assert metrics["refit_on_all_labels"]["n"] == 300
+    assert q(tmp_path, "SELECT count(*) FROM reliability_snapshots") == [(0,)]
     assert q(tmp_path, "SELECT count(*) FILTER (used_in_fit), count(*) FILTER (is_labeled) FROM predictions_current") \
-        == [(225, 75)]
+        == [(300, 0)]
 
     write_batch(tmp_path, "night-002", 100, start=300)
     night2 = nightly_scoring(str(task))

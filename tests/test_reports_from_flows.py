@@ -32,8 +32,11 @@ def flows_filled(tmp_path_factory, tiny_model):
     pq.write_table(pa.table({"id": ids, "label": [truth[i] for i in ids]}), folder / "labels.parquet")
     result = ingest_labels(str(task), file=str(folder / "labels.parquet"))
     assert result["recalibration"], "160 new labels must trigger a recalibration"
-    write_batch(folder, "night-002", 60, start=240)
+    _, truth2 = write_batch(folder, "night-002", 60, start=240)
     nightly_scoring(str(task))
+    # the promoted champion was refitted on all 160 labels: night 2's labels are the ones it never saw
+    pq.write_table(pa.table({"id": list(truth2), "label": list(truth2.values())}), folder / "night-2-labels.parquet")
+    ingest_labels(str(task), file=str(folder / "night-2-labels.parquet"), trigger=False)
     return spec
 
 
@@ -73,7 +76,7 @@ def test_figures_match_the_warehouse_and_skip_fit_rows(flows_filled, tmp_path):
                           WHERE f.row_id = p.row_id AND f.version = coalesce(d.calibrator_version, p.calibrator_version))
         ORDER BY p.row_id""")
     held_out = len(truth["w"])
-    assert fit > 0 and held_out == 160 - fit == int(rows.is_labeled.sum())
+    assert fit == 160 and held_out == 220 - fit == int(rows.is_labeled.sum())
 
     sel = rows.calibrated_labeled
     drawn = reliability_diagram(rows.raw_confidence[sel], rows.raw_correct[sel], rows.confidence[sel],

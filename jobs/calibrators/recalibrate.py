@@ -2,10 +2,15 @@
 reliability snapshots, and append-only re-application of a new champion.
 
 Honest by construction: the challenger is fit on all labels except the newest
-slice; it is compared with the champion (or the raw scores) on that slice when
-it holds at least promotion.MIN_HOLDOUT labels, else by cross-fitting over all
-labels, with a paired bootstrap either way (promotion.decide); the snapshot is
-computed on the newest slice, which the stored calibrator never saw.
+slice (by arrival: import time, then scoring time, then a seeded random order
+stratified by label; promotion.arrival_order); it is compared with the champion
+(or the raw scores) on that slice when it holds at least promotion.MIN_HOLDOUT
+labels, else by cross-fitting over all labels, with a paired bootstrap either
+way (promotion.decide). A promoted challenger's method is then refitted on all
+labels and stored as the champion; the decision keeps the held-out figures.
+The snapshot is computed only on rows the stored champion never saw: after a
+promotion there are none (the refit saw every label), and without a champion
+only the raw scores are snapshotted.
 Labels are weighted by 1 / inclusion probability (audit samples), so figures
 speak for all predictions, not just the labeled ones.
 """
@@ -36,13 +41,14 @@ from calscore.jobs.warehouse.statements import statement
 
 @dataclass(frozen=True)
 class LabeledRows:
-    """Current labels joined with this task_version's stored raw scores, oldest label first."""
+    """Current labels joined with this task_version's stored raw scores, in arrival order (import, then scoring)."""
 
     row_ids: np.ndarray
     logprobs: np.ndarray  # (n, K) label log-probabilities, task label order
     y: np.ndarray  # label index
     weights: np.ndarray  # 1 / inclusion probability (1 when unknown)
     imported_at: np.ndarray
+    scored_at: np.ndarray
     segments: np.ndarray
     agreement: np.ndarray  # (n, K) smoothed agreement log-probabilities of sampling methods; (n, 0) otherwise
 
@@ -84,13 +90,15 @@ def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
         y=y.to_numpy().astype(int),
         weights=1.0 / np.where(inclusion > 0, inclusion, 1.0),  # unknown inclusion probability: weight 1
         imported_at=table["imported_at"].to_numpy(),
+        scored_at=table["scored_at"].to_numpy(),
         segments=table["segment"].to_numpy(zero_copy_only=False),
         agreement=_agreement(spec, table),
     )
 
 
-def _snapshot_rows(spec: TaskSpec, run_id: str, version: str | None, rows: LabeledRows, calibrated: np.ndarray) -> list[dict]:
-    """Raw and calibrated reliability on the held-out rows, overall and per segment."""
+def _snapshot_rows(spec: TaskSpec, run_id: str, version: str | None, rows: LabeledRows,
+                   calibrated: np.ndarray | None) -> list[dict]:
+    """Raw and calibrated reliability on the held-out rows, overall and per segment (raw only without a champion)."""
     snapshot_id = f"snap-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     raw = metrics.raw_probs(rows.logprobs)
     groups = [("all", np.ones(len(rows), dtype=bool))]
@@ -101,6 +109,8 @@ def _snapshot_rows(spec: TaskSpec, run_id: str, version: str | None, rows: Label
         if mask.sum() == 0:
             continue
         for kind, probs in (("raw", raw), ("calibrated", calibrated)):
+            if probs is None:
+                continue
             report = metrics.reliability_report(probs[mask], rows.y[mask], weights=rows.weights[mask])
             out.append({"snapshot_id": snapshot_id, "scores": kind, "segment": segment, "version": version, **report})
     return out
@@ -182,9 +192,13 @@ def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
     return n
 
 
+# Seeds the random order among labels that arrived together (recorded with every decision).
+HOLDOUT_SEED = 0
+
+
 def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     """Fit a challenger on all but the newest labels, compare it with the champion (or
-    the raw scores) on them, store and maybe promote it, snapshot, re-apply.
+    the raw scores) on them, store and maybe promote it (refitted on all labels), snapshot, re-apply.
 
     `diagram(raw_probs, calibrated_probs, y, weights, path)` draws the reliability PNG (optional).
     """
@@ -199,16 +213,22 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
         rows.logprobs, rows.y, rows.imported_at, labels=spec.label_names, task_version=spec.task_version,
         method=policy.method, champion_document=current, weights=rows.weights,
         holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels, cross_fit_folds=policy.folds,
+        scored_times=rows.scored_at, holdout_seed=HOLDOUT_SEED,
         **({"folds": policy.folds} if policy.method == "auto" else {}),
     )
+    decision = promotion.refit_on_all_labels(decision, rows.logprobs, rows.y, rows.imported_at,
+                                             labels=spec.label_names, weights=rows.weights)
+    # rows the stored calibrator never saw: none after a refit on all labels
+    unseen = np.zeros(0, dtype=int) if decision.refit is not None else decision.holdout_index
     with writer(spec.warehouse.path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             version = record_decision(con, decision, task_name=spec.name, actor=run_id)
             if version is not None:
-                _record_fit_rows(con, version, rows, decision.holdout_index)
+                _record_fit_rows(con, version, rows, unseen)
             if decision.promote:
-                winner, winner_version = decision.challenger, version
+                winner = decision.refit if decision.refit is not None else decision.challenger
+                winner_version = version
                 reapplied = reapply(con, spec, winner, winner_version, run_id)
             else:
                 winner = load_document(current, spec.task_version) if current else None
@@ -217,28 +237,46 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    summary = {"decision": decision.reason, "promoted": decision.promote, "version": version,
+    figures = decision.figures()
+    summary = {"decision": decision_line(figures), "promoted": decision.promote, "version": version,
                "champion": winner_version, "n_labels": len(rows), "n_holdout": decision.n_holdout,
                "evaluation": decision.evaluation, "folds": decision.folds, "baseline": decision.baseline,
                "comparison": None if decision.comparison is None else decision.comparison.to_dict(),
-               "reapplied": reapplied, "diagram": None}
+               "method": decision.method, "candidates": decision.candidates,
+               "baseline_metrics": figures["baseline_metrics"], "holdout_order": figures["holdout_order"],
+               "refit_on_all_labels": decision.refit_info, "reapplied": reapplied, "diagram": None}
     if rows.agreement.shape[1]:  # `combined`: each signal alone against both, cross-fitted on the same labels
         summary["signals"] = compare_signals(spec.label_names, rows.logprobs, rows.agreement, rows.y, rows.weights,
                                              folds=policy.folds)
-    if decision.challenger_metrics is None or len(decision.holdout_index) == 0:
-        return summary  # nothing was compared, or the stored calibrator saw every label: no snapshot
-    hold = rows.take(decision.holdout_index)
-    calibrated = winner.predict_proba(hold.logprobs) if winner is not None else metrics.raw_probs(hold.logprobs)
+    if decision.challenger_metrics is None or len(unseen) == 0:
+        return summary  # nothing was compared, or the stored champion saw every label: no snapshot
+    hold = rows.take(unseen)
+    calibrated = winner.predict_proba(hold.logprobs) if winner is not None else None
     snaps = _snapshot_rows(spec, run_id, winner_version, hold, calibrated)
     overall = {s["scores"]: s for s in snaps if s["segment"] == "all"}
-    if diagram is not None:
+    if diagram is not None and calibrated is not None:
         summary["diagram"] = str(spec.warehouse.path.parent / "snapshots" / f"{snaps[0]['snapshot_id']}.png")
         diagram(metrics.raw_probs(hold.logprobs), calibrated, hold.y, hold.weights, summary["diagram"])
     with writer(spec.warehouse.path) as con:
         _write_snapshots(con, spec, run_id, snaps, summary["diagram"])
-    for kind in ("raw", "calibrated"):
+    for kind in overall:
         summary[kind] = {k: overall[kind][k] for k in ("n", "accuracy", "ece", "nll", "brier")}
     return summary
+
+
+def decision_line(figures: dict) -> str:
+    """The decision's reason, then who won and each candidate's figures on the compared rows (what an import
+    that starts a recalibration prints)."""
+    if not figures.get("candidates"):
+        return figures["reason"]
+    baseline = "the raw scores" if figures["baseline"] == "raw" else f"champion `{figures['baseline'].split(':', 1)[1]}`"
+    if figures["promote"]:
+        won = f"winner: {figures['method']} (promoted over {baseline})"
+    else:
+        won = f"winner: {baseline} (challenger {figures['method']} rejected)"
+    refit = figures.get("refit_on_all_labels")
+    refit = f"; refitted on all {refit['n']} labels" if refit else ""
+    return f"{figures['reason']}. {won}{refit}; held-out figures: {promotion.candidates_text(figures)}"
 
 
 def run_recalibration(spec: TaskSpec, wait_seconds: float = 0.0, diagram=None) -> dict:
@@ -261,10 +299,20 @@ def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
         lines.append(f"- challenger `{result['version']}`; champion now `{result['champion']}`")
     if result.get("comparison"):
         lines += ["", *comparison_markdown(result)]
+    if result.get("candidates"):
+        lines += ["", *candidates_markdown(result)]
+    if result.get("refit_on_all_labels"):
+        r = result["refit_on_all_labels"]
+        lines += ["", f"the promoted method ({r['method']}) was then refitted on all {r['n']} labels and stored as the "
+                  f"champion (the figures above are the challenger fitted on {r['evaluated_challenger_n_train']}); "
+                  "no labeled row is unseen by it, so the next decision compares on newer labels or cross-fits"]
     if "raw" in result:
-        lines += ["", f"newest held-out rows (never used to fit the stored calibrator): {result['raw']['n']}", "",
+        lines += ["", f"newest held-out rows (never used to fit the stored champion): {result['raw']['n']}", "",
                   "| scores | accuracy | ECE (15 bins) | NLL | Brier |", "| --- | ---: | ---: | ---: | ---: |"]
         for kind in ("raw", "calibrated"):
+            if kind not in result:
+                lines.append(f"| {kind} | no champion | | | |")
+                continue
             m = result[kind]
             lines.append(f"| {kind} | {m['accuracy']:.3f} | {m['ece']:.3f} | {m['nll']:.3f} | {m['brier']:.3f} |")
     if result.get("reapplied"):
@@ -275,6 +323,23 @@ def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
         lines += ["", "signals, cross-fitted on every label (each row predicted by maps fitted on the other folds):", "",
                   signal_comparison_markdown(result["signals"])]
     return "\n".join(lines) + "\n"
+
+
+def candidates_markdown(result: dict) -> list[str]:
+    """Each candidate method's and the baseline's figures on the compared rows, the winner named."""
+    baseline = "raw scores" if result["baseline"] == "raw" else f"champion `{result['baseline'].split(':', 1)[1]}`"
+    winner = result["method"] if result["promoted"] else baseline
+    order = result["holdout_order"]
+    rows = [f"winner: **{winner}**; held-out rows chosen by {', then '.join(order['by'])} (seed {order['seed']})", "",
+            "| candidate | n | accuracy | ECE (15 bins) | NLL | Brier |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    named = [(f"{name} (challenger)" if name == result["method"] else name, f)
+             for name, f in result["candidates"].items()]
+    for name, f in [*named, (baseline + " (baseline)", result["baseline_metrics"])]:
+        if "skipped" in f:
+            rows.append(f"| {name} | skipped: {f['skipped']} | | | | |")
+        else:
+            rows.append(f"| {name} | {f['n']} | {f['accuracy']:.3f} | {f['ece']:.3f} | {f['nll']:.3f} | {f['brier']:.3f} |")
+    return rows
 
 
 def comparison_markdown(result: dict) -> list[str]:
