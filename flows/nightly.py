@@ -26,7 +26,15 @@ from calscore.flows.progress import batch_progress
 from calscore.flows.runners import resources_for, task_runner_for, uses_ray, worker_identity
 from calscore.flows.run_names import run_name
 from calscore.flows.summary import publish_summary
-from calscore.jobs.batches.files import BatchReadError, BatchRef, BatchSchemaError, batch_ref, check_schema, discover
+from calscore.jobs.batches.files import (
+    BatchReadError,
+    BatchRef,
+    BatchSchemaError,
+    batch_ref,
+    check_schema,
+    discover,
+    schema_warnings,
+)
 from calscore.jobs.batches.stage import get_scorer, score_batch
 from calscore.jobs.batches.staged import StagedBatch
 from calscore.jobs.calibrators.champion import applied_from_document, champion_document
@@ -84,7 +92,7 @@ def score_batches(task_path: str, run_id: str, keys: list[list[str]], calibrator
     is this flow, in one process, one DuckDB transaction per batch."""
     logger = get_run_logger()
     spec = load_spec(task_path)
-    outcome = {"done": [], "failed": []}
+    outcome = {"done": [], "failed": [], "warnings": []}
 
     def failed(ref: BatchRef, exc: BaseException) -> None:
         logger.error("batch %s failed, nothing of it written: %s", ref.key, exc)
@@ -96,10 +104,13 @@ def score_batches(task_path: str, run_id: str, keys: list[list[str]], calibrator
         for key, content_hash in keys:
             ref = batch_ref(spec.input, key, content_hash)
             try:
-                check_schema(ref, spec.input)
+                schema = check_schema(ref, spec.input)
             except BatchSchemaError as exc:
                 failed(ref, exc)
                 continue
+            for warning in schema_warnings(ref, schema, spec.input):
+                logger.warning("batch %s: %s", ref.key, warning)
+                outcome["warnings"].append(warning)
             futures[score_batch_task.submit(task_path, key, content_hash, run_id, calibrator_document)] = ref
     for future in as_completed(list(futures)):
         ref = futures[future]
@@ -138,6 +149,7 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
                 outcome = fan_out(task_path, run_id, [[r.key, r.content_hash] for r in refs], document, ray_address)
                 summary["batches_failed"] += outcome["failed"]
                 summary["batches_done"] += len(outcome["done"])
+                summary["warnings"] += outcome["warnings"]
                 for done in outcome["done"]:
                     summary["rows_scored"] += done["rows_scored"]
                     summary["rows_quarantined"] += done["rows_quarantined"]
@@ -151,7 +163,9 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
         stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))  # `calscore serve` stopping, Ctrl-C
         finish_run(spec.warehouse.path, run_id, "cancelled" if stopped else "failed", {**summary, "error": str(exc)})
         raise
-    warned = _check_health(spec, run_id, summary) if summary["batches_done"] else False
+    if summary["batches_done"]:
+        _check_health(spec, run_id, summary)
+    warned = bool(summary["warnings"])  # health, a batch without its segment column, an empty input location
     status = "failed" if summary["batches_failed"] else ("completed_with_warnings" if warned else "completed")
     finish_run(spec.warehouse.path, run_id, status, summary)
     summary["text"] = publish_summary(spec, run_id, summary)
@@ -163,7 +177,7 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
     return summary
 
 
-def _check_health(spec: TaskSpec, run_id: str, summary: dict) -> bool:
+def _check_health(spec: TaskSpec, run_id: str, summary: dict) -> None:
     """Tonight's health checks, recorded; a warning goes to the summary and out as a Prefect event."""
     checks = health_checks(spec, run_id)
     record_checks(spec, run_id, checks)
@@ -177,7 +191,6 @@ def _check_health(spec: TaskSpec, run_id: str, summary: dict) -> bool:
                    payload={"run_id": run_id, "task_version": spec.task_version,
                             "warnings": [{"check": c.name, "value": c.value, "reference": c.reference,
                                           "threshold": c.threshold, "detail": c.detail} for c in warnings]})
-    return bool(warnings)
 
 
 def _new_batches(spec: TaskSpec):

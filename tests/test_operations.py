@@ -117,9 +117,29 @@ def test_a_missing_input_folder_is_an_error_and_an_empty_one_a_warning(tmp_path,
     empty = nightly_scoring(str(task))
     assert empty["warnings"] == [f"no Parquet files in [input] location {tmp_path / 'batches'}"]
     assert "warning: no Parquet files" in empty["text"]
+    assert q(tmp_path, "SELECT status FROM runs ORDER BY started_at DESC LIMIT 1") == [("completed_with_warnings",)]
     write_batch(tmp_path, "n1", 5)  # back, unchanged: nothing new
     nightly_scoring(str(task))
     assert "2 run(s) since found nothing new" in status_line(task)
+
+
+def test_a_batch_without_its_segment_column_is_scored_with_a_warning(tmp_path, task):
+    from calscore.flows.nightly import nightly_scoring
+
+    write_batch(tmp_path, "a-segmented", 10)
+    ids, body, _ = texts(10, start=10)
+    pq.write_table(pa.table({"id": ids, "text": body}), tmp_path / "batches" / "b-no-segment.parquet")
+
+    state = nightly_scoring(str(task), return_state=True)
+    assert state.is_completed() and state.name == "Completed with warnings"
+    summary = state.result()
+    assert summary["rows_scored"] == 20
+    assert summary["warnings"] == ["b-no-segment.parquet: no segment column 'category' ([input] segment_column); "
+                                   "its rows have no segment"]
+    assert "b-no-segment.parquet: no segment column" in summary["text"]
+    assert q(tmp_path, "SELECT batch_uri, count(segment) FROM predictions GROUP BY ALL ORDER BY 1") == [
+        ("a-segmented.parquet", 10), ("b-no-segment.parquet", 0)]
+    assert q(tmp_path, "SELECT status FROM runs") == [("completed_with_warnings",)]
 
 
 def test_a_copied_input_folder_is_not_scored_again(tmp_path, task):

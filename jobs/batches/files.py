@@ -118,6 +118,14 @@ def check_schema(ref: BatchRef, columns: InputSpec) -> pa.Schema:
     return schema
 
 
+def schema_warnings(ref: BatchRef, schema: pa.Schema, columns: InputSpec) -> list[str]:
+    """What a batch lacks that does not stop scoring: a missing segment column leaves its rows' segment NULL."""
+    if columns.segment_column and columns.segment_column not in schema.names:
+        return [f"{ref.key}: no segment column {columns.segment_column!r} ([input] segment_column); "
+                "its rows have no segment"]
+    return []
+
+
 def row_count(ref: BatchRef) -> int:
     """Rows in the batch, from the Parquet footer."""
     try:

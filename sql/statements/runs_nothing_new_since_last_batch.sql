@@ -6,7 +6,7 @@ with last_batch as (
 )
 select
     last_batch.at,
-    count(r.run_id) filter (where r.kind = 'score' and r.status = 'completed'
+    count(r.run_id) filter (where r.kind = 'score' and r.status in ('completed', 'completed_with_warnings')
                             and cast(r.summary ->> 'batches_done' as integer) = 0
                             and r.started_at > last_batch.at)
 from last_batch
