@@ -50,6 +50,8 @@ def test_score_file_keeps_rows_columns_and_order(folder, tmp_path):
     a = np.array(out.column("label_logprobs").to_pylist())
     b = np.array(direct.column("label_logprobs").to_pylist())
     assert np.abs(a - b).max() <= 1e-4
+    named = np.array([out.column(f"logprob_{label}").to_pylist() for label in spec.labels]).T
+    assert np.array_equal(named, a)  # each label's column is its entry of the list, by name
     assert not (tmp_path / "out.parquet.partial").exists()
 
 
@@ -61,6 +63,16 @@ def test_null_text_rows_get_null_scores(folder, tmp_path):
     assert summary["null_text_rows"] == 1 and out.num_rows == 9
     assert out.column("raw_label").to_pylist()[4] is None
     assert out.column("raw_label").null_count == 1
+    assert all(out.column(f"logprob_{label}").to_pylist()[4] is None for label in spec.labels)
+
+
+def test_an_input_column_named_like_a_label_score_is_refused(folder, tmp_path):
+    spec = tiny_spec(folder)
+    label = next(iter(spec.labels))
+    pq.write_table(pa.table({"id": [1], "text": ["x"], f"logprob_{label}": [0.0]}), tmp_path / "in.parquet")
+    with pytest.raises(KeyError, match=f"logprob_{label}"):
+        score_file(make_scorer(spec.model, spec.prompt, spec.labels), tmp_path / "in.parquet", tmp_path / "out.parquet", progress=False)
+    assert not (tmp_path / "out.parquet").exists()
 
 
 def test_missing_text_column_is_a_clear_error(folder, tmp_path):

@@ -5,7 +5,9 @@
 
 The input is streamed in record batches and the output written batch by batch,
 so memory does not grow with the file. Every input column is kept (id, text,
-metadata) and the score columns are appended. Rows with null text get null
+metadata) and the score columns are appended, with each label's log-probability
+also in a column of its own name (`logprob_<label>`), so a reader needs no task
+file to know which list entry is which label. Rows with null text get null
 scores and are counted (the nightly flow quarantines them before scoring).
 """
 from __future__ import annotations
@@ -51,6 +53,15 @@ def _progress(total: int, enabled: bool):
     )
 
 
+def _named_label_columns(table, labels: tuple[str, ...]):
+    """`label_logprobs` (a list in label order) also as one `logprob_<label>` column per label."""
+    import pyarrow.compute as pc
+
+    for i, label in enumerate(labels):
+        table = table.append_column(f"logprob_{label}", pc.list_element(table.column("label_logprobs"), i))
+    return table
+
+
 def score_file(
     scorer: Scorer,
     input_path: str | Path,
@@ -76,6 +87,9 @@ def score_file(
             f"{input_path} has no text column {text_column!r} (columns: {source.schema_arrow.names}); "
             "set [input] text_column in the task file"
         )
+    clashes = sorted({f"logprob_{label}" for label in scorer.labels} & set(source.schema_arrow.names))
+    if clashes:
+        raise KeyError(f"{input_path} already has column(s) {clashes}, which the output names its label scores")
     total = source.metadata.num_rows
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".partial")
@@ -86,7 +100,8 @@ def score_file(
         with _progress(total, progress) as bar:
             task = bar.add_task("score", total=total)
             batches = source.iter_batches(batch_size=read_rows)
-            for table in iter_scores(scorer, batches, text_column, null_text="null"):
+            for scored in iter_scores(scorer, batches, text_column, null_text="null"):
+                table = _named_label_columns(scored, scorer.labels)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
@@ -95,7 +110,8 @@ def score_file(
                 truncated += int(pc.sum(table.column("truncated")).as_py() or 0)
                 bar.update(task, advance=table.num_rows)
         if writer is None:  # an empty input still gives a file with the full schema
-            writer = pq.ParquetWriter(tmp, pa.schema(list(source.schema_arrow) + SCORE_FIELDS))
+            empty = pa.schema(list(source.schema_arrow) + SCORE_FIELDS).empty_table()
+            writer = pq.ParquetWriter(tmp, _named_label_columns(empty, scorer.labels).schema)
         writer.close()
         writer = None
         tmp.replace(output_path)
