@@ -33,11 +33,12 @@ def _deployment_served(task_name: str) -> bool:
 @flow(name="calscore-label-ingestion", flow_run_name=run_name)
 @fails_cleanly
 def ingest_labels(task_path: str, file: str | None = None, table: str | None = None,
-                  source: str | None = None, trigger: bool = True) -> dict:
-    """Import labels from a file or an analyst's table; trigger recalibration when enough are new."""
+                  source: str | None = None, trigger: bool = True, design: str | None = None) -> dict:
+    """Import labels from a file or an analyst's table (with their sampling design: random, audit or
+    convenience); trigger recalibration when enough are new."""
     logger = get_run_logger()
     spec = load_spec(task_path)
-    result = ingest(spec, file, table, source, trigger)
+    result = ingest(spec, file, table, source, trigger, design=design)
     for line in result["report"]:
         logger.info(line)
     new = result["new_labels"]

@@ -9,6 +9,16 @@ supersedes the current one (the old row stays, with `superseded_at` set).
 Rows with an unknown label are rejected and reported; valid rows are kept.
 Ids that no prediction has yet are kept too (their rows may arrive later) and
 reported.
+
+Every label is stored with its sampling design (`DESIGNS`), which decides whether it certifies:
+- `audit`: from a `labels sample` audit sample; weight 1 / its inclusion probability (from the file's
+  `inclusion_prob` column, else the sample it was drawn in);
+- `random`: the file's ids are a simple random sample of the rows this task version scored, so each was
+  included with probability n / N (n of its ids among those N rows): equal weights;
+- `convenience`: chosen some other way (a review queue, hand-picked); no weights. Accuracy tables show
+  these with a warning, and `thresholds` never certifies with them.
+Without a declared design a label is `audit` when an inclusion probability is known, else `convenience`.
+Re-importing a label with another design supersedes it like a correction does.
 """
 from __future__ import annotations
 
@@ -28,6 +38,13 @@ from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
 from calscore.jobs.warehouse.statements import statement
 
+DESIGNS = ("random", "audit", "convenience")
+CONVENIENCE_WARNING = (
+    "{n} label(s) are convenience labels (no sampling design declared): accuracy tables show them with a "
+    "warning and `thresholds` never certifies with them; if the ids are a simple random sample of the scored "
+    "rows, import the file again with --design random"
+)
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
@@ -46,6 +63,9 @@ class ImportReport:
     unknown_ids: int = 0
     conflicts: list[str] = field(default_factory=list)  # ids given different labels in this file
     import_id: str = ""
+    redeclared: int = 0  # same label as before, another design (in `inserted`, not in `superseded`)
+    designs: dict[str, int] = field(default_factory=dict)  # this import's kept labels by design
+    random_sample: tuple[int, int] | None = None  # design random: (ids among the scored rows, scored rows)
 
     def lines(self) -> list[str]:
         out = [
@@ -53,6 +73,15 @@ class ImportReport:
             f"({self.superseded} correcting an earlier one), {self.unchanged} unchanged, "
             f"{len(self.rejected)} rejected",
         ]
+        if self.designs:
+            out.append("  design: " + ", ".join(f"{n} {d}" for d, n in sorted(self.designs.items()))
+                       + (f" ({self.redeclared} re-declared: same label, another design)" if self.redeclared else ""))
+        if self.random_sample:
+            n, population = self.random_sample
+            out.append(f"  random sample: {n} of the {population} rows this task version scored, each included "
+                       f"with probability {n / population:.4g} (equal weights)")
+        if self.designs.get("convenience"):
+            out.append("  " + CONVENIENCE_WARNING.format(n=self.designs["convenience"]))
         if self.unknown_ids:
             out.append(f"  {self.unknown_ids} label(s) for ids with no prediction yet (kept)")
         if self.conflicts:
@@ -142,23 +171,73 @@ def _validate(spec: TaskSpec, table: pa.Table, source: str) -> tuple[pa.Table, l
     return valid, sorted(rejected, key=lambda r: r["row"]), conflicts
 
 
-def import_labels(spec: TaskSpec, table: pa.Table, source: str) -> ImportReport:
-    """Validate and upsert labels in one transaction; return what happened."""
+def check_design(design: str | None) -> str | None:
+    """`design` if it is one of `DESIGNS` (or None: decided per label by its inclusion probability)."""
+    if design is not None and design not in DESIGNS:
+        raise LabelFileError(f"unknown label design {design!r} (one of: {', '.join(DESIGNS)})")
+    return design
+
+
+def _random_sample(con, spec: TaskSpec, valid: pa.Table, source: str) -> tuple[pa.Table, tuple[int, int]]:
+    """The labels with their inclusion probability as a simple random sample of the scored rows: n / N."""
+    population, sampled = con.execute(
+        statement("labels_random_population"), {"task_version": spec.task_version}
+    ).fetchall()[0]
+    if not sampled:
+        raise LabelFileError(
+            f"{source}: --design random says these ids are a random sample of the rows task_version "
+            f"{spec.task_version} scored, but none of them is one of its {population} rows")
+    prob = pa.array([sampled / population] * valid.num_rows, pa.float64())
+    return valid.set_column(valid.column_names.index("inclusion_prob"), "inclusion_prob", prob), (sampled, population)
+
+
+def _reject_audit_without_probability(con, table: pa.Table, report: ImportReport) -> None:
+    """Design audit: a label whose row has no inclusion probability (file or audit sample) is refused."""
+    missing = con.execute("SELECT row_id, label FROM resolved WHERE inclusion_prob IS NULL ORDER BY row_id").fetchall()
+    if not missing:
+        return
+    con.execute("DELETE FROM resolved WHERE inclusion_prob IS NULL")
+    first_row = {}
+    for i, row_id in enumerate(pc.cast(table["id"], pa.string()).to_pylist()):
+        first_row.setdefault(row_id, i)
+    reason = ("--design audit, but no inclusion probability (no inclusion_prob column, and the id is in no "
+              "`labels sample` audit sample); declare --design random or convenience")
+    report.rejected += [{"row": first_row[row_id], "id": row_id, "label": label, "reason": reason}
+                        for row_id, label in missing]
+    report.rejected.sort(key=lambda r: r["row"])
+
+
+def import_labels(spec: TaskSpec, table: pa.Table, source: str, design: str | None = None) -> ImportReport:
+    """Validate and upsert labels in one transaction, each with its sampling design (module docstring;
+    None: audit when an inclusion probability is known, else convenience); return what happened."""
+    check_design(design)
+    if design == "random" and "inclusion_prob" in table.column_names:
+        raise LabelFileError(
+            f"{source}: --design random gives every label the same inclusion probability (n / rows scored); "
+            "this file has an inclusion_prob column: import it with --design audit, or drop the column")
     valid, rejected, conflicts = _validate(spec, table, source)
     report = ImportReport(source=source, rows_read=table.num_rows, rejected=rejected, conflicts=conflicts)
     pairs = "\n".join(f"{i}\t{l}" for i, l in zip(valid["row_id"].to_pylist(), valid["label"].to_pylist()))
-    digest = hashlib.sha256(pairs.encode()).hexdigest()[:12]
+    digest = hashlib.sha256((pairs + (f"\n{design}" if design else "")).encode()).hexdigest()[:12]
     report.import_id = f"{source}:{digest}"
     now = utcnow()
     with writer(spec.warehouse.path) as con:
         con.register("incoming", valid)
+        if design == "random" and valid.num_rows:
+            valid, report.random_sample = _random_sample(con, spec, valid, source)
+            con.register("incoming", valid)
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(statement("labels_resolve_incoming"), {"task_name": spec.name})
-            report.unchanged = con.execute("SELECT count(*) FROM resolved WHERE label = current_label").fetchall()[0][0]
+            con.execute(statement("labels_resolve_incoming"), {"task_name": spec.name, "design": design})
+            if design == "audit":
+                _reject_audit_without_probability(con, table, report)
+            report.designs = dict(con.execute("SELECT design, count(*) FROM resolved GROUP BY design").fetchall())
+            report.unchanged = con.execute("SELECT count(*) FROM resolved WHERE NOT changed").fetchall()[0][0]
+            report.redeclared = con.execute(
+                "SELECT count(*) FROM resolved WHERE changed AND label = current_label").fetchall()[0][0]
             report.superseded = con.execute(
                 statement("labels_supersede_changed"), {"task_name": spec.name, "now": now}
-            ).fetchall()[0][0]
+            ).fetchall()[0][0] - report.redeclared
             report.inserted = con.execute(
                 statement("labels_insert_changed"),
                 {"task_name": spec.name, "source": source, "now": now, "import_id": report.import_id},

@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calscore.jobs.labels.importing import import_labels, new_labels_since_last_fit, read_label_file, read_label_table
+from calscore.jobs.labels.importing import (
+    check_design,
+    import_labels,
+    new_labels_since_last_fit,
+    read_label_file,
+    read_label_table,
+)
 from calscore.jobs.spec import TaskSpec
 
 
-def ingest(spec: TaskSpec, file: str | None, table: str | None, source: str | None, trigger: bool) -> dict:
-    """Import labels; the result has the report lines, `inserted`, and `new_labels` when a recalibration is due."""
+def ingest(spec: TaskSpec, file: str | None, table: str | None, source: str | None, trigger: bool,
+           design: str | None = None) -> dict:
+    """Import labels with their sampling design (`importing.DESIGNS`; None: audit when an inclusion probability
+    is known, else convenience); the result has the report lines, `inserted`, and `new_labels` when a
+    recalibration is due."""
+    check_design(design)
     data = read_label_file(Path(file)) if file else read_label_table(spec, table)
-    report = import_labels(spec, data, source or (Path(file).name if file else table))
+    report = import_labels(spec, data, source or (Path(file).name if file else table), design=design)
     result = {"report": report.lines(), "inserted": report.inserted, "recalibration": None, "new_labels": None}
     new = new_labels_since_last_fit(spec)
     threshold = spec.calibration.refit_after_new_labels

@@ -4,8 +4,10 @@ fixed-sequence testing.
 
 Volume counts every prediction at or above the threshold (off-format rows never
 count: they go to manual whatever their confidence). Accuracy is estimated only
-from audit-sample labels, weighted by 1 / inclusion probability, so it speaks for
-all rows above the threshold rather than for the rows people chose to review;
+from labels of a sampling design (an audit sample, or a declared simple random
+sample: `labels import --design`), weighted by 1 / inclusion probability, so it speaks for
+all rows above the threshold rather than for the rows people chose to review
+(convenience labels never count);
 the bound uses the effective sample size (see `intervals`).
 
 The choice: keeping the lowest of ~50 thresholds whose bound reaches the target
@@ -234,12 +236,23 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
         counts = load_counts(con, spec.task_version, night)
         labeled = load_rows(con, spec.task_version, night, labeled_only=True)
     scope = f"night {night}" if night else "all nights"
+    # only labels of a sampling design certify (is_audit_label: label_design 'audit' or 'random'); the other
+    # held-out labels are convenience labels, counted here so the output says why they are left out
+    convenience = int((~labeled.is_audit_label).sum())
     head = f"task {spec.name} (task_version {spec.task_version}), {scope}: {counts.total} predictions, " \
-           f"{int(labeled.is_audit_label.sum())} with audit labels"
+           f"{int(labeled.is_audit_label.sum())} with audit labels (audit or random sample)"
+    if convenience:
+        head += f", {convenience} with convenience labels"
     if counts.total == 0:
         return head + "\nnothing to analyse yet: no predictions for this task version"
     table = threshold_table(labeled.decision_confidence, ~labeled.off_format, labeled.is_audit_label,
                             labeled.is_correct, labeled.label_weight, volume=counts.at_or_above(THRESHOLDS))
     seq = threshold_sequence(table, target)
-    return "\n".join([head, describe_choice(table, target, counts.total), "",
-                      format_table(table, chosen=seq["chosen"], start=seq["start"], stopped=seq["stopped"])])
+    lines = [head, describe_choice(table, target, counts.total)]
+    if convenience:
+        lines.append(
+            f"{convenience} convenience label(s) are not used: chosen without a sampling design, they never certify "
+            "a threshold (if they are a simple random sample of the scored rows, import them again with "
+            "`calscore labels import --design random`)")
+    return "\n".join(lines + ["", format_table(table, chosen=seq["chosen"], start=seq["start"],
+                                                stopped=seq["stopped"])])

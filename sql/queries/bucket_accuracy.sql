@@ -1,4 +1,4 @@
--- How accurate is each decision bucket, estimated for all its rows from the audit-sample labels?
+-- How accurate is each decision bucket, estimated for all its rows from the audit- and random-sample labels (and what do convenience labels say)?
 with predictions_current as (
 
     select * from predictions_current
@@ -7,7 +7,15 @@ with predictions_current as (
 
 audited as (
 
+    -- held-out labels of a sampling design (label_design 'audit' or 'random'): these certify
     select * from predictions_current where is_audit_label
+
+),
+
+convenience as (
+
+    -- held-out labels chosen without a design (a review queue, hand-picked): shown, never certify
+    select * from predictions_current where is_labeled and label_design = 'convenience'
 
 ),
 
@@ -25,10 +33,23 @@ accuracy as (
         task_version,
         bucket,
         count(*) as audit_labels,
-        -- weights 1 / inclusion probability undo the audit's over-sampling of small buckets
+        -- weights 1 / inclusion probability undo the audit's over-sampling of small buckets (equal for random)
         sum(label_weight * cast(is_correct as double)) / sum(label_weight) as estimated_accuracy
 
     from audited
+    group by all
+
+),
+
+convenience_accuracy as (
+
+    select
+        task_version,
+        bucket,
+        count(*) as convenience_labels,
+        avg(cast(is_correct as double)) as convenience_accuracy
+
+    from convenience
     group by all
 
 ),
@@ -42,12 +63,21 @@ final as (
         volume.rows,
         volume.mean_confidence,
         coalesce(accuracy.audit_labels, 0) as audit_labels,
-        accuracy.estimated_accuracy
+        accuracy.estimated_accuracy,
+        coalesce(convenience_accuracy.convenience_labels, 0) as convenience_labels,
+        convenience_accuracy.convenience_accuracy,
+        case when convenience_accuracy.convenience_labels > 0 then
+            'convenience labels: not a sample of the bucket, so their accuracy may not hold for its rows; '
+            || 'they never certify (import a random sample with --design random)'
+        end as warning
 
     from volume
     left join accuracy
         on volume.task_version = accuracy.task_version
         and volume.bucket = accuracy.bucket
+    left join convenience_accuracy
+        on volume.task_version = convenience_accuracy.task_version
+        and volume.bucket = convenience_accuracy.bucket
 
 )
 

@@ -1,4 +1,5 @@
--- Mark superseded each current label that a resolved incoming label changes (the old row stays, as history).
+-- Mark superseded each current label that a resolved incoming label changes, in label or design (the old row
+-- stays, as history).
 update labels
 set superseded_at = $now
 where task_name = $task_name
@@ -6,5 +7,5 @@ where task_name = $task_name
     and row_id in (
         select row_id
         from resolved
-        where current_label is not null and label <> current_label
+        where current_label is not null and changed
     )

@@ -1,6 +1,7 @@
 -- What did we decide for each row, with which calibrator, and was it right (where a current label exists)?
 -- is_labeled: a current label the calibrator behind the decision was not fitted on (usable for evaluation);
--- is_audit_label: such a held-out label that came from an audit sample;
+-- is_audit_label: such a held-out label from a probability sample (label_design 'audit' or 'random'), the labels
+-- that certify; a 'convenience' label is held out too but never certifies;
 -- has_label: any current label (used_in_fit tells the fit rows apart).
 with decided_predictions as (
 
@@ -35,6 +36,7 @@ final as (
         current_labels.true_label,
         current_labels.label_source,
         current_labels.inclusion_prob,
+        current_labels.label_design,
         coalesce(current_labels.is_audit_label, false) and fit_rows.row_id is null as is_audit_label,
         current_labels.label_weight,
         current_labels.true_label is not null as has_label,
