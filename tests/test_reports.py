@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from scipy.stats import beta, norm
 
+from calscore.calibration_store.document import load_document
 from calscore.calibration_store.registry import make_calibrator
+from calscore.calibration_store.store import document
 from calscore.jobs.reports.bucket_chart import bucket_chart, bucket_stats
 from calscore.jobs.reports.html_report import report_markdown, write_report
 from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
@@ -46,6 +48,16 @@ def ref_ece_mce(conf, correct, w, n_bins=15):
         mce = max(mce, gap)
         counts.append(int(m.sum()))
     return ece, mce, counts
+
+
+def champion_on_labels(filled):
+    """The champion's top-label confidence and correctness on every current label (its own predictions, not the
+    stored decisions, some of which an earlier calibrator made)."""
+    r = filled["rows"]
+    with report_connection(filled["spec"].warehouse.path) as con:
+        doc = document(con, filled["champion"])
+    probs = load_document(doc, filled["task_version"]).predict_proba(r["logprobs"][r["is_labeled"]])
+    return probs.max(axis=1), probs.argmax(axis=1) == r["y"][r["is_labeled"]]
 
 
 def ref_wilson(p, n, level=0.95):
@@ -262,10 +274,12 @@ def test_html_report(filled, tmp_path):
                                            "label budget", "calibration trend"}
     assert all(base64.b64decode(data)[:8] == PNG_MAGIC for _, data in images)
     assert 'src="http' not in page and "<script" not in page  # self-contained
+    # the headline: the champion on the labels it was not fitted on (the fixture records no fit rows: all of them)
     m = r["is_labeled"]
     w = r["label_weight"][m]
-    assert f"ECE {ref_ece_mce(r['raw_confidence'][m], raw_correct[m], w)[0]:.3f} raw" in page
-    assert f"{ref_ece_mce(r['confidence'][m], correct[m], w)[0]:.3f} calibrated" in page
+    conf, ok = champion_on_labels(filled)
+    assert f"n={int(m.sum())}: ECE {ref_ece_mce(r['raw_confidence'][m], raw_correct[m], w)[0]:.3f} [" in page
+    assert f"→ {ref_ece_mce(conf, ok, w)[0]:.3f} [" in page
     assert f"{filled['n_predictions']} predictions" in page
     assert f"{filled['n_current_labels']} labeled ({filled['n_audit_labels']} from audit samples)" in page
     # calibrator history: every version, every event, the promotion's reason and figures
@@ -304,8 +318,10 @@ def test_report_markdown(filled):
     w = r["label_weight"][m]
     assert md.startswith("### calscore: report-demo, all nights")
     assert f"**{filled['n_predictions']}** predictions, **{filled['n_current_labels']}** labeled" in md
-    assert f"ECE **{ref_ece_mce(r['confidence'][m], correct[m], w)[0]:.3f}** calibrated" in md
-    assert f"vs {ref_ece_mce(r['raw_confidence'][m], raw_correct[m], w)[0]:.3f} raw" in md
+    conf, ok = champion_on_labels(filled)
+    assert f"(labels it was not fitted on), n={int(m.sum())}: " in md
+    assert f"ECE {ref_ece_mce(r['raw_confidence'][m], raw_correct[m], w)[0]:.3f} [" in md
+    assert f"→ {ref_ece_mce(conf, ok, w)[0]:.3f} [" in md
     assert f"`{filled['champion']}` (platt" in md
     for bucket, n in Counter(r["bucket"]).items():
         assert f"| {bucket} | {n} |" in md

@@ -16,11 +16,7 @@ def report_markdown(spec: TaskSpec, night: date | str | None = None, target: flo
         "",
         f"- **{s['rows']}** predictions, **{s['labeled']}** labeled ({s['audit_labeled']} from audit samples)",
     ]
-    if s["calibrated"]:
-        lines.append(f"- calibration on {s['calibrated']['n']} labeled rows: ECE **{s['calibrated']['ece']:.3f}** "
-                     f"calibrated vs {s['raw']['ece']:.3f} raw (accuracy {s['calibrated']['accuracy']:.1%})")
-    elif s["raw"]["n"]:
-        lines.append(f"- no calibrated rows yet: raw ECE {s['raw']['ece']:.3f} on {s['raw']['n']} labeled rows")
+    lines.append(f"- calibration, {s['heldout_sentence']}")
     lines.append(f"- threshold: {s['threshold_sentence']}")
     champion = s["champion"]
     lines.append(f"- champion calibrator: `{champion['version']}` ({champion['method']}, {champion['n_labels']} labels)"

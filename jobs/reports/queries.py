@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from calscore.calibration_store.apply import logprob_matrix
 from calscore.calibration_store.store import champion
 from calscore.jobs.warehouse.views import create_views
 from calscore.jobs.warehouse.connection import reader
@@ -216,6 +217,26 @@ def load_labeled_scores(
     return LabeledScores(
         row_id=_column(table, "row_id"),
         logprobs=logprobs,
+        y=_label_indices(table.column("true_label").to_pylist(), index, table.column("row_id").to_pylist()),
+        weight=_column(table, "label_weight", float),
+    )
+
+
+def load_heldout_scores(
+    con: duckdb.DuckDBPyConnection, task_name: str, task_version: str, labels: Sequence[str],
+    calibrator_version: str | None, night: date | str | None = None,
+) -> LabeledScores:
+    """Raw scores of the current labels `calibrator_version` was not fitted on (its recorded fit rows left out in
+    SQL; every current label when it is None), of one night or all, in label order."""
+    table = con.sql(
+        statement("labels_heldout_from_calibrator"),
+        params={"task_name": task_name, "task_version": task_version, "calibrator_version": calibrator_version,
+                "night": parse_night(night)},
+    ).to_arrow_table()
+    index = {label: i for i, label in enumerate(labels)}
+    return LabeledScores(
+        row_id=_column(table, "row_id"),
+        logprobs=logprob_matrix(table.column("label_logprobs"), labels).reshape(table.num_rows, len(labels)),
         y=_label_indices(table.column("true_label").to_pylist(), index, table.column("row_id").to_pylist()),
         weight=_column(table, "label_weight", float),
     )

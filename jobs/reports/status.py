@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from calscore.calibration_store.store import list_calibrators
 from calscore.jobs.batches.files import InputLocationError, discover
+from calscore.jobs.reports.intervals import wilson_interval
+from calscore.jobs.reports.report_data import champion_heldout, heldout_sentence
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
 from calscore.jobs.warehouse.ledger import ledger_states
@@ -51,6 +53,10 @@ def task_status(spec: TaskSpec) -> str:
         snapshot = con.execute(
             statement("reliability_snapshots_latest_calibrated"), {"task_version": spec.task_version}
         ).fetchall()
+        snapshot_by = con.execute(  # whose the snapshot is (maybe no longer the champion), and its ECE interval
+            "SELECT calibrator_version, ece_ci_low, ece_ci_high FROM reliability_snapshots WHERE task_version = ?"
+            " AND scores = 'calibrated' AND segment = 'all' AND created_at = ?", [spec.task_version, snapshot[0][0]]
+        ).fetchall() if snapshot else []
         health = con.execute(statement("health_checks_latest"), {"task_name": spec.name}).fetchall()
     last_run, champion, snapshot = (rows[0] if rows else None for rows in (last_run, champion, snapshot))
     lines = [f"task {spec.name}  task_version {spec.task_version}  warehouse {spec.warehouse.path}",
@@ -70,7 +76,17 @@ def task_status(spec: TaskSpec) -> str:
     else:
         lines.append("champion calibrator: none (buckets use raw confidence)")
     lines += _health_lines(health)
+    lines.append(f"calibration, {heldout_sentence(champion_heldout(spec))}")
     if snapshot:
-        created, n, acc, ece, nll = snapshot
-        lines.append(f"last snapshot: {created:%Y-%m-%d %H:%M}  n={n}  accuracy={acc:.3f}  ECE={ece:.3f}  NLL={nll:.3f}")
+        created, n, acc, ece, _ = snapshot
+        version, ece_low, ece_high = snapshot_by[0] if snapshot_by else (None, None, None)
+        if champion and version == champion[0]:
+            acc_low, acc_high = wilson_interval(acc, n)
+            ece_ci = "" if ece_low is None else f" [{ece_low:.3f}, {ece_high:.3f}]"
+            lines.append(f"last snapshot (the champion's, on labels it was not fitted on): {created:%Y-%m-%d %H:%M}  "
+                         f"n={n}  accuracy={acc:.3f} [{acc_low:.3f}, {acc_high:.3f}]  ECE={ece:.3f}{ece_ci} "
+                         "(95% intervals)")
+        else:  # not the champion's figures: not shown as evidence about it
+            lines.append(f"last snapshot: {created:%Y-%m-%d %H:%M}, of calibrator {version}, not the current champion "
+                         "(its figures are not the champion's)")
     return "\n".join(lines)
