@@ -186,5 +186,7 @@ def test_flow_writes_the_adapter_and_a_markdown_artifact(warehouse, tmp_path):
                       root=str(tmp_path / "adapters"), report_dir=str(tmp_path / "report"))
     assert load_spec(result["task_file"]).task_version == result["task_version"] != spec.task_version
     with get_client(sync_client=True) as client:
-        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["tiny-finetune"])))
+        # the session's Prefect server may hold other tests' artifacts under this key: this run's is the newest
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["tiny-finetune"])))
+    artifact = max(artifacts, key=lambda a: a.created)
     assert artifact.data == result["markdown"] and "| fine-tuned | raw | 16 |" in artifact.data
