@@ -2,7 +2,7 @@
 
 Night 1 scores 1,000 rows with no calibrator; an audit sample of 600 of them is
 "labeled" from the demo's hidden labels and imported, which triggers a
-recalibration; night 2 scores 1,000 new rows with the new champion. Night 2's
+recalibration; night 2 scores 1,000 new rows with the champion, if one was promoted. Night 2's
 hidden labels were never used for fitting, so its figures are honest.
 
 `run_finetune_demo` adds fine-tuning: a LoRA adapter trained on night 1's audit labels
@@ -75,19 +75,27 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     say(f"recalibration: {imported['recalibration']}")
 
     write_demo_batches(batches, truth, rows_per_batch=ROWS_PER_NIGHT, n_batches=2)
-    say("\n== night 2: score 1,000 new rows with the champion calibrator ==")
+    say("\n== night 2: score 1,000 new rows (with the champion calibrator, if one was promoted) ==")
     night2 = nightly_scoring(task_path)
     say(night2["text"])
 
     result = evaluate_run(spec, night2["run_id"], truth)
     say("== night 2 against its hidden labels (never used for fitting) ==")
     say(f"rows: {result['n']}")
-    say(f"accuracy: raw {_pct(result['raw']['accuracy'])}  calibrated {_pct(result.get('calibrated', {}).get('accuracy'))}")
-    say(f"ECE (15 bins): raw {result['raw']['ece']:.3f}  calibrated "
-        f"{result['calibrated']['ece']:.3f}" if "calibrated" in result else "ECE: no calibrator was promoted")
+    say(f"raw scores:  accuracy {_pct(result['raw']['accuracy'])}  ECE (15 bins) {result['raw']['ece']:.3f}")
+    if "calibrated" in result:
+        say(f"calibrated:  accuracy {_pct(result['calibrated']['accuracy'])}  ECE (15 bins) "
+            f"{result['calibrated']['ece']:.3f}")
+    else:
+        say("calibrated:  none -- no calibrator was promoted: on the audit sample's held-out labels no challenger "
+            "was significantly better than the raw scores (the recalibration line above), so night 2 was "
+            "decided on raw scores")
     say("bucket        rows  accuracy")
     for b in result["buckets"]:
         say(f"{b['bucket']:<12} {b['rows']:>5}  {_pct(b['accuracy'])}")
+    say("Calibration can make a confidence honest, not a model right: the neutral rows follow a rule no prompt "
+        "states (sports facts positive, workplace facts negative). `make finetune-demo` trains an adapter on the "
+        "audit labels and shows what that changes on night 2.")
     # Night 2's hidden labels go in as an evaluation set (no refit): the report's
     # reliability diagram then shows 1,000 more rows the calibrator never saw.
     evaluation = root / "night-2-labels.parquet"

@@ -30,6 +30,7 @@ def test_the_demo_tells_its_story_end_to_end(tmp_path, tiny_model):
 
     printed = "\n".join(said)
     assert "== night 1" in printed and "== night 2" in printed
+    assert "raw scores:  accuracy" in printed and "make finetune-demo" in printed  # held-out figures, the next step
     assert story["night1"]["rows_scored"] == story["night2"]["rows_scored"] == 1000
     assert story["evaluation"]["n"] == 1000
     assert Path(story["report"]).exists()
