@@ -43,10 +43,12 @@ def make_task(folder: Path, batches: int, rows: int, runner: str, num_cpus: int)
 def task_overheads(summary: dict) -> tuple[list[float], list[float]]:
     """(later batches, first batch per worker): task run time minus the batch's scoring time, in seconds."""
     from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, TaskRunFilter, TaskRunFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        fan_out = next(r for r in client.read_flow_runs(limit=200) if r.name == summary["run_id"])
-        runs = [t for t in client.read_task_runs(limit=200) if t.flow_run_id == fan_out.id and t.name.startswith("score ")]
+        [fan_out] = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[summary["run_id"]])))
+        runs = [t for t in client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(
+                    any_=[fan_out.id]))) if t.name.startswith("score ")]
     seconds = {d["batch"]: d["seconds"] for d in summary["done"]}
     first, later, seen = [], [], set()
     for run in sorted(runs, key=lambda t: t.start_time):

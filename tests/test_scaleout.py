@@ -42,6 +42,7 @@ def q(task_dir: Path, sql: str):
 
 def test_the_night_fans_out_to_both_nodes_and_every_row_is_written_once(tmp_path, tiny_model, ray_cluster):
     from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, TaskRunFilter, TaskRunFilterFlowRunId
 
     from calscore.flows.nightly import nightly_scoring
 
@@ -55,10 +56,10 @@ def test_the_night_fans_out_to_both_nodes_and_every_row_is_written_once(tmp_path
     assert len({w["ray_node"] for w in workers}) == 2  # both nodes scored
     assert all(w["pid"] != os.getpid() for w in workers)  # in Ray workers, not in the flow's process
     with get_client(sync_client=True) as client:  # the scoring task runs are recorded in the flow's server
-        runs = client.read_flow_runs(limit=50)
-        fan_out = next(r for r in runs if r.name == summary["run_id"])
-        scored = client.read_task_runs(limit=50)
-    names = sorted(t.name for t in scored if t.flow_run_id == fan_out.id and t.name.startswith("score "))
+        # filtered on the server: the session's Prefect server holds every earlier test's runs
+        [fan_out] = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[summary["run_id"]])))
+        scored = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[fan_out.id])))
+    names = sorted(t.name for t in scored if t.name.startswith("score "))
     assert names == [f"score night-{n:03d}.parquet" for n in range(6)]
 
 
