@@ -8,9 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from calscore.cli import app
-from calscore.jobs.scoring.explain import render_explanation
 from calscore.jobs.scoring.engine.first_token import FirstTokenScorer
+from calscore.jobs.scoring.explain import render_explanation
 from calscore.jobs.scoring.model_loading import load_model
+from calscore.jobs.spec import load_spec
 from tiny_models import build_tiny_model, tiny_spec, write_tiny_task
 
 
@@ -64,6 +65,13 @@ def test_cli_explain(folder, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Top first tokens" in result.output and "prediction:" in result.output
     assert "'a warm, funny film'" in result.output
+    # no champion yet: the bucket the nightly run would give, on the raw confidence
+    raw_confidence = float(re.search(r"raw confidence:\s+([0-9.]+)", result.output).group(1))
+    coverage = float(re.search(r"coverage:\s+([0-9.]+)", result.output).group(1))
+    spec = load_spec(task)
+    expected = spec.buckets[-1].name if coverage < spec.coverage_floor else next(
+        b.name for b in spec.buckets if raw_confidence >= b.min)
+    assert re.search(rf"bucket:\s+{expected}\b.*on the raw confidence", result.output), result.output
 
 
 def test_cli_explain_reports_a_bad_verbalizer(folder, tmp_path):

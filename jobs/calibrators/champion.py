@@ -55,13 +55,14 @@ def load_champion(warehouse_path: str | Path, task_version: str) -> tuple[BaseCa
     return None if doc is None else (load_document(doc, task_version), doc)
 
 
-def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: float) -> dict | None:
-    """The champion's view of one row for `calscore explain`: calibrated label, confidence, bucket."""
+def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: float) -> dict:
+    """The nightly decision for one row, for `calscore explain`: with the champion, its calibrated label,
+    confidence and bucket; without one, the bucket the raw confidence gets (confidence None)."""
     doc = champion_document(spec)
-    if doc is None:
-        return None
-    applied = applied_from_document(canonical_json(doc), spec.task_version)
+    applied = applied_from_document(canonical_json(doc), spec.task_version) if doc else None
     decided = decide(spec, np.array([label_logprobs]), np.array([coverage]), applied)
     reason = decided.reason[0]
-    return {"label": decided.label[0], "confidence": float(decided.confidence[0]),
-            "bucket": decided.bucket[0] + (f" ({reason})" if reason else ""), "calibrator": applied.version}
+    return {"label": decided.label[0],
+            "confidence": None if decided.confidence is None else float(decided.confidence[0]),
+            "bucket": decided.bucket[0] + (f" ({reason})" if reason else ""),
+            "calibrator": applied.version if applied else None}

@@ -109,7 +109,7 @@ def render_explanation(result: Explanation, calibrated: dict | None = None) -> s
         f"coverage:        {result.coverage:.4f}   (probability on any label token"
         + (", a lower bound: only part of the distribution was reported)" if result.coverage_is_lower_bound else ")"),
     ]
-    if calibrated is not None:
+    if calibrated is not None and calibrated.get("confidence") is not None:
         label = calibrated.get("label", result.prediction)
         line = f"calibrated:      {float(calibrated['confidence']):.4f}"
         if label != result.prediction:
@@ -121,5 +121,7 @@ def render_explanation(result: Explanation, calibrated: dict | None = None) -> s
             out.append(f"calibrator:      {calibrated['calibrator']}")
     else:
         out.append("calibrated:      (no calibrator applied)")
+        if calibrated is not None and calibrated.get("bucket") is not None:
+            out.append(f"bucket:          {calibrated['bucket']}   (on the raw confidence, as the nightly run decides)")
     out += [f"note: {n}" for n in result.notes]
     return "\n".join(out)
