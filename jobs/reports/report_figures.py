@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.jobs.reports.bucket_chart import bucket_chart
+from calscore.jobs.reports.bucket_order import order_warnings
 from calscore.jobs.reports.label_budget import label_budget_chart, label_budgets
 from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
 from calscore.jobs.reports.reliability_diagram import reliability_diagram
@@ -69,6 +70,10 @@ def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = D
     if counts.total:
         out["buckets"] = bucket_chart(task_buckets(spec, counts, labeled), out_dir / f"{stem}-buckets.png",
                                       title=f"{spec.name}, {scope}: decision buckets")
+        audit = labeled.is_audit_label
+        out["buckets"]["order_warnings"] = [w["text"] for w in order_warnings(
+            spec.buckets, labeled.bucket[audit], labeled.off_format[audit], labeled.is_correct[audit],
+            labeled.label_weight[audit])]
         out["thresholds"] = threshold_chart(task_thresholds(counts, labeled), out_dir / f"{stem}-thresholds.png",
                                             target, title=f"{spec.name}, {scope}: threshold analysis")
     else:

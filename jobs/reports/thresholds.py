@@ -228,13 +228,15 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
     """What `calscore thresholds --task T --target 0.90` prints: the choice and its guarantee, then the table.
 
     Volumes are counted in DuckDB; only the labeled rows are read, for the accuracies."""
-    from calscore.jobs.reports.queries import load_counts, load_rows, report_connection
+    from calscore.jobs.reports.bucket_order import floor_line, load_certifying_labels, order_warnings, suggest_floor
+    from calscore.jobs.reports.queries import load_counts, load_rows, parse_night, report_connection
 
     if not 0.0 < target < 1.0:
         raise ValueError(f"--target must be between 0 and 1 (an accuracy such as 0.90), got {target}")
     with report_connection(spec.warehouse.path) as con:
         counts = load_counts(con, spec.task_version, night)
         labeled = load_rows(con, spec.task_version, night, labeled_only=True)
+        certifying = load_certifying_labels(con, spec.task_version, parse_night(night))
     scope = f"night {night}" if night else "all nights"
     # only labels of a sampling design certify (is_audit_label: label_design 'audit' or 'random'); the other
     # held-out labels are convenience labels, counted here so the output says why they are left out
@@ -254,5 +256,9 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
             f"{convenience} convenience label(s) are not used: chosen without a sampling design, they never certify "
             "a threshold (if they are a simple random sample of the scored rows, import them again with "
             "`calscore labels import --design random`)")
+    c = certifying
+    lines += [w["text"] for w in order_warnings(spec.buckets, c.bucket, c.off_format, c.is_correct, c.label_weight)]
+    lines.append(floor_line(suggest_floor(spec.buckets, c.coverage, c.decision_confidence, c.is_correct,
+                                          c.label_weight), spec.coverage_floor))
     return "\n".join(lines + ["", format_table(table, chosen=seq["chosen"], start=seq["start"],
                                                 stopped=seq["stopped"])])
