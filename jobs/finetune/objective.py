@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from calscore.jobs.scoring.engine.packing import left_padded
+from calscore.jobs.scoring.engine.packing import model_inputs
 from calscore.jobs.scoring.engine.prefix_cache import SharedPrefix
 from calscore.jobs.scoring.prompting import PromptBuilder, PromptSpec
 from calscore.jobs.scoring.verbalizers import resolve_verbalizers
@@ -75,16 +75,7 @@ class FirstTokenObjective:
     def _forward(self, seqs: list[list[int]], past: int, prefix: SharedPrefix):
         import torch
 
-        input_ids, mask, positions = left_padded(seqs, past, self.pad_id)
-        kwargs = dict(
-            input_ids=torch.from_numpy(input_ids).to(self.device),
-            attention_mask=torch.from_numpy(mask).to(self.device),
-            position_ids=torch.from_numpy(positions).to(self.device),
-            logits_to_keep=1,
-            use_cache=bool(past),
-        )
-        if past:
-            kwargs[prefix.argument] = prefix.cache_for(len(seqs), True)
+        kwargs = model_inputs(seqs, past, self.pad_id, self.device, prefix)
         logits = self.model(**kwargs).logits[:, -1, :]
         vocab_lp = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
         gathered = vocab_lp[:, self.index]  # (B, K, width)

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from calscore.jobs.scoring.engine.attention import use_cpu_gqa_attention
 from calscore.jobs.scoring.engine.explanation import explain_first_token
-from calscore.jobs.scoring.engine.packing import left_padded, token_budget_batches
+from calscore.jobs.scoring.engine.packing import model_inputs, token_budget_batches
 from calscore.jobs.scoring.engine.precision import FORWARD_LOCK, bf16_linear_matmuls, bf16_matmul_takes_effect
 from calscore.jobs.scoring.engine.prefix_cache import SharedPrefix
 from calscore.jobs.scoring.explain import Explanation
@@ -258,16 +258,7 @@ class FirstTokenScorer:
         """Log-softmax (float32) of the next-token logits after each sequence, shape (B, vocab)."""
         import torch
 
-        input_ids, mask, positions = left_padded(seqs, past, self._pad_id)
-        kwargs = dict(
-            input_ids=torch.from_numpy(input_ids).to(self.device),
-            attention_mask=torch.from_numpy(mask).to(self.device),
-            position_ids=torch.from_numpy(positions).to(self.device),
-            logits_to_keep=1,
-            use_cache=bool(past),
-        )
-        if past:
-            kwargs[self.prefix.argument] = self.prefix.cache_for(len(seqs), exact)
+        kwargs = model_inputs(seqs, past, self._pad_id, self.device, self.prefix, exact)
         with self._forward_context(exact):
             logits = self.model(**kwargs).logits[:, -1, :]
             lp = torch.log_softmax(logits.float(), dim=-1)

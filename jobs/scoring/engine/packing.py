@@ -40,3 +40,21 @@ def left_padded(seqs: Sequence[Sequence[int]], past: int, pad_id: int) -> tuple[
         mask[i, past + L - n :] = 1
         positions[i, L - n :] = np.arange(past, past + n)
     return input_ids, mask, positions
+
+
+def model_inputs(seqs: Sequence[Sequence[int]], past: int, pad_id: int, device, prefix, exact: bool = True) -> dict:
+    """The model's keyword arguments for one forward pass over `seqs`, reading only the last position's
+    logits; after `past` tokens of a shared prefix, its key/value cache (`prefix`, a SharedPrefix)."""
+    import torch
+
+    input_ids, mask, positions = left_padded(seqs, past, pad_id)
+    kwargs = dict(
+        input_ids=torch.from_numpy(input_ids).to(device),
+        attention_mask=torch.from_numpy(mask).to(device),
+        position_ids=torch.from_numpy(positions).to(device),
+        logits_to_keep=1,
+        use_cache=bool(past),
+    )
+    if past:
+        kwargs[prefix.argument] = prefix.cache_for(len(seqs), exact)
+    return kwargs
