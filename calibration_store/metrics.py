@@ -44,17 +44,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from scipy.fft import next_fast_len
 from scipy.special import softmax
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
+from calscore.calibration_store.kernel_ece import smece_with_sigma
 from calscore.calibration_store.validation import (
     check_confidence,
     check_logprobs,
     check_probs,
     check_targets,
     check_weights,
-    normalised_weights,
 )
 
 DEFAULT_N_BINS = 15
@@ -274,84 +273,7 @@ def _bootstrap_interval(
     return float(low), float(high)
 
 
-# --- smooth ECE (Blasiok & Nakkiran 2023) and debiased ECE (Kumar et al. 2019) ---------------
-#
-# smECE follows relplot 1.0.3 (the authors' package; relplot.metrics.smECE with its default
-# ReflectedGaussianKernel) step by step, so the figures agree with it to rounding; tests/test_smooth_ece.py
-# checks that. The only departures: weights (relplot has none), and FFT instead of direct convolution.
-
-_SMECE_MIN_SIGMA = 1e-3  # relplot smECE(eps=0.001): a narrower kernel counts as too narrow
-_SMECE_STEPS = 10  # relplot search_param(refine=10): bisection steps for sigma
-_SMECE_MESH = 200  # relplot config.smECE_mesh_pts: points the error is averaged over, at least
-_SMECE_DENSITY_FLOOR = 1e-4  # relplot BaseKernelMixin.smooth(eps): keeps empty regions from dividing by 0
-
-
-class _KernelSmoother:
-    """Per-row values of data points at c, spread onto a grid on [0, 1] and smoothed with a Gaussian kernel
-    reflected at 0 and 1 (relplot GaussianKernel.apply with ReflectedGaussianKernel.convolve), any bandwidth.
-
-    The grid's size depends on sigma only below 0.01; its spectrum is kept per size, so each bandwidth the
-    search tries costs one kernel transform and one inverse FFT.
-    """
-
-    def __init__(self, c: np.ndarray, values: np.ndarray) -> None:
-        self.c, self.values = c, values
-        self._spectra: dict[int, tuple[int, np.ndarray]] = {}
-
-    def _spectrum(self, m: int) -> tuple[int, np.ndarray]:
-        if m not in self._spectra:
-            # each point split linearly between its two neighbouring grid points (relplot smooth_round_to_grid)
-            pos = self.c * (m - 1)
-            i = np.clip(pos.astype(np.int64), 0, m - 2)
-            frac = pos - i
-            on_grid = np.stack([np.bincount(i, weights=(1 - frac) * v, minlength=m)
-                                + np.bincount(i + 1, weights=frac * v, minlength=m) for v in self.values])
-            mirrored = on_grid[:, ::-1]  # reflected once each side, the edge point not repeated
-            extended = np.concatenate([mirrored[:, :-1], on_grid, mirrored[:, 1:]], axis=1)
-            size = next_fast_len(extended.shape[1])  # circular wrap-around only reaches outputs left unused
-            self._spectra[m] = size, np.fft.rfft(extended, size, axis=1)
-        return self._spectra[m]
-
-    def smooth(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-        """(grid, smoothed values on it), one row per row of values."""
-        m = max(2000, round(20 / sigma)) // 2 + 1
-        size, spectrum = self._spectrum(m)
-        grid = np.linspace(0.0, 1.0, m)
-        kernel = np.exp(-((grid - 0.5) ** 2) / (2 * sigma**2)) / (np.sqrt(2 * np.pi) * sigma)  # cut at +-1/2
-        full = np.fft.irfft(spectrum * np.fft.rfft(kernel, size), size, axis=1)
-        start = m - 1 + m // 2  # np.convolve(extended, kernel, "valid")[m // 2: m // 2 + m], as relplot
-        return grid, full[:, start: start + m]
-
-
-def _smece_at(smoother: _KernelSmoother, sigma: float) -> float:
-    """smECE_sigma: the density-weighted mean |kernel-smoothed residual| (relplot metrics.smooth_ece)."""
-    grid, (res, dens) = smoother.smooth(sigma)
-    t = np.linspace(0.0, 1.0, max(round(10 / sigma), _SMECE_MESH))
-    density = np.interp(t, grid, dens) + _SMECE_DENSITY_FLOOR
-    # sum |res / density| * density / sum density
-    return float(np.abs(np.interp(t, grid, res)).sum() / density.sum())
-
-
-def _smece(c: np.ndarray, k: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """(smECE, sigma) of confidences c for outcomes k; sigma is the fixed point smECE_sigma = sigma.
-
-    sigma is found by bisection on [0, 1] as relplot's search_param does: 10 halvings, keeping the
-    upper end (the smallest sigma seen with smECE_sigma <= sigma); sigma < 0.001 counts as below.
-    """
-    total = w.sum()
-    if total <= 0:
-        return 0.0, 1.0
-    w = normalised_weights(w, c.shape[0])  # mean 1: unit weights are relplot's, the density floor keeps its scale
-    smoother = _KernelSmoother(c, np.stack([w * (c - k), w]))
-    hi, lo = 1.0, 0.0  # smECE_sigma <= sigma at hi; smECE_sigma > sigma (or sigma < 0.001) at lo
-    if _smece_at(smoother, hi) <= hi:  # else sigma = 1, as relplot (smECE_1 > 1 cannot happen for c in [0, 1])
-        for _ in range(_SMECE_STEPS):
-            mid = (hi + lo) / 2
-            if mid < _SMECE_MIN_SIGMA or mid < _smece_at(smoother, mid):
-                lo = mid
-            else:
-                hi = mid
-    return _smece_at(smoother, hi), hi
+# --- smooth ECE (the estimator: kernel_ece) and debiased ECE (Kumar et al. 2019) --------------
 
 
 def smooth_ece(probs: Any, y: Any, weights: Any = None) -> float:
@@ -365,7 +287,7 @@ def smooth_ece(probs: Any, y: Any, weights: Any = None) -> float:
     smoothing (relplot has none; integer weights give the figure of the repeated rows).
     """
     p, t, w = _checked(probs, y, weights)
-    return _smece(*_top_label(p, t), w)[0]
+    return smece_with_sigma(*_top_label(p, t), w)[0]
 
 
 def smece_bootstrap_ci(
@@ -376,7 +298,7 @@ def smece_bootstrap_ci(
     p, t, w = _checked(probs, y, weights)
     _check_bootstrap(n_boot, level)
     c, k = _top_label(p, t)
-    return _bootstrap_interval(lambda idx: _smece(c[idx], k[idx], w[idx])[0], c.shape[0], n_boot, level, seed)
+    return _bootstrap_interval(lambda idx: smece_with_sigma(c[idx], k[idx], w[idx])[0], c.shape[0], n_boot, level, seed)
 
 
 def debiased_ece(
@@ -423,7 +345,7 @@ def reliability_report(
     ece_w, mce_w = calibration_errors(conf, correct, n_bins, "uniform", w)
     ece_m, _ = calibration_errors(conf, correct, n_bins, "quantile", w)
     low, high = ece_bootstrap_ci(p, t, w, n_bins=n_bins, n_boot=n_boot, seed=seed)
-    smece, sigma = _smece(conf, correct, w)
+    smece, sigma = smece_with_sigma(conf, correct, w)
     sm_low, sm_high = smece_bootstrap_ci(p, t, w, n_boot=n_boot, seed=seed)
     return {
         "n": int(p.shape[0]),

@@ -57,20 +57,27 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from calscore.calibration_store import metrics
+from calscore.calibration_store.arrival import ARRIVAL_ORDER, arrival_order, iso_utc, to_naive_utc, utc_datetime64
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.document import build_document, load_document
 from calscore.calibration_store.folds import cross_fit_with
 from calscore.calibration_store.methods import CANDIDATES
+from calscore.calibration_store.paired_comparison import (
+    LEVEL,
+    N_RESAMPLES,
+    BinnedEce,
+    EceFunction,
+    PairedComparison,
+    paired_bootstrap,
+)
 from calscore.calibration_store.registry import make_calibrator
 from calscore.calibration_store.store import (
     CHAMPION_EVENTS,
@@ -84,164 +91,15 @@ from calscore.calibration_store.store import (
 from calscore.calibration_store.validation import (
     check_labels,
     check_logprobs,
-    check_probs,
     check_targets,
     check_weights,
 )
 
 MIN_HOLDOUT = 100  # rows a comparison needs; why: the module docstring
-N_RESAMPLES = 1000
-LEVEL = 0.95  # one-sided confidence of each bound
 TIME_SPLIT, CROSS_FIT = "time split", "cross-fit"
-_CHUNK_CELLS = 2_000_000  # row indices drawn per bootstrap chunk (16 MB)
 
 # The figures kept in a decision event (the bins stay in the document).
 _SUMMARY = ("n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low", "ece_ci_high", "mce", "nll", "brier", "auroc")
-
-EceFunction = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
-
-
-class BinnedEce:
-    """The top-label ECE on `n_bins` equal-width bins (metrics.ece) as a `(probs, y, weights)` function.
-
-    Any such function can be the compared ECE; this one also offers `resampled`,
-    the same figure for many bootstrap resamples at once (what makes a
-    1,000-resample comparison cheap), equal to calling it on each resample.
-    """
-
-    def __init__(self, n_bins: int = metrics.DEFAULT_N_BINS):
-        self.n_bins = n_bins
-        self.metric_name = f"ECE ({n_bins} equal-width bins)"
-
-    def __call__(self, probs: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
-        return metrics.ece(probs, y, self.n_bins, "uniform", weights)
-
-    def resampled(self, probs: np.ndarray, y: np.ndarray, weights: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """ECE of each resample, rows `idx[i]`: sum over bins of |sum w (correct - confidence)| / sum w."""
-        pred = np.argmax(probs, axis=1)
-        conf = probs[np.arange(probs.shape[0]), pred]
-        edges = metrics.bin_edges(conf, self.n_bins, "uniform")
-        bins, nb = metrics.assign_bins(conf, edges), edges.shape[0] - 1
-        gap = weights * ((pred == y) - conf)
-        rows = np.arange(idx.shape[0])[:, None] * nb + bins[idx]
-        sums = np.bincount(rows.ravel(), weights=gap[idx].ravel(), minlength=idx.shape[0] * nb)
-        return np.abs(sums.reshape(idx.shape[0], nb)).sum(axis=1) / weights[idx].sum(axis=1)
-
-
-def metric_name(ece: EceFunction) -> str:
-    return getattr(ece, "metric_name", None) or getattr(ece, "__name__", None) or type(ece).__name__
-
-
-class Interval(NamedTuple):
-    """A paired difference on the compared rows and its one-sided bounds (percentiles of the resamples)."""
-
-    estimate: float
-    low: float
-    high: float
-
-    def text(self) -> str:
-        return f"{self.estimate:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    """Challenger vs baseline on the same rows: the paired bootstrap of both differences."""
-
-    n: int
-    nll_gain: Interval  # NLL(baseline) - NLL(challenger): > 0 means the challenger is better
-    ece_increase: Interval  # ECE(challenger) - ECE(baseline): > 0 means the challenger is worse
-    ece_metric: str
-    n_resamples: int
-    seed: int
-    level: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, as recorded with the decision."""
-        return {
-            "method": "paired bootstrap",
-            "n": self.n,
-            "n_resamples": self.n_resamples,
-            "seed": self.seed,
-            "level": self.level,
-            "bounds": f"one-sided {self.level:.0%} each (percentiles {1 - self.level:.2f} and {self.level:.2f})",
-            "metrics": ["nll", self.ece_metric],
-            "nll_gain": self.nll_gain._asdict(),
-            "ece_increase": self.ece_increase._asdict(),
-        }
-
-    def text(self) -> str:
-        pct = f"{self.level:.0%}"
-        return (
-            f"NLL gain {self.nll_gain.text()}, ECE increase {self.ece_increase.text()} "
-            f"({self.ece_metric}; each bound one-sided {pct}, paired bootstrap of {self.n} rows, "
-            f"{self.n_resamples} resamples, seed {self.seed})"
-        )
-
-
-def _row_losses(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """-log p(y) per row, floored at machine epsilon as metrics.nll; a certain and correct row costs 0."""
-    return -np.log(np.maximum(p[np.arange(p.shape[0]), t], np.finfo(np.float64).eps))
-
-
-def paired_bootstrap(
-    challenger_probs: Any,
-    baseline_probs: Any,
-    y: Any,
-    weights: Any = None,
-    *,
-    ece: EceFunction | None = None,
-    n_resamples: int = N_RESAMPLES,
-    level: float = LEVEL,
-    seed: int = 0,
-) -> PairedComparison:
-    """Paired percentile bootstrap of NLL(baseline) - NLL(challenger) and ECE(challenger) - ECE(baseline).
-
-    Both calibrators' probabilities are for the same rows; each resample draws
-    n rows with replacement (weights travel with their rows) and computes both
-    differences on it, so what the rows have in common cancels (Efron &
-    Tibshirani 1993, ch. 13, percentile interval). The estimates are the
-    differences on all rows (weighted as metrics.nll and `ece`); the bounds
-    are the (1 - level) and level percentiles of the resampled differences.
-    """
-    pc, pb = check_probs(challenger_probs), check_probs(baseline_probs)
-    if pc.shape != pb.shape:
-        raise ValueError(f"challenger and baseline probabilities differ in shape: {pc.shape} vs {pb.shape}")
-    t = check_targets(y, pc.shape[0], pc.shape[1])
-    w = check_weights(weights, pc.shape[0])
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 100:
-        raise ValueError(f"n_resamples must be an integer >= 100, got {n_resamples!r}")
-    if not 0.5 < level < 1:
-        raise ValueError(f"level must be in (0.5, 1), got {level!r}")
-    ece = BinnedEce() if ece is None else ece
-    n = t.shape[0]
-    ww = np.ones(n) if w is None else w
-    gain = _row_losses(pb, t) - _row_losses(pc, t)
-    estimate = (float(ww @ gain / ww.sum()), float(ece(pc, t, w) - ece(pb, t, w)))
-    rng = np.random.default_rng(seed)
-    draws = np.full((n_resamples, 2), np.nan)
-    chunk = max(1, min(n_resamples, _CHUNK_CELLS // n))  # resamples drawn at once: memory stays bounded
-    for start in range(0, n_resamples, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
-        total = ww[idx].sum(axis=1)
-        ok = total > 0  # with zero weights a resample can hold no weight at all: left out
-        idx, out = idx[ok], draws[start : start + idx.shape[0]]
-        out[ok, 0] = (ww[idx] * gain[idx]).sum(axis=1) / total[ok]
-        if hasattr(ece, "resampled"):
-            out[ok, 1] = ece.resampled(pc, t, ww, idx) - ece.resampled(pb, t, ww, idx)
-        else:
-            out[ok, 1] = [ece(pc[i], t[i], None if w is None else w[i]) - ece(pb[i], t[i], None if w is None else w[i])
-                          for i in idx]
-    low, high = np.nanquantile(draws, [1 - level, level], axis=0)
-    return PairedComparison(
-        n=n,
-        nll_gain=Interval(estimate[0], float(low[0]), float(high[0])),
-        ece_increase=Interval(estimate[1], float(low[1]), float(high[1])),
-        ece_metric=metric_name(ece),
-        n_resamples=int(n_resamples),
-        seed=int(seed),
-        level=float(level),
-    )
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -298,62 +156,6 @@ class Decision:
             "challenger": summary(self.challenger_metrics),
             "baseline_metrics": summary(self.champion_metrics),
         }
-
-
-def _utc_datetime64(times: Any, n: int) -> np.ndarray:
-    """Times as naive-UTC datetime64[us]; aware datetimes and ISO strings are converted, naive ones taken as UTC."""
-    if isinstance(times, (pa.Array, pa.ChunkedArray)):
-        times = times.to_pylist()
-    arr = np.asarray(times)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"times must be a 1-D sequence of {n} label times, got shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.datetime64):
-        out = arr.astype("datetime64[us]")
-    else:
-        out = np.array([_to_naive_utc(t) for t in arr.tolist()], dtype="datetime64[us]")
-    if np.isnat(out).any():
-        raise ValueError("times must not be missing (NaT/None)")
-    return out
-
-
-def _to_naive_utc(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise ValueError(f"times must be datetimes or ISO 8601 strings, got {value!r}")
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def _iso(t: np.datetime64) -> str:
-    return t.astype("datetime64[us]").item().replace(tzinfo=timezone.utc).isoformat()
-
-
-ARRIVAL_ORDER = ("imported_at", "scored_at", "seeded random order stratified by label")
-
-
-def arrival_order(times: np.ndarray, y: np.ndarray, scored: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """Row positions oldest first: by label time, then scoring time, then at random (seeded) within a tie.
-
-    Within each set of rows that arrived together, the rows of each label are shuffled and
-    spread evenly over the set (rank r of a label's m rows sorts at (r + u) / m, u uniform),
-    so any newest slice of the set holds each label in the set's proportion, within one row.
-    """
-    n = times.shape[0]
-    scored = np.zeros(n, dtype="datetime64[us]") if scored is None else scored
-    rng = np.random.default_rng(seed)
-    shuffle, jitter = rng.random(n), rng.random(n)
-    by_cell = np.lexsort((shuffle, y, scored, times))
-    st, ss, sy = times[by_cell], scored[by_cell], y[by_cell]
-    new = np.ones(n, dtype=bool)
-    new[1:] = (st[1:] != st[:-1]) | (ss[1:] != ss[:-1]) | (sy[1:] != sy[:-1])
-    starts = np.flatnonzero(new)
-    cell = np.cumsum(new) - 1
-    sizes = np.diff(np.append(starts, n))
-    spread = np.empty(n)
-    spread[by_cell] = (np.arange(n) - starts[cell] + jitter[by_cell]) / sizes[cell]
-    return np.lexsort((spread, scored, times))
 
 
 def _chosen_method(cal: BaseCalibrator) -> str:
@@ -413,13 +215,13 @@ def refit_on_all_labels(decision: Decision, logprobs: Any, y: Any, times: Any, *
     x = check_logprobs(logprobs, len(labels))
     t = check_targets(y, x.shape[0], len(labels))
     w = check_weights(weights, x.shape[0])
-    ts = _utc_datetime64(times, x.shape[0])
+    ts = utc_datetime64(times, x.shape[0])
     if decision.challenger.method == "auto":  # keep its choice (and the CV figures behind it), refit the chosen map
         refit = copy.deepcopy(decision.challenger)
         refit.calibrator_ = CANDIDATES[refit.chosen_method_](labels=labels).fit(x, t, w)
     else:
         refit = make_calibrator(decision.challenger.method, labels, **decision.challenger.get_params()).fit(x, t, w)
-    window = (_iso(ts.min()), _iso(ts.max()))
+    window = (iso_utc(ts.min()), iso_utc(ts.max()))
     info = {"n": int(x.shape[0]), "method": _chosen_method(refit), "fit_window": list(window),
             "evaluated_challenger_n_train": decision.n_train}
     return replace(decision, refit=refit, refit_info=info)
@@ -484,8 +286,8 @@ def decide(
     x = check_logprobs(logprobs, len(labels))
     t = check_targets(y, x.shape[0], len(labels))
     w = check_weights(weights, x.shape[0])
-    ts = _utc_datetime64(times, x.shape[0])
-    scored = None if scored_times is None else _utc_datetime64(scored_times, x.shape[0])
+    ts = utc_datetime64(times, x.shape[0])
+    scored = None if scored_times is None else utc_datetime64(scored_times, x.shape[0])
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
     for name, value, least in (("min_labels", min_labels, 1), ("min_holdout", min_holdout, 1),
@@ -502,7 +304,7 @@ def decide(
     newest = arrival_order(ts, t, scored, holdout_seed)[n - max(1, math.ceil(holdout_fraction * n)) :]
     if champion_document is not None:
         champ = load_document(champion_document, task_version)
-        fit_end = np.datetime64(_to_naive_utc(champion_document["fit_window"]["end"]), "us")
+        fit_end = np.datetime64(to_naive_utc(champion_document["fit_window"]["end"]), "us")
         newest = newest[ts[newest] > fit_end]  # the champion has seen labels up to its fit window's end
         baseline = f"champion:{champion_document['version']}"
     against = "the champion" if champ is not None else "the raw scores"
@@ -574,8 +376,8 @@ def decide(
         evaluation=evaluation,
         folds=folds,
         comparison=comparison,
-        fit_window=(_iso(ts[train].min()), _iso(ts[train].max())),
-        holdout_window=(_iso(ts[compared].min()), _iso(ts[compared].max())),
+        fit_window=(iso_utc(ts[train].min()), iso_utc(ts[train].max())),
+        holdout_window=(iso_utc(ts[compared].min()), iso_utc(ts[compared].max())),
         challenger=challenger,
         method=_chosen_method(challenger),
         candidates=candidates,

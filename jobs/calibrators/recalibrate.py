@@ -3,7 +3,7 @@ reliability snapshots, and append-only re-application of a new champion.
 
 Honest by construction: the challenger is fit on all labels except the newest
 slice (by arrival: import time, then scoring time, then a seeded random order
-stratified by label; promotion.arrival_order); it is compared with the champion
+stratified by label; arrival.arrival_order); it is compared with the champion
 (or the raw scores) on that slice when it holds at least promotion.MIN_HOLDOUT
 labels, else by cross-fitting over all labels, with a paired bootstrap either
 way (promotion.decide). A promoted challenger's method is then refitted on all
