@@ -44,6 +44,17 @@ def demo_model_dir() -> Path:
     return ensure_demo_model()
 
 
+@pytest.fixture
+def empty_warehouse(tmp_path) -> Path:
+    """A warehouse file with every migration applied and nothing in it."""
+    from calscore.jobs.warehouse.connection import writer
+
+    path = tmp_path / "w.duckdb"
+    with writer(path):
+        pass
+    return path
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """Real Prefect against a temporary server and database, once per session."""

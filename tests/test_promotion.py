@@ -19,9 +19,8 @@ from calscore.calibration_store import (
     save_calibrator,
     set_champion,
 )
+from calscore.calibration_store.paired_comparison import Interval, PairedComparison
 from calscore.calibration_store.promotion import (
-    Interval,
-    PairedComparison,
     decide,
     promote,
     record_decision,
@@ -40,20 +39,12 @@ def label_times(n: int) -> np.ndarray:
     return np.array([START + timedelta(hours=i) for i in range(n)], dtype=object)
 
 
-@pytest.fixture
-def warehouse(tmp_path):
-    path = tmp_path / "w.duckdb"
-    with writer(path):
-        pass
-    return path
-
-
 def champion_doc(method: str, scores, rows: slice, fit_end: datetime) -> dict:
     cal = make_calibrator(method, LABELS).fit(scores.logprobs[rows], scores.y[rows])
     return build_document(cal, "sentiment", TV, (START, fit_end), int(scores.y[rows].shape[0]), {"nll": 0.0})
 
 
-def test_first_challenger_is_compared_with_the_raw_scores_and_stored_exactly(warehouse):
+def test_first_challenger_is_compared_with_the_raw_scores_and_stored_exactly(empty_warehouse):
     s = synthetic_scores(600, 2, scale=2.5, lean=1.0, seed=31)
     times = label_times(600)
     d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="platt")
@@ -69,7 +60,7 @@ def test_first_challenger_is_compared_with_the_raw_scores_and_stored_exactly(war
     again = make_calibrator("platt", LABELS).fit(s.logprobs[:480], s.y[:480])
     assert np.array_equal(again.predict_proba(s.logprobs), d.challenger.predict_proba(s.logprobs))
 
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         con.execute("BEGIN TRANSACTION")  # as the recalibration job does
         version = record_decision(con, d, task_name="sentiment", actor="run-7")
         con.execute("COMMIT")
@@ -92,11 +83,11 @@ def test_first_challenger_is_compared_with_the_raw_scores_and_stored_exactly(war
     assert stored["heldout_metrics"]["evaluation"] == "time split"
 
 
-def test_a_worse_challenger_is_refused_and_recorded(warehouse):
+def test_a_worse_challenger_is_refused_and_recorded(empty_warehouse):
     s = synthetic_scores(1500, 2, scale=1.0, lean=2.0, seed=32)  # a lean only a bias term fixes
     times = label_times(1500)
     good = champion_doc("platt", s, slice(0, 1000), START + timedelta(hours=999))
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         set_champion(con, save_calibrator(con, good, actor="run-1"), actor="run-1")
     d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="temperature", champion_document=good)
     assert not d.promote
@@ -104,7 +95,7 @@ def test_a_worse_challenger_is_refused_and_recorded(warehouse):
     assert "not significantly better than the champion" in d.reason
     assert d.challenger_metrics["nll"] > d.champion_metrics["nll"]
     assert d.comparison.nll_gain.high < 0  # not just insignificant: worse
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         version = record_decision(con, d, task_name="sentiment", actor="run-2")
         assert champion(con, TV)["version"] == good["version"]
         statuses = {r["version"]: r["status"] for r in list_calibrators(con, TV)}
@@ -135,12 +126,12 @@ def test_only_labels_newer_than_the_champion_s_fit_window_are_held_out():
     assert d.promote and d.comparison.nll_gain.low > 0, d.reason
 
 
-def test_a_challenger_needs_the_policy_s_minimum_labels(warehouse):
+def test_a_challenger_needs_the_policy_s_minimum_labels(empty_warehouse):
     s = synthetic_scores(150, 2, scale=2.5, lean=1.0, seed=34)
     d = decide(s.logprobs, s.y, label_times(150), labels=LABELS, task_version=TV, method="platt", min_labels=200)
     assert not d.promote and d.challenger is None
     assert "min_labels=200" in d.reason
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         assert record_decision(con, d, task_name="sentiment", actor="run-3") is None
         assert list_events(con, TV) == []
 
@@ -207,14 +198,14 @@ def test_bad_policy_values_are_errors():
 # --- manual levers ---------------------------------------------------------------------------
 
 
-def test_manual_promote_and_rollback_walk_the_champion_history(warehouse):
+def test_manual_promote_and_rollback_walk_the_champion_history(empty_warehouse):
     s = synthetic_scores(300, 2, seed=39)
     docs = {
         m: build_document(make_calibrator(m, LABELS).fit(s.logprobs, s.y), "sentiment", TV, (START, START), 300, {})
         for m in ("platt", "temperature", "beta")
     }
     a, b, c = (docs[m]["version"] for m in ("platt", "temperature", "beta"))
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         with pytest.raises(ValueError, match="no champion"):
             rollback(con, TV, "ana", "nothing to undo")
         for doc in docs.values():

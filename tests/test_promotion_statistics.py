@@ -16,15 +16,8 @@ from synthetic_scores import synthetic_scores
 
 from calscore.calibration_store import list_events, make_calibrator, metrics
 from calscore.calibration_store.folds import cross_fit_with
-from calscore.calibration_store.promotion import (
-    MIN_HOLDOUT,
-    BinnedEce,
-    Interval,
-    decide,
-    paired_bootstrap,
-    record_decision,
-    verdict,
-)
+from calscore.calibration_store.paired_comparison import BinnedEce, Interval, paired_bootstrap
+from calscore.calibration_store.promotion import MIN_HOLDOUT, decide, record_decision, verdict
 from calscore.jobs.warehouse.connection import writer
 
 LABELS = ["positive", "negative"]
@@ -199,7 +192,7 @@ def test_too_few_labels_in_all_are_refused():
     assert "only 90 labels in all (< min_holdout=100)" in d.reason and "18 of them in the newest slice" in d.reason
 
 
-def test_a_short_time_split_falls_back_to_cross_fitting_over_all_labels(warehouse):
+def test_a_short_time_split_falls_back_to_cross_fitting_over_all_labels(empty_warehouse):
     s = synthetic_scores(300, 2, scale=3.0, lean=1.5, seed=42)
     times = label_times(300)
     d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="platt", min_labels=10)
@@ -213,7 +206,7 @@ def test_a_short_time_split_falls_back_to_cross_fitting_over_all_labels(warehous
     assert d.champion_metrics["nll"] == pytest.approx(metrics.nll(metrics.raw_probs(s.logprobs), s.y))  # raw: identity
     assert d.promote, d.reason
 
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         version = record_decision(con, d, task_name="sentiment", actor="run-9")
         figures = list_events(con, TV)[-1]["metrics"]
     assert version is not None
@@ -225,14 +218,6 @@ def test_a_short_time_split_falls_back_to_cross_fitting_over_all_labels(warehous
     s = synthetic_scores(500, 2, scale=3.0, lean=1.5, seed=43)
     d = decide(s.logprobs, s.y, label_times(500), labels=LABELS, task_version=TV, method="platt")
     assert d.evaluation == "time split" and d.n_holdout == 100 and d.folds is None
-
-
-@pytest.fixture
-def warehouse(tmp_path):
-    path = tmp_path / "w.duckdb"
-    with writer(path):
-        pass
-    return path
 
 
 # --- simulations ---------------------------------------------------------------------------------------

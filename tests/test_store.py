@@ -43,14 +43,6 @@ def make_doc(scores, method="platt", task_version=TV, **params):
     return cal, build_document(cal, "sentiment", task_version, WINDOW, 600, {"nll": 0.41, "ece": 0.02})
 
 
-@pytest.fixture
-def warehouse(tmp_path):
-    path = tmp_path / "w.duckdb"
-    with writer(path):
-        pass
-    return path
-
-
 # --- documents -------------------------------------------------------------------------------
 
 
@@ -143,10 +135,10 @@ def test_export_and_import_files_for_review(scores, tmp_path):
 # --- the store -------------------------------------------------------------------------------
 
 
-def test_save_promote_and_load_the_champion(scores, warehouse):
+def test_save_promote_and_load_the_champion(scores, empty_warehouse):
     cal_a, doc_a = make_doc(scores, "platt")
     cal_b, doc_b = make_doc(scores, "isotonic")
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         assert champion(con, TV) is None
         va = save_calibrator(con, doc_a, actor="run-1")
         assert save_calibrator(con, doc_a, actor="run-1") == va  # idempotent
@@ -167,22 +159,22 @@ def test_save_promote_and_load_the_champion(scores, warehouse):
     ]
     assert json.loads(stored) == doc_b
 
-    loaded = load_champion(warehouse, TV)
+    loaded = load_champion(empty_warehouse, TV)
     assert loaded is not None
     cal, doc = loaded
     assert doc == doc_b
     assert np.array_equal(cal.predict_proba(scores.logprobs), cal_b.predict_proba(scores.logprobs))
-    assert load_champion(warehouse, "tv-other") is None
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    assert load_champion(empty_warehouse, "tv-other") is None
+    with duckdb.connect(str(empty_warehouse), read_only=True) as con:
         assert np.array_equal(load_version(con, va, TV).predict_proba(scores.logprobs), cal_a.predict_proba(scores.logprobs))
         with pytest.raises(DocumentError, match="task version"):
             load_version(con, va, "tv-other")
 
 
-def test_exactly_one_champion_per_task_version(scores, warehouse):
+def test_exactly_one_champion_per_task_version(scores, empty_warehouse):
     docs = [make_doc(scores, m)[1] for m in ("platt", "temperature", "vector")]
     _, other_task = make_doc(scores, "platt", task_version="tv-0002")
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         versions = [save_calibrator(con, d, actor="t") for d in docs]
         v_other = save_calibrator(con, other_task, actor="t")
         set_champion(con, v_other, actor="t")
@@ -196,30 +188,30 @@ def test_exactly_one_champion_per_task_version(scores, warehouse):
             set_champion(con, "0123456789abcdef", actor="t")
 
 
-def test_a_document_edited_inside_the_warehouse_is_refused(scores, warehouse):
+def test_a_document_edited_inside_the_warehouse_is_refused(scores, empty_warehouse):
     _, doc = make_doc(scores)
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         v = save_calibrator(con, doc, actor="t")
         set_champion(con, v, actor="t")
         edited = json.loads(json.dumps(doc))
         edited["params"]["models"][0]["slope"] *= 2
         con.execute("UPDATE calibrators SET document = ? WHERE version = ?", [json.dumps(edited), v])
     with pytest.raises(DocumentError, match="does not match"):
-        load_champion(warehouse, TV)
+        load_champion(empty_warehouse, TV)
 
 
-def test_store_changes_join_the_caller_s_transaction(scores, warehouse):
+def test_store_changes_join_the_caller_s_transaction(scores, empty_warehouse):
     _, doc = make_doc(scores)
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         con.execute("BEGIN TRANSACTION")
         save_calibrator(con, doc, actor="t")
         con.execute("ROLLBACK")
         assert list_calibrators(con) == [] and list_events(con, TV) == []
 
 
-def test_save_refuses_a_tampered_document(scores, warehouse):
+def test_save_refuses_a_tampered_document(scores, empty_warehouse):
     _, doc = make_doc(scores)
-    with writer(warehouse) as con:
+    with writer(empty_warehouse) as con:
         with pytest.raises(DocumentError):
             save_calibrator(con, {**doc, "n_labels": 1}, actor="t")
         with pytest.raises(ValueError, match="actor"):
