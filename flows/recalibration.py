@@ -13,7 +13,7 @@ from calscore.flows.failures import fails_cleanly
 from calscore.flows.run_names import run_name
 from calscore.jobs.calibrators.recalibrate import run_recalibration
 from calscore.jobs.reports.html_report import report_markdown
-from calscore.jobs.reports.reliability_diagram import diagram_from_probs
+from calscore.jobs.reports.reliability_diagram import snapshot_diagram
 from calscore.jobs.spec import load_spec
 
 
@@ -22,7 +22,7 @@ from calscore.jobs.spec import load_spec
 def recalibration(task_path: str, wait_seconds: float = 0.0) -> dict:
     """Refit the task's calibrator from its labels and promote it only if it is better."""
     spec = load_spec(task_path)
-    result = run_recalibration(spec, wait_seconds, diagram=diagram_from_probs)
+    result = run_recalibration(spec, wait_seconds, diagram=snapshot_diagram(spec))
     get_run_logger().info("recalibration %s: %s (Markdown artifact)", result["run_id"], result["decision"])
     key = spec.name.lower().replace("_", "-")
     create_markdown_artifact(result["markdown"], key=f"{key}-recalibration",

@@ -270,8 +270,9 @@ def test_html_report(filled, tmp_path):
     assert path.exists() and path.name == "report-report-demo-all.html"
     page = path.read_text(encoding="utf-8")
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    assert {alt for alt, _ in images} == {"reliability diagram", "bucket chart", "threshold analysis", "segments",
-                                           "label budget", "calibration trend"}
+    assert {alt for alt, _ in images} == {"reliability diagram", "reliability diagram, positive class",
+                                           "bucket chart", "threshold analysis", "segments", "label budget",
+                                           "calibration trend"}
     assert all(base64.b64decode(data)[:8] == PNG_MAGIC for _, data in images)
     assert 'src="http' not in page and "<script" not in page  # self-contained
     # the headline: the champion on the labels it was not fitted on (the fixture records no fit rows: all of them)

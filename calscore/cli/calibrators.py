@@ -31,9 +31,9 @@ def recalibrate_task(spec) -> dict:
 
         return recalibration(str(spec.source_path))
     from calscore.jobs.calibrators.recalibrate import run_recalibration
-    from calscore.jobs.reports.reliability_diagram import diagram_from_probs
+    from calscore.jobs.reports.reliability_diagram import snapshot_diagram
 
-    return run_recalibration(spec, diagram=diagram_from_probs)
+    return run_recalibration(spec, diagram=snapshot_diagram(spec))
 
 
 @calibrators_app.command("list")

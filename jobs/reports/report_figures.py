@@ -5,9 +5,11 @@ for a label-budget curve) is not drawn; its entry says why instead.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -16,7 +18,7 @@ from calscore.jobs.reports.bucket_chart import bucket_chart
 from calscore.jobs.reports.bucket_order import order_warnings
 from calscore.jobs.reports.label_budget import label_budget_chart, label_budgets
 from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
-from calscore.jobs.reports.reliability_diagram import reliability_diagram
+from calscore.jobs.reports.reliability_diagram import figure_title, positive_class_inputs, reliability_diagram
 from calscore.jobs.reports.report_data import (
     DEFAULT_TARGET,
     ReportData,
@@ -32,9 +34,20 @@ from calscore.jobs.reports.thresholds import threshold_chart
 MIN_BUDGET_LABELS = 70
 
 
+def trend_window(times: list[datetime]) -> tuple[datetime, datetime]:
+    """The trend's x range: the snapshots' span with 5% padding each side (at least an hour), or one day either
+    side of a single snapshot."""
+    first, last = min(times), max(times)
+    if last - first < timedelta(minutes=1):
+        return first - timedelta(days=1), last + timedelta(days=1)
+    pad = max((last - first) * 0.05, timedelta(hours=1))
+    return first - pad, last + pad
+
+
 def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict:
-    """ECE of each reliability snapshot over time (segment 'all'), raw and calibrated, with its interval."""
-    fig = Figure(figsize=(8, 3.6))
+    """ECE of each reliability snapshot over time (segment 'all'), raw and calibrated, with its interval; the
+    time axis spans the snapshots (see `trend_window`)."""
+    fig = Figure(figsize=(7.6, 3.4))
     ax = fig.subplots()
     drawn = {}
     for scores, color in (("raw", RAW_COLOR), ("calibrated", CALIBRATED_COLOR)):
@@ -49,50 +62,85 @@ def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict
                     capsize=3, label=scores)
         drawn[scores] = [{"snapshot_id": t["snapshot_id"], "created_at": t["created_at"], "ece": t["ece"]}
                          for t in points]
-    ax.set(ylabel="ECE (15 bins)", ylim=(0, None), title=title or "Calibration trend (reliability snapshots)")
+    times = [p["created_at"] for series in drawn.values() for p in series]
+    window = trend_window(times) if times else None
+    if window:
+        ax.set_xlim(*window)
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set(ylabel="ECE (15 bins), 95% interval", ylim=(0, None),
+           title=title or "Calibration trend (reliability snapshots)")
+    ax.title.set_fontsize(9.5)
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.autofmt_xdate()
-    return {"path": save(fig, path), "series": drawn}
+    return {"path": save(fig, path), "series": drawn, "x_range": window}
 
 
 def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = DEFAULT_TARGET) -> dict[str, Any]:
     """Draw every figure the data allows into out_dir; return each one's numbers (or why it was skipped)."""
     spec, counts, labeled, scope = data.spec, data.counts, data.labeled, data.scope
+    champion = data.heldout.get("champion")
+
+    def title(what: str) -> str:
+        return figure_title(spec.name, f"{what}, {scope}", champion, data.night)
+
     out: dict[str, Any] = {}
     if labeled.is_labeled.any():
         rel = reliability_inputs(labeled)
+        k = len(spec.label_names)
         out["reliability"] = reliability_diagram(
             rel["raw_confidence"], rel["raw_correct"], rel["calibrated_confidence"], rel["calibrated_correct"],
-            out_dir / f"{stem}-reliability.png", weights=rel["weights"],
-            title=f"{spec.name}, {scope}: labeled rows")
+            out_dir / f"{stem}-reliability.png", weights=rel["weights"], n_labels=k,
+            title=title("reliability of the labeled rows"))
+        if k == 2:
+            out["reliability_positive"] = _positive_class_figure(spec, labeled, out_dir / f"{stem}-reliability-positive.png",
+                                                                 title("reliability of the labeled rows"))
     else:
         out["reliability"] = {"skipped": "no labeled rows yet"}
     if counts.total:
         out["buckets"] = bucket_chart(task_buckets(spec, counts, labeled), out_dir / f"{stem}-buckets.png",
-                                      title=f"{spec.name}, {scope}: decision buckets")
+                                      title=title("decision buckets"))
         audit = labeled.is_audit_label
         out["buckets"]["order_warnings"] = [w["text"] for w in order_warnings(
             spec.buckets, labeled.bucket[audit], labeled.off_format[audit], labeled.is_correct[audit],
             labeled.label_weight[audit])]
         out["thresholds"] = threshold_chart(task_thresholds(counts, labeled), out_dir / f"{stem}-thresholds.png",
-                                            target, title=f"{spec.name}, {scope}: threshold analysis")
+                                            target, title=title("threshold analysis"))
     else:
         out["buckets"] = out["thresholds"] = {"skipped": "no predictions"}
     segments = set(counts.segment.tolist()) - {"(none)"}
     if segments and labeled.is_labeled.any():
         out["segments"] = segment_chart(task_segments(spec, counts, labeled), out_dir / f"{stem}-segments.png",
-                                        title=f"{spec.name}, {scope}: segments")
+                                        title=title("reliability per segment"))
     else:
         out["segments"] = {"skipped": "the batches carry no segment column" if not segments else "no labeled rows"}
-    out["label_budget"] = _label_budget_figure(data, out_dir / f"{stem}-label-budget.png")
+    out["label_budget"] = _label_budget_figure(data, out_dir / f"{stem}-label-budget.png", champion)
     if data.trend:
-        out["trend"] = trend_chart(data.trend, out_dir / f"{stem}-trend.png")
+        out["trend"] = trend_chart(data.trend, out_dir / f"{stem}-trend.png",
+                                   title=figure_title(spec.name, "calibration trend of the reliability snapshots",
+                                                      champion, data.night))
     else:
         out["trend"] = {"skipped": "no reliability snapshots yet"}
     return out
 
 
-def _label_budget_figure(data: ReportData, path: Path) -> dict[str, Any]:
+def _positive_class_figure(spec, labeled, path: Path, title: str) -> dict[str, Any]:
+    """A binary task's other view: P(first label) on 0-1, raw and calibrated, of the reliability's rows."""
+    positive = spec.label_names[0]
+    rel = reliability_inputs(labeled)
+    sel = labeled.calibrated_labeled if rel["calibrated_confidence"] is not None else labeled.is_labeled
+    raw_p, raw_y = positive_class_inputs(labeled.raw_label[sel], labeled.raw_confidence[sel],
+                                         labeled.raw_correct[sel], positive)
+    cal_p = cal_y = None
+    if rel["calibrated_confidence"] is not None:
+        cal_p, cal_y = positive_class_inputs(labeled.label[sel], labeled.confidence[sel], labeled.is_correct[sel],
+                                             positive)
+    return reliability_diagram(raw_p, raw_y, cal_p, cal_y, path, weights=labeled.label_weight[sel],
+                               title=title, view="positive-class", positive=positive)
+
+
+def _label_budget_figure(data: ReportData, path: Path, champion: str | None = None) -> dict[str, Any]:
     scores = data.scores
     method = budget_method(data.spec, data.champion_method)
     if scores.y.shape[0] < MIN_BUDGET_LABELS:
@@ -106,4 +154,5 @@ def _label_budget_figure(data: ReportData, path: Path) -> dict[str, Any]:
         return {"skipped": f"{method} cannot be fitted on the {result['pool_n']} labeled rows of the pool"}
     # the task's method (the table's detail) beside every registered method's curve and answer
     return label_budget_chart({**result, **result["curves"][method]}, path, highlight=method,
-                              title=f"{data.spec.name}: label budget (every method; {method} the task's)")
+                              title=figure_title(data.spec.name, f"label budget (every method; {method} the task's)",
+                                                 champion, data.night))

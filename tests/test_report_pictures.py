@@ -1,0 +1,141 @@
+"""The report's pictures, number by number, against independent computations: per-bin Wilson intervals against
+scipy's binomtest (and the hand formula on Kish's effective n when weighted), the positive-class view against
+scikit-learn's calibration_curve, the views' axes, the trend's time window, and the titles' task, calibrator and
+date."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, norm
+from sklearn.calibration import calibration_curve
+
+from calscore.jobs.reports.reliability_diagram import (
+    diagram_from_probs,
+    figure_title,
+    positive_class_inputs,
+    reliability_diagram,
+    reliability_numbers,
+    snapshot_diagram,
+)
+from calscore.jobs.reports.report_figures import trend_chart, trend_window
+from calscore.jobs.reports.queries import load_rows, report_connection
+from report_fixtures import fill_report_warehouse
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def hand_bins(conf, n_bins=15):
+    """Bin index of each confidence for (lower, upper] equal-width bins, 0 in the first: a plain loop."""
+    out = []
+    for c in conf:
+        b = 0
+        while b < n_bins - 1 and c > (b + 1) / n_bins:
+            b += 1
+        out.append(b)
+    return np.array(out)
+
+
+def hand_wilson(p, n, z=norm.ppf(0.975)):
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    return fill_report_warehouse(tmp_path_factory.mktemp("pictures") / "calscore.duckdb")
+
+
+def test_bin_wilson_intervals_unweighted_match_scipy():
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.5, 1.0, 400)
+    correct = rng.uniform(size=400) < conf - 0.1
+    numbers = reliability_numbers(conf, correct)
+    ids = hand_bins(conf)
+    assert [b["count"] for b in numbers["bins"]] == [int((ids == b).sum()) for b in sorted(set(ids))]
+    for b, idx in zip(numbers["bins"], sorted(set(ids))):
+        k, n = int(correct[ids == idx].sum()), int((ids == idx).sum())
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert b["n_eff"] == pytest.approx(n)
+        assert (b["low"], b["high"]) == pytest.approx((ci.low, ci.high), abs=1e-9)
+        assert b["low"] <= b["accuracy"] <= b["high"]
+
+
+def test_bin_wilson_intervals_weighted_use_kish_n():
+    rng = np.random.default_rng(2)
+    conf = rng.uniform(0.0, 1.0, 300)
+    correct = rng.uniform(size=300) < conf
+    w = rng.choice([1.0, 4.0, 10.0], size=300)
+    numbers = reliability_numbers(conf, correct, w)
+    ids = hand_bins(conf)
+    for b, idx in zip(numbers["bins"], sorted(set(ids))):
+        m = ids == idx
+        p = np.sum(w[m] * correct[m]) / w[m].sum()
+        n_eff = w[m].sum() ** 2 / np.sum(w[m] ** 2)
+        assert b["accuracy"] == pytest.approx(p) and b["n_eff"] == pytest.approx(n_eff)
+        assert (b["low"], b["high"]) == pytest.approx(hand_wilson(p, n_eff), abs=1e-12)
+
+
+def test_positive_class_view_matches_sklearn_calibration_curve(filled, tmp_path):
+    spec = filled["spec"]
+    with report_connection(spec.warehouse.path) as con:
+        rows = load_rows(con, spec.task_version, labeled_only=True)
+    sel = rows.calibrated_labeled
+    p, is_pos = positive_class_inputs(rows.label[sel], rows.confidence[sel], rows.is_correct[sel], "positive")
+    # the same from the fixture's own rows: P(positive) and the true label, hand-derived
+    r = filled["rows"]
+    m = r["is_labeled"] & ~np.isnan(r["confidence"])
+    p_ref = np.where(r["label"][m] == "positive", r["confidence"][m], 1 - r["confidence"][m])
+    np.testing.assert_allclose(np.sort(p), np.sort(p_ref))
+    assert int(is_pos.sum()) == int((r["true_label"][m] == "positive").sum())
+    out = reliability_diagram(p, is_pos, None, None, tmp_path / "pos.png", view="positive-class",
+                              positive="positive")
+    prob_true, prob_pred = calibration_curve(is_pos, p, n_bins=15, strategy="uniform")
+    np.testing.assert_allclose([b["accuracy"] for b in out["raw"]["bins"]], prob_true, atol=1e-12)
+    np.testing.assert_allclose([b["confidence"] for b in out["raw"]["bins"]], prob_pred, atol=1e-12)
+    assert out["x_range"] == (0.0, 1.0) and "positive-class view: P(positive)" in out["title"]
+    assert out["path"].read_bytes()[:8] == PNG_MAGIC
+
+
+def test_views_set_the_axes(tmp_path):
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0.5, 1, 50)
+    ok = rng.uniform(size=50) < conf
+    binary = reliability_diagram(conf, ok, conf, ok, tmp_path / "b.png", n_labels=2)
+    assert binary["x_range"] == (0.5, 1.0) and "top-label view" in binary["title"] and "0.5-1" in binary["title"]
+    guessed = reliability_diagram(conf, ok, None, None, tmp_path / "g.png")
+    assert guessed["x_range"] == (0.5, 1.0)
+    probs = rng.dirichlet([1, 1, 1], size=80)
+    y = rng.integers(0, 3, size=80)
+    three = diagram_from_probs(probs, probs, y, None, tmp_path / "3.png", title="t")
+    assert three["x_range"] == (0.3, 1.0)
+    with pytest.raises(ValueError, match="view"):
+        reliability_diagram(conf, ok, None, None, tmp_path / "x.png", view="sideways")
+
+
+def test_trend_window_spans_the_snapshots(tmp_path):
+    t0 = datetime(2025, 3, 2, 6, 0, tzinfo=timezone.utc)
+    assert trend_window([t0]) == (t0 - timedelta(days=1), t0 + timedelta(days=1))
+    t1 = t0 + timedelta(days=2)
+    low, high = trend_window([t1, t0])
+    assert low == t0 - timedelta(hours=2.4) and high == t1 + timedelta(hours=2.4)  # 5% of 48 h each side
+    trend = [{"scores": s, "ece": e, "ece_ci_low": e - 0.01, "ece_ci_high": e + 0.01, "snapshot_id": f"s{i}",
+              "created_at": t} for i, (t, s, e) in enumerate([(t0, "raw", 0.1), (t0, "calibrated", 0.03),
+                                                               (t1, "raw", 0.12), (t1, "calibrated", 0.02)])]
+    out = trend_chart(trend, tmp_path / "trend.png", title="x")
+    assert out["x_range"] == (low, high) and out["path"].read_bytes()[:8] == PNG_MAGIC
+
+
+def test_titles_name_task_calibrator_and_date(filled, tmp_path):
+    assert figure_title("t", "what", "cal-1", date(2025, 3, 2)) == "t: what · calibrator cal-1 · 2025-03-02"
+    assert "no calibrator (raw scores)" in figure_title("t", "what", None, date(2025, 3, 2))
+    # a recalibration's snapshot PNG: titled with the champion the run left behind and today's date
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet([2, 2], size=40)
+    y = rng.integers(0, 2, size=40)
+    out = snapshot_diagram(filled["spec"])(probs, probs, y, np.ones(40), tmp_path / "snap.png")
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert out["title"].startswith(f"report-demo: reliability on 40 held-out labels · calibrator {filled['champion']}"
+                                   f" · {today}")
