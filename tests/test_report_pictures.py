@@ -4,6 +4,7 @@ scikit-learn's calibration_curve, the views' axes, the trend's time window, and 
 date."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
@@ -139,3 +140,38 @@ def test_titles_name_task_calibrator_and_date(filled, tmp_path):
     today = datetime.now(timezone.utc).date().isoformat()
     assert out["title"].startswith(f"report-demo: reliability on 40 held-out labels · calibrator {filled['champion']}"
                                    f" · {today}")
+
+
+def test_segment_table_and_bins(filled, tmp_path):
+    """Per segment: each bin's row count and Wilson interval by hand; the page's bucket table writes
+    labeled/rows and correct/labeled in their own columns (never '1.00 (19/21)')."""
+    from calscore.jobs.reports.html_report import write_report
+    from calscore.jobs.reports.segments import segment_chart, segment_stats
+
+    r = filled["rows"]
+    with report_connection(filled["spec"].warehouse.path) as con:
+        rows = load_rows(con, filled["spec"].task_version)
+    stats = segment_stats(rows.segment, rows.confidence, rows.is_correct, rows.is_labeled, rows.bucket,
+                          filled["spec"].buckets, rows.label_weight)
+    out = segment_chart(stats, tmp_path / "seg.png", title="t", n_labels=2)
+    assert out["x_range"] == (0.5, 1.0) and out["path"].read_bytes()[:8] == PNG_MAGIC
+    correct = np.array([a == b for a, b in zip(r["label"], r["true_label"])])
+    for s in out["segments"]:
+        m = (r["segment"] == s["segment"]) & r["is_labeled"]
+        ids = hand_bins(r["confidence"][m])
+        w = r["label_weight"][m]
+        for b, idx in zip(s["bins"], sorted(set(ids))):
+            k = ids == idx
+            p = np.sum(w[k] * correct[m][k]) / w[k].sum()
+            assert b["count"] == int(k.sum())
+            assert (b["low"], b["high"]) == pytest.approx(hand_wilson(p, w[k].sum() ** 2 / np.sum(w[k] ** 2)))
+        for b in s["buckets"]:
+            mb = m & (r["bucket"] == b["bucket"])
+            assert b["labeled"] == int(mb.sum()) and b["correct"] == int(correct[mb].sum())
+    page = write_report(filled["spec"], tmp_path / "out").read_text()
+    assert "correct / labeled" in page and "labeled / rows" in page
+    assert not re.search(r"\d\.\d\d \(\d+/\d+\)", page)
+    s = stats[0]
+    b = next(b for b in s["buckets"] if b["labeled"])
+    assert (f'<td class="l">{s["segment"]}</td><td class="l">{b["bucket"]}</td><td>{b["rows"]}</td>'
+            f'<td>{b["labeled"]}/{b["rows"]}</td><td>{b["correct"]}/{b["labeled"]}</td>') in page

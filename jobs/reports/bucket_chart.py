@@ -26,8 +26,8 @@ def bucket_stats(
     level: float = 0.95,
     rows: Mapping[str, int] | None = None,
 ) -> list[dict]:
-    """Per bucket in the spec's order (then any other bucket names found): rows, share, labeled rows,
-    weighted accuracy, effective n, Wilson interval.
+    """Per bucket in the spec's order (then any other bucket names found): rows, share, labeled rows, correct
+    labeled rows (a count, unweighted), weighted accuracy, effective n, Wilson interval.
 
     `rows` ({bucket: rows}) counts every row when the arrays hold only some of them (the labeled ones, as the
     report loads them); by default the arrays are every row."""
@@ -52,6 +52,7 @@ def bucket_stats(
                 "rows": rows.get(name, 0),
                 "share": rows.get(name, 0) / total if total else 0.0,
                 "labeled": int(sel.sum()),
+                "correct": int(correct[sel].sum()),
                 "accuracy": p,
                 "n_eff": n_eff,
                 "low": low,

@@ -112,7 +112,7 @@ def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = D
     segments = set(counts.segment.tolist()) - {"(none)"}
     if segments and labeled.is_labeled.any():
         out["segments"] = segment_chart(task_segments(spec, counts, labeled), out_dir / f"{stem}-segments.png",
-                                        title=title("reliability per segment"))
+                                        title=title("reliability per segment"), n_labels=len(spec.label_names))
     else:
         out["segments"] = {"skipped": "the batches carry no segment column" if not segments else "no labeled rows"}
     out["label_budget"] = _label_budget_figure(data, out_dir / f"{stem}-label-budget.png", champion)

@@ -13,7 +13,7 @@ from calscore.calibration_store.metrics import DEFAULT_N_BINS
 from calscore.jobs.reports.bucket_chart import bucket_stats
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
 from calscore.jobs.reports.plotting import error_bars, save
-from calscore.jobs.reports.reliability_diagram import reliability_numbers
+from calscore.jobs.reports.reliability_diagram import axis_start, reliability_numbers
 from calscore.jobs.spec import Bucket
 
 
@@ -72,20 +72,38 @@ def segment_stats(
     return out
 
 
-def segment_chart(stats: list[dict], path: Path, title: str | None = None) -> dict:
-    """Reliability curve per segment (left) and accuracy vs mean confidence per segment (right)."""
-    fig = Figure(figsize=(11, 4.5))
-    left, right = fig.subplots(1, 2)
+def segment_chart(stats: list[dict], path: Path, title: str | None = None, n_labels: int | None = None) -> dict:
+    """One small reliability panel per segment (bins with their 95% Wilson interval and row count), then
+    accuracy vs mean confidence per segment; return {"path", "segments", "x_range"}."""
+    start = axis_start("top-label", n_labels)
+    panels = len(stats) + 1
+    cols = min(3, panels)
+    rows_ = -(-panels // cols)
+    fig = Figure(figsize=(3.4 * cols, 3.1 * rows_))
+    axes = fig.subplots(rows_, cols, squeeze=False).ravel()
     colors = colormaps["tab10"]
-    left.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
     for i, s in enumerate(stats):
-        if s["bins"]:
-            ece = "n/a" if s["ece"] is None else f"{s['ece']:.3f}"
-            left.plot([b["confidence"] for b in s["bins"]], [b["accuracy"] for b in s["bins"]], marker="o",
-                      markersize=4, color=colors(i % 10), label=f"{s['segment']} (n={s['labeled']}, ECE {ece})")
-    left.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence", ylabel="observed accuracy",
-             title="reliability per segment")
-    left.legend(fontsize=7, loc="upper left")
+        ax = axes[i]
+        ax.plot([start, 1], [start, 1], linestyle="--", color="grey", linewidth=1)
+        bins = s["bins"]
+        if bins:
+            conf = np.array([b["confidence"] for b in bins])
+            acc = np.array([b["accuracy"] for b in bins])
+            ax.errorbar(conf, acc, yerr=error_bars(acc, [b["low"] for b in bins], [b["high"] for b in bins]),
+                        fmt="o-", markersize=3, capsize=2, linewidth=1, color=colors(i % 10))
+            for b in bins:
+                ax.annotate(str(b["count"]), (b["confidence"], start), textcoords="offset points", xytext=(0, 2),
+                            ha="center", va="bottom", fontsize=6, color="dimgray", clip_on=True, zorder=4,
+                            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.4, "alpha": 0.85})
+        ece = "n/a" if s["ece"] is None else f"{s['ece']:.3f}"
+        ax.set_title(f"{s['segment']}: n={s['labeled']}, ECE {ece}", fontsize=8.5)
+        ax.set(xlim=(start, 1), ylim=(start - 0.02 if start else -0.02, 1.02))
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if i % cols == 0:
+            ax.set_ylabel("observed accuracy", fontsize=8)
+        ax.set_xlabel("confidence (row counts at the bottom)", fontsize=7)
+    right = axes[len(stats)]
     x = np.arange(len(stats))
     for i, s in enumerate(stats):
         if s["accuracy"] is None:
@@ -94,9 +112,14 @@ def segment_chart(stats: list[dict], path: Path, title: str | None = None) -> di
                        fmt="o", color=colors(i % 10), capsize=4, label="accuracy (95% Wilson)" if i == 0 else None)
         right.scatter(i + 0.1, s["mean_confidence"], marker="_", s=300, color="black",
                       label="mean confidence" if i == 0 else None)
-    right.set(xticks=x, xticklabels=[str(s["segment"]) for s in stats], ylim=(0, 1.05),
-              ylabel="accuracy / mean confidence (labeled rows)", title="accuracy vs mean confidence")
-    right.legend(fontsize=7, loc="lower left")
+    right.set(xticks=x, ylim=(0, 1.05))
+    right.set_xticklabels([str(s["segment"]) for s in stats], fontsize=7, rotation=30, ha="right")
+    right.set_title("accuracy vs mean confidence", fontsize=8.5)
+    right.tick_params(labelsize=7)
+    right.legend(fontsize=6, loc="lower left")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    fig.tight_layout()
     if title:
-        fig.suptitle(title, fontsize=11)
-    return {"path": save(fig, path), "segments": stats}
+        fig.suptitle(title, fontsize=9.5, y=1.02)
+    return {"path": save(fig, path), "segments": stats, "x_range": (start, 1.0)}
