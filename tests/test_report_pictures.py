@@ -175,3 +175,34 @@ def test_segment_table_and_bins(filled, tmp_path):
     b = next(b for b in s["buckets"] if b["labeled"])
     assert (f'<td class="l">{s["segment"]}</td><td class="l">{b["bucket"]}</td><td>{b["rows"]}</td>'
             f'<td>{b["labeled"]}/{b["rows"]}</td><td>{b["correct"]}/{b["labeled"]}</td>') in page
+
+
+def test_history_columns_against_the_recorded_metrics(filled, tmp_path):
+    """The history shows held-out n, ECE, NLL, accuracy and the compared-with ECE / NLL in columns, each the
+    number recorded in the event's metrics JSON (read here straight from the table), not a key=value dump."""
+    import json
+
+    from calscore.jobs.reports.html_report import history_figures, write_report
+
+    with report_connection(filled["spec"].warehouse.path) as con:
+        events = con.execute("select version, event, metrics from calibrator_events where metrics is not null"
+                             " order by event_at").fetchall()
+    assert events
+    page = write_report(filled["spec"], tmp_path / "out").read_text()
+    history = page[page.index('<table id="history">'):]
+    history = history[:history.index("</table>")]
+    for version, event, text in events:
+        m = json.loads(text)
+        f = history_figures(m)
+        if "challenger_nll" in m:  # the fixture's promotion: the figures it compared
+            assert f["nll"] == m["challenger_nll"] and f["baseline_nll"] == m["champion_nll"]
+            assert f"<td>- / {m['champion_nll']:.3f}</td>" in history
+        else:  # a fit: its held-out figures
+            assert (f["n"], f["ece"], f["nll"], f["accuracy"]) == (m["n"], m["ece"], m["nll"], m["accuracy"])
+            assert f"<td>{m['n']}</td><td>{m['ece']:.3f}</td><td>{m['nll']:.3f}</td><td>{m['accuracy']:.3f}</td>" \
+                in history
+    assert "=" not in re.sub(r"<[^>]+>", "", history)  # no key=value anywhere
+    decision = {"n_holdout": 80, "challenger": {"n": 80, "ece": 0.02, "nll": 0.4, "accuracy": 0.9},
+                "baseline_metrics": {"ece": 0.1, "nll": 0.5}, "comparison": {"nll_gain": {"estimate": 0.1}}}
+    assert history_figures(decision) == {"n": 80, "ece": 0.02, "nll": 0.4, "accuracy": 0.9, "baseline_ece": 0.1,
+                                         "baseline_nll": 0.5}

@@ -287,8 +287,8 @@ def test_html_report(filled, tmp_path):
     for version in filled["calibrators"].values():
         assert version in page
     for event in ("fitted", "promoted", "manual_promote", "retired", "rejected"):
-        assert f"<td class=\"l\">{event}</td>" in page
-    assert "Platt&#x27;s intercept corrects the lean" in page and "challenger_nll=" in page
+        assert f'<td class="l">{event} <span class="note">by ' in page
+    assert "Platt&#x27;s intercept corrects the lean" in page and "challenger_nll=" not in page
     # bucket counts per night
     counts = Counter(zip(r["night"], r["bucket"]))
     for (night, bucket), n in counts.items():

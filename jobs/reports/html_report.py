@@ -50,24 +50,27 @@ def _when(value: Any) -> Any:
     return value
 
 
-def _metrics_text(metrics: Any, limit: int = 10) -> Any:
-    """A calibrator event's metrics JSON on one line (nested keys dotted, numbers to 4 significant digits)."""
+def history_figures(metrics: Any) -> dict[str, Any]:
+    """The few figures of a calibrator event that matter, whatever shape its metrics JSON has: held-out n, ECE,
+    NLL and accuracy of the calibrator, and ECE / NLL of what it was compared with (None where not recorded).
+
+    A promotion decision records {"n_holdout", "challenger": {...}, "baseline_metrics": {...}}; a fit records its
+    held-out figures {"n", "ece", "nll", ...}; an older decision {"challenger_nll", "champion_nll"}."""
+    out: dict[str, Any] = dict.fromkeys(("n", "ece", "nll", "accuracy", "baseline_ece", "baseline_nll"))
     if not isinstance(metrics, dict):
-        return metrics
-    parts: list[str] = []
+        return out
+    mine = metrics.get("challenger") if isinstance(metrics.get("challenger"), dict) else metrics
+    base = metrics.get("baseline_metrics") if isinstance(metrics.get("baseline_metrics"), dict) else {}
+    out.update(n=metrics.get("n_holdout") or mine.get("n"), ece=mine.get("ece"),
+               nll=mine.get("nll", metrics.get("challenger_nll")), accuracy=mine.get("accuracy"),
+               baseline_ece=base.get("ece"), baseline_nll=base.get("nll", metrics.get("champion_nll")))
+    return out
 
-    def walk(d: dict, pre: str) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{pre}{k}.")
-            elif isinstance(v, bool) or v is None or isinstance(v, str):
-                parts.append(f"{pre}{k}={v}")
-            elif isinstance(v, (int, float)):
-                parts.append(f"{pre}{k}={v:.4g}")
 
-    walk(metrics, "")
-    more = f" (+{len(parts) - limit} more)" if len(parts) > limit else ""
-    return ", ".join(parts[:limit]) + more
+def history_rows(history: list[dict]) -> list[dict]:
+    """One row per calibrator event for the history table: its columns, metrics reduced to `history_figures`."""
+    return [{**h, "when": h.get("event_at") or h.get("created_at"), **history_figures(h.get("metrics"))}
+            for h in history]
 
 
 def _png_base64(path: Path) -> str:
@@ -82,7 +85,7 @@ _TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_TEMPLATES.filters.update(num=_num, pct=pct, when=_when, metrics_text=_metrics_text, png_base64=_png_base64)
+_TEMPLATES.filters.update(num=_num, pct=pct, when=_when, png_base64=_png_base64)
 
 
 def _nightly_table(spec: TaskSpec, nightly: list[dict]) -> tuple[list[str], list[dict]]:
@@ -113,7 +116,7 @@ def render_html(data: ReportData, figures: dict, headline: dict) -> str:
         scope=data.scope,
         headline=headline,
         figures=figures,
-        history=data.history,
+        history=history_rows(data.history),
         trend=data.trend,
         health=data.health,
         bucket_names=bucket_names,
