@@ -17,7 +17,9 @@ export HF_HUB_OFFLINE ?= 1
 
 .PHONY: setup demo finetune-demo test clean
 
+# setup also installs Debian's chromium when missing: tests/test_report_browser.py renders the report in it (as root)
 setup: $(VENV)/.installed $(LLAMA_STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 # A torch that is already in the venv (for example your CUDA build) is kept;
 # otherwise the CPU wheel 2.13.0 is installed first so pip never pulls a CUDA build.
