@@ -206,3 +206,93 @@ def test_history_columns_against_the_recorded_metrics(filled, tmp_path):
                 "baseline_metrics": {"ece": 0.1, "nll": 0.5}, "comparison": {"nll_gain": {"estimate": 0.1}}}
     assert history_figures(decision) == {"n": 80, "ece": 0.02, "nll": 0.4, "accuracy": 0.9, "baseline_ece": 0.1,
                                          "baseline_nll": 0.5}
+
+
+# -- multiclass: class-wise reliability, class-wise ECE, confusion matrix ------------------------
+
+
+def hand_classwise_ece(probs, y, w, n_bins=15):
+    """Mean over labels of sum_b W_b/W |share of label k in b - mean p_k in b|, (lower, upper] bins: a loop."""
+    eces = []
+    for k in range(probs.shape[1]):
+        p, hit = probs[:, k], (y == k).astype(float)
+        ids = hand_bins(p, n_bins)
+        ece = 0.0
+        for b in set(ids):
+            m = ids == b
+            ece += w[m].sum() / w.sum() * abs(np.sum(w[m] * hit[m]) / w[m].sum() - np.sum(w[m] * p[m]) / w[m].sum())
+        eces.append(ece)
+    return eces
+
+
+def three_labels(n=600, seed=5):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    logits = rng.normal(size=(n, 3)) + 1.8 * np.eye(3)[y]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return probs, y, rng.choice([1.0, 2.0, 5.0], size=n)
+
+
+def test_classwise_ece_and_confusion_against_hand_loop_and_sklearn(tmp_path):
+    from sklearn.metrics import confusion_matrix
+
+    from calscore.jobs.reports.classwise import classwise_chart, classwise_reliability, confusion_chart
+
+    probs, y, w = three_labels()
+    labels = ["a", "b", "c"]
+    numbers = classwise_reliability(probs, y, labels, w)
+    eces = hand_classwise_ece(probs, y, w)
+    assert [c["ece"] for c in numbers["labels"]] == pytest.approx(eces, abs=1e-12)
+    assert numbers["classwise_ece"] == pytest.approx(np.mean(eces), abs=1e-12)
+    assert [c["accuracy"] for c in numbers["labels"]] == pytest.approx([np.average(y == k, weights=w)
+                                                                        for k in range(3)])
+    inputs = {"raw": probs, "calibrated": probs ** 2 / (probs ** 2).sum(axis=1, keepdims=True), "y": y,
+              "weights": w, "decided": probs.argmax(axis=1), "left_out": 0}
+    chart = classwise_chart(inputs, labels, tmp_path / "cw.png", "t")
+    assert chart["path"].read_bytes()[:8] == PNG_MAGIC
+    assert chart["calibrated"]["classwise_ece"] == pytest.approx(np.mean(hand_classwise_ece(inputs["calibrated"],
+                                                                                          y, w)), abs=1e-12)
+    cm = confusion_chart(inputs, labels, tmp_path / "cm.png", "t")
+    assert cm["counts"] == confusion_matrix(y, probs.argmax(axis=1), labels=[0, 1, 2]).tolist()
+    assert cm["path"].read_bytes()[:8] == PNG_MAGIC
+
+
+def test_label_probs_recompute_each_rows_decision(filled):
+    """At report time each labeled row's probabilities come from the calibrator that decided it: their top label
+    and confidence are the stored decision's, and the true labels are the fixture's."""
+    from calscore.jobs.reports.classwise import label_probs
+    from calscore.jobs.reports.report_data import load_report_data
+
+    data = load_report_data(filled["spec"])
+    lp = label_probs(filled["spec"], data.labeled, data.scores)
+    sel = data.labeled.calibrated_labeled
+    assert lp["calibrated"].shape == (int(sel.sum()), 2) and lp["left_out"] == 0
+    np.testing.assert_allclose(lp["calibrated"].max(axis=1), data.labeled.confidence[sel], atol=1e-9)
+    names = np.array(filled["labels"], dtype=object)
+    assert list(names[lp["decided"]]) == list(data.labeled.label[sel])
+    assert list(names[lp["calibrated"].argmax(axis=1)]) == list(data.labeled.label[sel])
+    r = filled["rows"]
+    truth_by_row = dict(zip(r["row_id"], r["true_label"]))
+    assert list(names[lp["y"]]) == [truth_by_row[i] for i in data.labeled.row_id[sel]]
+    assert len(lp["versions"]) >= 1
+
+
+def test_multiclass_section_on_the_page(filled, tmp_path):
+    from calscore.jobs.reports.classwise import classwise_chart, confusion_chart
+    from calscore.jobs.reports.html_report import render_html
+    from calscore.jobs.reports.report_data import load_report_data, summary
+    from calscore.jobs.reports.report_figures import render_figures
+
+    data = load_report_data(filled["spec"])
+    figures = render_figures(data, tmp_path, "r")
+    assert "classwise" not in figures  # a binary task: the positive-class view instead
+    probs, y, w = three_labels()
+    inputs = {"raw": probs, "calibrated": probs, "y": y, "weights": w, "decided": probs.argmax(axis=1),
+              "left_out": 0}
+    figures["classwise"] = classwise_chart(inputs, ["a", "b", "c"], tmp_path / "cw.png", "t")
+    figures["confusion"] = confusion_chart(inputs, ["a", "b", "c"], tmp_path / "cm.png", "t")
+    page = render_html(data, figures, summary(data))
+    assert '<img alt="class-wise reliability"' in page and '<img alt="confusion matrix"' in page
+    counts = figures["confusion"]["counts"]
+    assert f'<td class="l">a</td><td>{counts[0][0]}</td><td>{counts[0][1]}</td><td>{counts[0][2]}</td>' in page
+    assert f"<td>{figures['classwise']['raw']['classwise_ece']:.3f}</td>" in page

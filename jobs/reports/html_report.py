@@ -18,6 +18,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from calscore.jobs.reports.classwise import label_probs
 from calscore.jobs.reports.markdown_summary import report_markdown  # noqa: F401  (flows import it from here)
 from calscore.jobs.reports.plotting import pct
 from calscore.jobs.reports.report_data import DEFAULT_TARGET, ReportData, load_report_data, summary
@@ -132,7 +133,9 @@ def write_report(spec: TaskSpec, out_dir: Path, night: date | str | None = None,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"report-{spec.name}-{data.night or 'all'}"
-    figures = render_figures(data, out_dir, stem, target)
+    multiclass = len(spec.label_names) > 2 and bool(data.labeled.is_labeled.any())
+    figures = render_figures(data, out_dir, stem, target,
+                             label_probs=label_probs(spec, data.labeled, data.scores) if multiclass else None)
     page = render_html(data, figures, summary(data, target))
     path = out_dir / f"{stem}.html"
     path.write_text(page, encoding="utf-8")

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.jobs.reports.bucket_chart import bucket_chart
 from calscore.jobs.reports.bucket_order import order_warnings
+from calscore.jobs.reports.classwise import classwise_chart, confusion_chart
 from calscore.jobs.reports.label_budget import label_budget_chart, label_budgets
 from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
 from calscore.jobs.reports.reliability_diagram import figure_title, positive_class_inputs, reliability_diagram
@@ -77,8 +78,13 @@ def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict
     return {"path": save(fig, path), "series": drawn, "x_range": window}
 
 
-def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = DEFAULT_TARGET) -> dict[str, Any]:
-    """Draw every figure the data allows into out_dir; return each one's numbers (or why it was skipped)."""
+def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = DEFAULT_TARGET,
+                   label_probs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Draw every figure the data allows into out_dir; return each one's numbers (or why it was skipped).
+
+    A task with more than two labels also gets class-wise reliability and a confusion matrix, drawn from
+    `label_probs` (`classwise.label_probs`: each labeled row's probabilities under the calibrator that
+    decided it)."""
     spec, counts, labeled, scope = data.spec, data.counts, data.labeled, data.scope
     champion = data.heldout.get("champion")
 
@@ -96,6 +102,8 @@ def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = D
         if k == 2:
             out["reliability_positive"] = _positive_class_figure(spec, labeled, out_dir / f"{stem}-reliability-positive.png",
                                                                  title("reliability of the labeled rows"))
+        else:
+            out.update(_multiclass_figures(label_probs, spec.label_names, out_dir, stem, title))
     else:
         out["reliability"] = {"skipped": "no labeled rows yet"}
     if counts.total:
@@ -123,6 +131,16 @@ def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = D
     else:
         out["trend"] = {"skipped": "no reliability snapshots yet"}
     return out
+
+
+def _multiclass_figures(label_probs: dict[str, Any] | None, labels, out_dir: Path, stem: str, title) -> dict:
+    if label_probs is None or "skipped" in label_probs:
+        why = {"skipped": "no per-label probabilities loaded" if label_probs is None else label_probs["skipped"]}
+        return {"classwise": why, "confusion": why}
+    return {"classwise": classwise_chart(label_probs, labels, out_dir / f"{stem}-classwise.png",
+                                         title("class-wise reliability of the labeled rows")),
+            "confusion": confusion_chart(label_probs, labels, out_dir / f"{stem}-confusion.png",
+                                         title("confusion matrix of the labeled rows"))}
 
 
 def _positive_class_figure(spec, labeled, path: Path, title: str) -> dict[str, Any]:
