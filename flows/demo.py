@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from calscore.flows.labels import ingest_labels
 from calscore.flows.nightly import nightly_scoring
 from calscore.jobs.demo.data import NEUTRAL_DOMAIN, write_demo_batches
+from calscore.jobs.common.clock import utcnow
 from calscore.jobs.demo.evaluation import evaluate_run
 from calscore.jobs.labels.audit import draw_audit_sample, write_sample
 from calscore.jobs.reports.html_report import write_report
@@ -61,9 +63,11 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     for path in (spec.warehouse.path, spec.warehouse.path.with_suffix(".duckdb.wal")):
         path.unlink(missing_ok=True)
 
+    # two nightly runs minutes apart stand for yesterday's and today's (their logical dates)
+    today = utcnow().date()
     write_demo_batches(batches, truth, rows_per_batch=ROWS_PER_NIGHT, n_batches=1)
     say("\n== night 1: score 1,000 rows, no calibrator yet ==")
-    night1 = nightly_scoring(task_path)
+    night1 = nightly_scoring(task_path, night=today - timedelta(days=1))
     say(night1["text"])
 
     say(f"== label an audit sample of {AUDIT_ROWS} rows, then recalibrate ==")
@@ -76,7 +80,7 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
 
     write_demo_batches(batches, truth, rows_per_batch=ROWS_PER_NIGHT, n_batches=2)
     say("\n== night 2: score 1,000 new rows (with the champion calibrator, if one was promoted) ==")
-    night2 = nightly_scoring(task_path)
+    night2 = nightly_scoring(task_path, night=today)
     say(night2["text"])
 
     result = evaluate_run(spec, night2["run_id"], truth)

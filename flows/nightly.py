@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import date, datetime, timezone
 
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 from prefect.cache_policies import NONE
 from prefect.exceptions import TerminationSignal
 from prefect.events import emit_event
+from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from calscore.calibration_store.document import canonical_json
@@ -128,14 +129,24 @@ def score_batches(task_path: str, run_id: str, keys: list[list[str]], calibrator
     return outcome
 
 
+def logical_night(night: date | None) -> date:
+    """The night a run scores for: the one given, else the UTC date this flow run was scheduled for
+    (a run that starts late, or past midnight, still belongs to its night)."""
+    if night is not None:
+        return night
+    return flow_run.scheduled_start_time.astimezone(timezone.utc).date()
+
+
 def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_seconds: float,
-               ray_address: str | None = None):
+               ray_address: str | None = None, night: date | None = None):
     logger = get_run_logger()
     champion = champion_document(spec)
     document = canonical_json(champion) if champion else None
+    night = logical_night(night)
     run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, kind,
-                       provenance=run_provenance(spec), wait_seconds=wait_seconds)
+                       provenance=run_provenance(spec), wait_seconds=wait_seconds, night=night)
     summary = {"run_id": run_id, "kind": kind, "task": spec.name, "task_version": spec.task_version,
+               "night": night.isoformat(),
                "calibrator": champion["version"] if champion else None, "batches_done": 0, "batches_failed": [],
                "rows_scored": 0, "rows_quarantined": 0, "seconds_scoring": 0.0, "warnings": []}
     try:
@@ -205,18 +216,22 @@ def _new_batches(spec: TaskSpec):
 
 @flow(name="calscore-nightly-scoring", flow_run_name=run_name)
 @fails_cleanly
-def nightly_scoring(task_path: str, wait_seconds: float = 0.0, ray_address: str | None = None) -> dict:
+def nightly_scoring(task_path: str, wait_seconds: float = 0.0, ray_address: str | None = None,
+                    night: date | None = None) -> dict:
     """Score every batch in the task's input location that the ledger has neither completed nor failed.
 
     The precision is the task file's `dtype` (part of task_version): stored raw scores
-    never mix precisions under one version."""
+    never mix precisions under one version. Its rows belong to `night` (default: the date
+    the run was scheduled for)."""
     spec = load_spec(task_path)
-    return _score_all(task_path, spec, "score", _new_batches(spec), wait_seconds, ray_address)
+    return _score_all(task_path, spec, "score", _new_batches(spec), wait_seconds, ray_address, night)
 
 
 @flow(name="calscore-rescore", flow_run_name=run_name)
 @fails_cleanly
-def rescore(task_path: str, since: datetime, wait_seconds: float = 0.0, ray_address: str | None = None) -> dict:
+def rescore(task_path: str, since: datetime, wait_seconds: float = 0.0, ray_address: str | None = None,
+            night: date | None = None) -> dict:
     """Explicit backfill: score again, under the current task_version, the batches done since `since`."""
     spec = load_spec(task_path)
-    return _score_all(task_path, spec, "rescore", lambda summary: backfill(spec, since), wait_seconds, ray_address)
+    return _score_all(task_path, spec, "rescore", lambda summary: backfill(spec, since), wait_seconds, ray_address,
+                      night)

@@ -37,6 +37,7 @@ class AppliedCalibrator:
 class Decisions:
     label: np.ndarray  # the decided label per row (calibrated when a calibrator was applied)
     confidence: np.ndarray | None  # calibrated confidence; None without a calibrator
+    probs: np.ndarray | None  # (n, K) every label's calibrated probability; None without a calibrator
     decision_confidence: np.ndarray  # what the bucket was cut on (calibrated, else raw)
     bucket: np.ndarray
     reason: np.ndarray  # None, or 'off_format'
@@ -71,11 +72,12 @@ def decide(spec: TaskSpec, label_logprobs: np.ndarray, coverage: np.ndarray, app
         probs = raw_probs(label_logprobs) if len(label_logprobs) else np.empty((0, len(labels)))
         best = np.argmax(probs, axis=1)
         confidence, basis_confidence = None, probs[np.arange(len(best)), best]
+        probs = None
     else:
-        _, best, confidence = predict_labels(applied.calibrator, label_logprobs)
+        probs, best, confidence = predict_labels(applied.calibrator, label_logprobs)
         basis_confidence = confidence
     bucket, reason = assign_buckets(basis_confidence, coverage, spec.buckets, spec.coverage_floor)
     return Decisions(
-        label=labels[best], confidence=confidence, decision_confidence=basis_confidence, bucket=bucket, reason=reason,
+        label=labels[best], confidence=confidence, probs=probs, decision_confidence=basis_confidence, bucket=bucket, reason=reason,
         basis="raw" if applied is None else "calibrated", calibrator_version=applied.version if applied else None,
     )

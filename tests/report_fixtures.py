@@ -276,12 +276,14 @@ def fill_report_warehouse(path: Path) -> dict:
                 "bucket": part["bucket"], "bucket_basis": [part["basis"]] * n,
                 "bucket_reason": pa.array(part["reason"], pa.string()), "segment": part["segment"],
                 "metadata": [json.dumps({"category": s}) for s in part["segment"]],
-                "scored_at": _ts([part["scored_at"]] * n), "written_at": _ts([part["scored_at"]] * n)})
+                "scored_at": _ts([part["scored_at"]] * n), "written_at": _ts([part["scored_at"]] * n),
+                "night": [part["scored_at"].date()] * n})
         for d in decisions:  # as a recalibration writes them: appended, and current on their rows
             k = len(d["row_id"])
             write_decisions(con, pa.table({"task_version": [tv] * k, "row_id": d["row_id"],
                                            "calibrator_version": d["calibrator_version"], "label": d["label"],
                                            "confidence": d["confidence"], "bucket": d["bucket"],
+                                           "calibrated_probs": pa.nulls(k, pa.map_(pa.string(), pa.float64())),
                                            "bucket_reason": pa.array(d["reason"], pa.string()),
                                            "run_id": d["run_id"], "decided_at": _ts(d["decided_at"])}))
         for sample_id, idx, pi, offset, at in (("audit-1", a1_idx, a1_pi, 0, day2 + timedelta(hours=9)),

@@ -37,3 +37,6 @@ def test_the_demo_tells_its_story_end_to_end(tmp_path, tiny_model):
     with duckdb.connect(str(tmp_path / "calscore.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*), count(DISTINCT row_id) FROM predictions").fetchall() == [(2000, 2000)]
         assert con.execute("SELECT count(*) FROM labels").fetchall() == [(1600,)]
+        # two runs minutes apart are two nights (their logical dates: yesterday's and today's)
+        nights = con.execute("SELECT night, count(*) FROM current_decisions GROUP BY night ORDER BY night").fetchall()
+    assert [n for _, n in nights] == [1000, 1000] and (nights[1][0] - nights[0][0]).days == 1

@@ -3,14 +3,20 @@ factory, the task spec, explain and the whole nightly / labels / recalibration l
 from __future__ import annotations
 
 import math
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from sklearn.metrics import log_loss
 from typer.testing import CliRunner
+
+from calscore.calibration_store.apply import logprob_matrix
+from calscore.jobs.calibrators.champion import load_champion
 
 from calscore.jobs.scoring.errors import ScorerError
 from calscore.jobs.scoring.prompting import PromptSpec
@@ -119,7 +125,7 @@ def test_two_nights_labels_and_a_recalibration_on_the_lookup_backend(tmp_path):
     table = write_lookup_scores(tmp_path / "scores.parquet", body, truth, unobserved_every=10)
     task = task_toml(tmp_path, table, backend="lookup", min_labels=100, refit_after=100)
     _, truth1 = write_batch(tmp_path, "night-001", 300)
-    night1 = nightly_scoring(str(task))
+    night1 = nightly_scoring(str(task), night=date(2026, 3, 1))
     assert night1["rows_scored"] == 300 and night1["calibrator"] is None
     assert q(tmp_path, "SELECT count(*), count(confidence), min(bucket_basis) FROM predictions") == [(300, 0, "raw")]
     partial = q(tmp_path, "SELECT count(*) FILTER (coverage_is_lower_bound), count(*) FILTER (len(unobserved_labels) = 1)"
@@ -142,13 +148,42 @@ def test_two_nights_labels_and_a_recalibration_on_the_lookup_backend(tmp_path):
         == [(300, 0)]
 
     write_batch(tmp_path, "night-002", 100, start=300)
-    night2 = nightly_scoring(str(task))
+    night2 = nightly_scoring(str(task), night=date(2026, 3, 2))
     [(version,)] = q(tmp_path, "SELECT version FROM calibrators WHERE status = 'champion'")
     assert night2["rows_scored"] == 100 and night2["calibrator"] == version
     rows = q(tmp_path, "SELECT count(*), count(confidence), min(bucket_basis), min(calibrator_version), max(confidence)"
                        " FROM predictions WHERE batch_uri LIKE '%night-002%'")
     assert rows[0][:4] == (100, 100, "calibrated", version)
     assert rows[0][4] < 0.9  # calibrated confidence no longer claims 85-99%
+
+    # runs minutes apart are the nights they were run for
+    assert q(tmp_path, "SELECT night, count(*) FROM current_decisions GROUP BY night ORDER BY night") == [
+        (date(2026, 3, 1), 300), (date(2026, 3, 2), 100)]
+    before = datetime.now(timezone.utc).date()
+    night3 = nightly_scoring(str(task))  # by hand, no night given: the date it was scheduled for (now)
+    assert q(tmp_path, f"SELECT night FROM runs WHERE run_id = '{night3['run_id']}'")[0][0] in (
+        before, datetime.now(timezone.utc).date())
+
+    # every label's calibrated probability is stored: at scoring (night 2) and when the champion was
+    # re-applied to night 1's rows; they are the champion's own probabilities on the stored raw scores
+    spec = load_spec(task)
+    champion_cal, _ = load_champion(spec.warehouse.path, spec.task_version)
+    with duckdb.connect(str(spec.warehouse.path), read_only=True) as con:
+        stored = con.sql("SELECT label_logprobs, calibrated_probs, confidence, decided_by, true_label, is_labeled,"
+                         " used_in_fit FROM predictions_current ORDER BY row_id").to_arrow_table()
+    assert set(stored["decided_by"].to_pylist()) == {"scoring", "reapplied"}
+    expected = champion_cal.predict_proba(logprob_matrix(stored["label_logprobs"], spec.label_names))
+    probs = logprob_matrix(stored["calibrated_probs"], spec.label_names, "calibrated_probs")
+    np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(probs.max(axis=1), stored["confidence"].to_numpy(), rtol=0, atol=1e-12)
+    # ...so an analyst's multiclass NLL from the view equals scikit-learn's on the same rows
+    labeled = stored.filter(pc.is_valid(stored["true_label"]))
+    y = [spec.label_names.index(t) for t in labeled["true_label"].to_pylist()]
+    with duckdb.connect(str(spec.warehouse.path), read_only=True) as con:
+        [(nll,)] = con.execute("SELECT avg(-ln(calibrated_probs[true_label])) FROM predictions_current"
+                               " WHERE true_label IS NOT NULL").fetchall()
+    reference = log_loss(y, logprob_matrix(labeled["calibrated_probs"], spec.label_names), labels=[0, 1])
+    assert nll == pytest.approx(reference, rel=1e-12)
 
 
 def test_calibration_folds_from_the_task_file_reach_auto(tmp_path):

@@ -24,11 +24,11 @@ from calscore.jobs.warehouse.connection import writer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic_warehouse import LABELS, build_warehouse  # noqa: E402  (bench/ is not a package)
 
-DECISION = "calibrator_version, label, confidence, bucket, bucket_reason, decided_at, run_id"
+DECISION = "calibrator_version, label, confidence, calibrated_probs, bucket, bucket_reason, decided_at, run_id"
 NEWEST = (f"select task_version, row_id, {DECISION} from decisions qualify row_number() over ("
           "partition by task_version, row_id order by decided_at desc, calibrator_version desc) = 1")
 COPY = ("select task_version, row_id, reapplied_calibrator_version, reapplied_label, reapplied_confidence,"
-        " reapplied_bucket, reapplied_bucket_reason, reapplied_at, reapplied_run_id"
+        " reapplied_calibrated_probs, reapplied_bucket, reapplied_bucket_reason, reapplied_at, reapplied_run_id"
         " from predictions where reapplied_at is not null")
 
 

@@ -87,6 +87,11 @@ RayAddressOption = typer.Option(
     None, "--ray-address",
     help="Score on this Ray cluster ('auto', 'host:port', 'ray://host:10001') instead of the task file's [execution].")
 
+NightOption = typer.Option(
+    None, "--night", formats=["%Y-%m-%d"],
+    help="The night these rows belong to in reports (YYYY-MM-DD); default: the date the run was scheduled for "
+         "(today, UTC, when started by hand).")
+
 
 def echo_summary(run) -> None:
     """Run a scoring flow and print its plain-text summary; exit 4 when batches failed (the good ones were written)."""
@@ -105,15 +110,17 @@ def score(
     task: Path = TaskOption,
     wait: float = typer.Option(0.0, help="Seconds to wait for another run of this task to finish instead of refusing."),
     ray_address: str = RayAddressOption,
+    night: datetime = NightOption,
 ) -> None:
     """Run the nightly scoring flow once: score every new batch of the task's input location.
 
-    Example: calscore score --task infra/tasks/demo.toml
+    Example: calscore score --task infra/tasks/demo.toml --night 2026-11-30
     """
     from calscore.flows.nightly import nightly_scoring
 
     spec = task_from(task)
-    echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait, ray_address=ray_address))
+    echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait, ray_address=ray_address,
+                                         night=night.date() if night else None))
 
 @app.command()
 def rescore(
@@ -121,6 +128,7 @@ def rescore(
     since: datetime = typer.Option(..., help="Rescore batches completed on or after this date (YYYY-MM-DD)."),
     wait: float = typer.Option(0.0, help="Seconds to wait for another scoring run to finish."),
     ray_address: str = RayAddressOption,
+    night: datetime = NightOption,
 ) -> None:
     """Explicit backfill after a prompt or model change; nothing is rescored silently.
 
@@ -132,4 +140,5 @@ def rescore(
 
     spec = task_from(task)
     echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc),
-                                      wait_seconds=wait, ray_address=ray_address))
+                                      wait_seconds=wait, ray_address=ray_address,
+                                      night=night.date() if night else None))

@@ -27,6 +27,7 @@ from calscore.jobs.batches.quarantine import ENDPOINT_ERROR, QUARANTINE_SCHEMA, 
 from calscore.jobs.batches.staged import MANIFEST, StagedBatch, batch_folder, stage_root_for, write_table_atomically
 from calscore.jobs.common import filesystems
 from calscore.jobs.common.clock import utcnow
+from calscore.jobs.common.label_maps import label_map
 from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.scoring.registry import make_scorer
 from calscore.jobs.scoring.scorer import Scorer
@@ -55,21 +56,11 @@ def _metadata(table: pa.Table, skip: set[str]) -> pa.Array:
     return pa.array([json.dumps(r, default=str) for r in rows], pa.string())
 
 
-def _label_map(scores: pa.Table, labels: list[str]) -> pa.Array:
-    """The K label log-probabilities per row as MAP(label -> log p), built columnar."""
-    n, k = scores.num_rows, len(labels)
-    values = pc.list_flatten(scores["label_logprobs"]).combine_chunks()
-    offsets = pa.array(np.arange(n + 1) * k, pa.int32())
-    return pa.MapArray.from_arrays(offsets, pa.array(labels * n, pa.string()), values)
-
-
 def _label_map_or_null(column: pa.ChunkedArray, labels: list[str]) -> pa.Array:
     """A list<double> score column in label order as MAP(label -> value); null rows stay null."""
     arr = column.combine_chunks()
-    n, k = len(arr), len(labels)
-    values = pc.list_flatten(pc.fill_null(arr, [0.0] * k))
-    offsets = pa.array(np.arange(n + 1) * k, pa.int32())
-    return pa.MapArray.from_arrays(offsets, pa.array(labels * n, pa.string()), values, mask=arr.is_null())
+    values = pc.list_flatten(pc.fill_null(arr, [0.0] * len(labels))).to_numpy(zero_copy_only=False)
+    return label_map(values, labels, null_rows=arr.is_null().to_numpy(zero_copy_only=False))
 
 
 def _split_row_errors(scored: pa.Table, spec: TaskSpec) -> tuple[pa.Table, pa.Table]:
@@ -109,7 +100,7 @@ def _prediction_rows(scored: pa.Table, spec: TaskSpec, ref: BatchRef, run_id: st
             "batch_hash": _constant(ref.content_hash, n, pa.string()),
             "model": _constant(spec.model.describe(), n, pa.string()),
             "text": scored[cols.text_column],
-            "label_logprobs": _label_map(scored, spec.label_names),
+            "label_logprobs": _label_map_or_null(scored["label_logprobs"], spec.label_names),
             "unobserved_labels": scored["unobserved_labels"],
             "coverage": scored["coverage"],
             "coverage_is_lower_bound": scored["coverage_is_lower_bound"],
@@ -123,6 +114,7 @@ def _prediction_rows(scored: pa.Table, spec: TaskSpec, ref: BatchRef, run_id: st
             "label": pa.array(decided.label, pa.string()),
             "confidence": pa.array(decided.confidence, pa.float64()) if decided.confidence is not None
             else pa.nulls(n, pa.float64()),
+            "calibrated_probs": label_map(decided.probs, spec.label_names, n),
             "bucket": pa.array(decided.bucket, pa.string()),
             "bucket_basis": _constant(decided.basis, n, pa.string()),
             "bucket_reason": pa.array(decided.reason, pa.string()),

@@ -34,6 +34,7 @@ from calscore.calibration_store.store import champion
 from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.common.clock import utcnow
+from calscore.jobs.common.label_maps import label_map
 from calscore.jobs.warehouse.connection import reader, writer
 from calscore.jobs.warehouse.runs import finish_run, start_run
 from calscore.jobs.warehouse.statements import statement
@@ -163,6 +164,7 @@ def _decided_rows(spec: TaskSpec, calibrator, version: str, run_id: str, scores:
         "calibrator_version": [version] * n,
         "label": pa.array(decided.label, pa.string()),
         "confidence": decided.confidence,
+        "calibrated_probs": label_map(decided.probs, spec.label_names),
         "bucket": pa.array(decided.bucket, pa.string()),
         "bucket_reason": pa.array(decided.reason, pa.string()),
         "run_id": [run_id] * n,

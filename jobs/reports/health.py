@@ -142,7 +142,7 @@ def record_checks(spec: TaskSpec, run_id: str, checks: list[Check]) -> None:
     with writer(spec.warehouse.path) as con:
         for c in checks:
             con.execute(statement("health_checks_insert"), {
-                "task_name": spec.name, "task_version": spec.task_version, "run_id": run_id, "night": now.date(),
+                "task_name": spec.name, "task_version": spec.task_version, "run_id": run_id,
                 "check_name": c.name, "value": c.value, "reference": c.reference, "threshold": c.threshold,
                 "status": c.status, "detail": c.detail, "reference_rows": c.reference_rows, "created_at": now,
             })

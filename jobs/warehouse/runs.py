@@ -23,7 +23,7 @@ import socket
 import threading
 import uuid
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -84,7 +84,8 @@ def _refusal(task_name: str, kind: str, run_id: str, host: str | None, pid: int 
             f"calscore runs release {run_id} --task TASK_FILE --reason '...'")
 
 
-def _try_start(con, run_id: str, task_name: str, task_version: str, kind: str, provenance: dict) -> None:
+def _try_start(con, run_id: str, task_name: str, task_version: str, kind: str, provenance: dict,
+               night: date) -> None:
     group = [k for k, g in LOCK_GROUPS.items() if g == LOCK_GROUPS[kind]]
     con.execute("BEGIN TRANSACTION")
     try:
@@ -105,7 +106,7 @@ def _try_start(con, run_id: str, task_name: str, task_version: str, kind: str, p
             {"run_id": run_id, "task_name": task_name, "task_version": task_version, "kind": kind, "now": now,
              "host": socket.gethostname(), "pid": os.getpid(),
              **{k: provenance.get(k) for k in ("model", "model_fingerprint", "dtype", "device", "labels")},
-             "package_versions": json.dumps(package_versions())},
+             "package_versions": json.dumps(package_versions()), "night": night},
         )
         con.execute("COMMIT")
     except BaseException:
@@ -120,8 +121,12 @@ def start_run(
     kind: str,
     provenance: dict | None = None,
     wait_seconds: float = 0.0,
+    night: date | None = None,
 ) -> str:
     """Take the task's run lock and record the run; return its id.
+
+    `night` is the run's logical date (the night a scheduled run is for); the UTC day it
+    starts when not given. Its predictions carry it (a night in the reports).
 
     Raises RunLocked when another live run holds the lock after `wait_seconds`.
     """
@@ -131,7 +136,7 @@ def start_run(
 
     def attempt() -> str:
         with writer(warehouse) as con:
-            _try_start(con, run_id, task_name, task_version, kind, provenance or {})
+            _try_start(con, run_id, task_name, task_version, kind, provenance or {}, night or utcnow().date())
         return run_id
 
     return retry_until_deadline(attempt, lambda exc: isinstance(exc, RunLocked), wait_seconds,

@@ -34,9 +34,7 @@ final as (
     from current_labels l
     join predictions p on p.row_id = l.row_id and p.task_version = $task_version
     where l.row_id not in (select row_id from fit_rows)
-        -- a night is the UTC day the row was scored, as in decided_predictions
-        and ($night::date is null
-            or date '1970-01-01' + cast(epoch_ms(p.scored_at) // 86400000 as integer) = $night::date)
+        and ($night::date is null or p.night = $night::date)
 
 )
 

@@ -3,6 +3,7 @@ update predictions
 set reapplied_calibrator_version = decided.calibrator_version,
     reapplied_label = decided.label,
     reapplied_confidence = decided.confidence,
+    reapplied_calibrated_probs = decided.calibrated_probs,
     reapplied_bucket = decided.bucket,
     reapplied_bucket_reason = decided.bucket_reason,
     reapplied_at = decided.decided_at,

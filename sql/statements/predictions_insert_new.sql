@@ -1,7 +1,12 @@
 -- Write the staged predictions (registered as `staged_predictions`) of rows this task_version has not scored yet.
 -- By name: the staged file carries the predictions columns (plus its row_index), whatever their order.
+-- The night is the writing run's logical date (a staged result reused from a crashed run belongs to the re-run).
 insert into predictions by name
-select * exclude (row_index), $written_at as written_at
+select
+    * exclude (row_index),
+    $written_at as written_at,
+    coalesce((select night from runs where run_id = $run_id),
+             date '1970-01-01' + cast(epoch_ms(s.scored_at) // 86400000 as integer)) as night
 from staged_predictions s
 where not exists (
     select 1

@@ -8,9 +8,7 @@ with final as (
         task_name,
         task_version,
         row_id,
-        -- a night is the UTC day the row was scored (epoch arithmetic, whatever the session's time zone,
-        -- which DuckDB can filter in the scan itself)
-        date '1970-01-01' + cast(epoch_ms(scored_at) // 86400000 as integer) as night,
+        night,  -- the scoring run's logical date (migration 009)
         scored_at,
         segment,
         raw_label,
@@ -18,6 +16,8 @@ with final as (
         coverage,
         coalesce(reapplied_label, label) as label,
         coalesce(reapplied_confidence, confidence) as confidence,
+        -- every label's calibrated probability (NULL: no calibrator decided, or decided before migration 009)
+        case when reapplied_at is null then calibrated_probs else reapplied_calibrated_probs end as calibrated_probs,
         -- the number the bucket thresholds were applied to (raw when no calibrator existed)
         coalesce(reapplied_confidence, case when bucket_basis = 'raw' then raw_confidence else confidence end)
             as decision_confidence,

@@ -62,7 +62,7 @@ queued_rows as (
         task_name,
         task_version,
         row_id,
-        date '1970-01-01' + cast(epoch_ms(scored_at) // 86400000 as integer) as night,
+        night,
         segment,
         coalesce(reapplied_label, label) as predicted_label,
         raw_label,
