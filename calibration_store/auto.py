@@ -58,7 +58,11 @@ class AutoCalibrator(BaseCalibrator):
         self.seed = seed
         self.min_selection_labels = min_selection_labels
 
-    def _fit(self, ls: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        # the candidates get the label log-probabilities as given (platt_coverage reads their total mass)
+        return x
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         n = int((w > 0).sum())
         self.cv_nll_: dict[str, float] = {}
         self.skipped_: dict[str, str] = {}
@@ -70,7 +74,7 @@ class AutoCalibrator(BaseCalibrator):
                 cls = CANDIDATES[name]
                 try:
                     held_out = cross_fit_with(
-                        lambda cls=cls: cls(labels=self.labels), ls, y, w, self.n_labels, self.folds, self.seed
+                        lambda cls=cls: cls(labels=self.labels), x, y, w, self.n_labels, self.folds, self.seed
                     )
                 except ValueError as exc:
                     self.skipped_[name] = str(exc)
@@ -82,12 +86,11 @@ class AutoCalibrator(BaseCalibrator):
             else:
                 chosen = FALLBACK
                 self.reason_ = "no candidate could be cross-fitted: temperature scaling"
-        # ls are log shares (valid log-probabilities), so the chosen method refits on them directly.
-        self.calibrator_ = CANDIDATES[chosen](labels=self.labels).fit(ls, y, w)
+        self.calibrator_ = CANDIDATES[chosen](labels=self.labels).fit(x, y, w)
         self.chosen_method_ = chosen
 
-    def _predict(self, ls: np.ndarray) -> np.ndarray:
-        return self.calibrator_.predict_proba(ls)
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return self.calibrator_.predict_proba(x)
 
     def _get_state(self) -> dict[str, Any]:
         return {

@@ -97,7 +97,7 @@ class BaseCalibrator:
         self._validate_params()
         x, t, w = check_fit_data(logprobs, y, sample_weight, self.n_labels, self.min_labels)
         with single_threaded_blas():
-            self._fit(log_shares(x), t, normalised_weights(w, t.shape[0]))
+            self._fit(self._inputs(x), t, normalised_weights(w, t.shape[0]))
         self.n_fit_rows_ = int(t.shape[0])
         return self
 
@@ -105,7 +105,11 @@ class BaseCalibrator:
         """(n, K) calibrated probabilities, rows summing to 1."""
         self._check_fitted()
         x = check_logprobs(logprobs, self.n_labels)
-        return self._predict(log_shares(x))
+        return self._predict(self._inputs(x))
+
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        """What `_fit` and `_predict` read: the label log shares (a subclass may add columns)."""
+        return log_shares(x)
 
     def predict(self, logprobs: Any) -> np.ndarray:
         """(n,) index of the calibrated prediction (argmax of predict_proba)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.beta import BetaCalibrator
+from calscore.calibration_store.coverage_platt import CoveragePlattCalibrator
 from calscore.calibration_store.histogram import HistogramCalibrator
 from calscore.calibration_store.isotonic import IsotonicCalibrator
 from calscore.calibration_store.platt import PlattCalibrator
@@ -20,5 +21,6 @@ CANDIDATES: dict[str, type[BaseCalibrator]] = {
         VectorCalibrator,
         IsotonicCalibrator,
         HistogramCalibrator,
+        CoveragePlattCalibrator,
     )
 }
