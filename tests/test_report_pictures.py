@@ -106,6 +106,9 @@ def test_views_set_the_axes(tmp_path):
     ok = rng.uniform(size=50) < conf
     binary = reliability_diagram(conf, ok, conf, ok, tmp_path / "b.png", n_labels=2)
     assert binary["x_range"] == (0.5, 1.0) and "top-label view" in binary["title"] and "0.5-1" in binary["title"]
+    # every bin's row count is written once per curve, inside the frame (the bin straddling 0.5 included)
+    assert sorted(n for _, _, n in binary["count_labels"]) == sorted(2 * [b["count"] for b in binary["raw"]["bins"]])
+    assert all(0.5 < x < 1.0 for _, x, _ in binary["count_labels"])
     guessed = reliability_diagram(conf, ok, None, None, tmp_path / "g.png")
     assert guessed["x_range"] == (0.5, 1.0)
     probs = rng.dirichlet([1, 1, 1], size=80)

@@ -134,9 +134,9 @@ def reliability_diagram(
     grid = fig.add_gridspec(2, 1, height_ratios=(3, 1.15), hspace=0.08)
     ax, hist = fig.add_subplot(grid[0]), fig.add_subplot(grid[1], sharex=None)
     ax.plot([start, 1], [start, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
-    width = 1 / n_bins
     lows = [start]
     tallest = 1
+    labels_at: list[tuple[str, float, int]] = []  # (curve, x, count) of each count label of the histogram
     for i, (name, numbers, color) in enumerate(curves):
         bins = numbers["bins"]
         if not bins:
@@ -149,13 +149,15 @@ def reliability_diagram(
         ax.errorbar(conf, acc, yerr=error_bars(acc, low, high), fmt="o-", color=color, markersize=4, capsize=3,
                     linewidth=1.3, label=f"{name}: ECE {_fmt(numbers['ece'])}, MCE {_fmt(numbers['mce'])}, "
                                          f"n={numbers['n']}")
-        # one shared histogram: each bin split in two, raw on the left half, calibrated on the right
-        offset = (i / len(curves)) * width
+        # one shared histogram: the visible part of each bin split in two, raw on the left, calibrated on the right
+        left = np.array([max(b["lower"], start) for b in bins])
+        part = (np.array([b["upper"] for b in bins]) - left) / len(curves)
         counts = [b["count"] for b in bins]
         tallest = max(tallest, max(counts))
-        bars = hist.bar([b["lower"] + offset for b in bins], counts, width=width / len(curves), align="edge",
-                        color=color, alpha=0.75, edgecolor="white", label=name)
+        bars = hist.bar(left + i * part, counts, width=part, align="edge", color=color, alpha=0.75,
+                        edgecolor="white", label=name)
         for bar, n in zip(bars, counts):
+            labels_at.append((name, float(bar.get_x() + bar.get_width() / 2), n))
             hist.annotate(str(n), (bar.get_x() + bar.get_width() / 2, bar.get_height()), textcoords="offset points",
                           xytext=(0, 1), ha="center", va="bottom", fontsize=6, clip_on=True)
     bottom = min(start, math.floor(min(lows) * 10) / 10)
@@ -175,6 +177,7 @@ def reliability_diagram(
     title = f"{title or 'Reliability'}\n{view_note(view, n_labels, positive)}{weighted}"
     fig.suptitle(title, fontsize=9.5)
     return {"path": save(fig, path), "title": title, "weighted": weights is not None, "view": view, "x_range": (start, 1.0),
+            "count_labels": labels_at,
             "positive": positive if view == "positive-class" else None, "raw": raw, "calibrated": cal}
 
 
