@@ -98,7 +98,7 @@ def classwise_chart(inputs: dict[str, Any], labels: Sequence[str], path: Path, t
     fig = Figure(figsize=(4.6 * len(views), 4.4))
     axes = fig.subplots(1, len(views), squeeze=False).ravel()
     colors = colormaps["tab10"]
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"calibrated": None}
     for ax, (name, probs) in zip(axes, views):
         numbers = classwise_reliability(probs, inputs["y"], labels, inputs["weights"], n_bins)
         out[name] = numbers
