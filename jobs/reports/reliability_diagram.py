@@ -176,8 +176,8 @@ def reliability_diagram(
     weighted = "; weighted by 1 / inclusion probability" if weights is not None else ""
     title = f"{title or 'Reliability'}\n{view_note(view, n_labels, positive)}{weighted}"
     fig.suptitle(title, fontsize=9.5)
-    return {"path": save(fig, path), "title": title, "weighted": weights is not None, "view": view, "x_range": (start, 1.0),
-            "count_labels": labels_at,
+    return {"path": save(fig, path), "title": title, "weighted": weights is not None, "view": view,
+            "x_range": (start, 1.0), "count_labels": labels_at,
             "positive": positive if view == "positive-class" else None, "raw": raw, "calibrated": cal}
 
 

@@ -100,8 +100,8 @@ def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = D
             out_dir / f"{stem}-reliability.png", weights=rel["weights"], n_labels=k,
             title=title("reliability of the labeled rows"))
         if k == 2:
-            out["reliability_positive"] = _positive_class_figure(spec, labeled, out_dir / f"{stem}-reliability-positive.png",
-                                                                 title("reliability of the labeled rows"))
+            out["reliability_positive"] = _positive_class_figure(
+                spec, labeled, out_dir / f"{stem}-reliability-positive.png", title("reliability of the labeled rows"))
         else:
             out.update(_multiclass_figures(label_probs, spec.label_names, out_dir, stem, title))
     else:
