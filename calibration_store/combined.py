@@ -3,9 +3,10 @@ answers -- and a calibrator that learns from labels how much each one is worth.
 
     agree_lp = agreement_logprobs(agreement, samples, smoothing=0.5)   # (n, K), finite
     agree_lp = stored_agreement(table["agreement"], table["samples"], labels, 0.5)   # from the warehouse
-    cal = CombinedCalibrator(labels).fit(logprobs, agree_lp, y)
-    cal.predict_proba(logprobs, agree_lp)
-    compare_signals(labels, logprobs, agree_lp, y)   # held-out: each signal alone vs combined
+    inputs = stack_signals(logprobs, agree_lp)        # (n, 2K): what a combined calibrator reads
+    cal = CombinedCalibrator(labels).fit(inputs, y)
+    cal.predict_proba(inputs)
+    calibrator_input(cal, logprobs, agree_lp)        # the right matrix for any calibrator
 
 **Agreement as probabilities.** N sampled answers give counts c_k per label and c_off
 unparseable ones. With a pseudo-count a per outcome (K labels + off-format),
@@ -18,9 +19,12 @@ log-odds from that signal; more labels one such map per label on its one-vs-rest
 log-odds, renormalised, as in `base.OneVsRestCalibrator`. A logistic fit with Platt's
 targets, so w1 and w2 are what the labels say each signal is worth.
 
-This is not a label-log-probability calibrator (it reads two matrices, not one), so it
-is not among `methods.CANDIDATES`, which the nightly decision path applies to
-`label_logprobs` alone.
+It reads both signals side by side, one (n, 2K) matrix (`stack_signals`), so it goes
+wherever a calibrator goes: the promotion, the champion document, the nightly decision and
+its re-application, each building the matrix with `calibrator_input`. It is not among
+`methods.CANDIDATES` (those read label log-probabilities alone, which `auto` chooses
+among); a task whose scorer samples (`method = "combined"`) asks for it with
+`[calibration] method = "combined"`.
 """
 from __future__ import annotations
 
@@ -28,14 +32,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from calscore.calibration_store import metrics
 from calscore.calibration_store.apply import logprob_matrix
-from calscore.calibration_store.base import LogisticOneVsRest, load_numbers, log_rest, log_shares, single_threaded_blas
-from calscore.calibration_store.evaluation import cross_fit
-from calscore.calibration_store.folds import fold_indices
+from calscore.calibration_store.base import (BaseCalibrator, LogisticOneVsRest, load_numbers, log_rest, log_shares,
+                                             single_threaded_blas)
 from calscore.calibration_store.logistic import fit_logistic
-from calscore.calibration_store.validation import (check_fit_data, check_labels, check_logprobs, check_targets,
-                                                   check_weights, normalised_weights)
+from calscore.calibration_store.validation import check_fit_data, check_logprobs, normalised_weights
 
 
 def agreement_logprobs(agreement: Any, samples: Any, smoothing: float) -> np.ndarray:
@@ -59,6 +60,29 @@ def stored_agreement(agreement: Any, samples: Any, labels: Sequence[str], smooth
     return agreement_logprobs(rates, samples.to_numpy(), smoothing)
 
 
+def stack_signals(logprobs: Any, agreement: Any) -> np.ndarray:
+    """(n, 2K): each row's label log-probabilities, then its agreement log-probabilities."""
+    x, a = np.asarray(logprobs, dtype=np.float64), np.asarray(agreement, dtype=np.float64)
+    if x.shape != a.shape:
+        raise ValueError(f"{x.shape[0]} rows of log-probabilities but {a.shape[0]} of agreement (shapes {x.shape}, "
+                         f"{a.shape})")
+    return np.hstack([x, a])
+
+
+def reads_agreement(calibrator: BaseCalibrator) -> bool:
+    return calibrator.method == CombinedCalibrator.method
+
+
+def calibrator_input(calibrator: BaseCalibrator, logprobs: np.ndarray, agreement: np.ndarray | None) -> np.ndarray:
+    """The matrix `calibrator` reads: the label log-probabilities, with the agreement beside them for `combined`."""
+    if not reads_agreement(calibrator):
+        return logprobs
+    if agreement is None:
+        raise ValueError(f"the {calibrator.method} calibrator combines log-probabilities with the agreement of "
+                         "sampled answers, and these rows have none (scored by a method that does not sample)")
+    return stack_signals(logprobs, agreement)
+
+
 def _log_odds(ls: np.ndarray, k: int) -> np.ndarray:
     return ls[:, k] - log_rest(ls, k)
 
@@ -68,21 +92,29 @@ class CombinedCalibrator(LogisticOneVsRest):
 
     method = "combined"
 
-    def fit(self, logprobs: Any, agreement: Any, y: Any, sample_weight: Any = None) -> "CombinedCalibrator":
+    def fit(self, inputs: Any, y: Any, sample_weight: Any = None) -> "CombinedCalibrator":
+        """Fit on (n, 2K) `stack_signals(logprobs, agreement)` and (n,) label indices."""
         self._validate_params()
-        x, t, w = check_fit_data(logprobs, y, sample_weight, self.n_labels, self.min_labels)
-        a = check_logprobs(agreement, self.n_labels)
-        if a.shape[0] != x.shape[0]:
-            raise ValueError(f"{x.shape[0]} rows of log-probabilities but {a.shape[0]} of agreement")
+        x, a = self._split(inputs)
+        x, t, w = check_fit_data(x, y, sample_weight, self.n_labels, self.min_labels)
         with single_threaded_blas():
             self._fit(np.hstack([log_shares(x), log_shares(a)]), t, normalised_weights(w, t.shape[0]))
         self.n_fit_rows_ = int(t.shape[0])
         return self
 
-    def predict_proba(self, logprobs: Any, agreement: Any) -> np.ndarray:
+    def predict_proba(self, inputs: Any) -> np.ndarray:
         self._check_fitted()
-        x, a = check_logprobs(logprobs, self.n_labels), check_logprobs(agreement, self.n_labels)
-        return self._predict(np.hstack([log_shares(x), log_shares(a)]))
+        x, a = self._split(inputs)
+        return self._predict(np.hstack([log_shares(check_logprobs(x, self.n_labels)), log_shares(a)]))
+
+    def _split(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(log-probabilities, agreement) of a stacked (n, 2K) input; the agreement checked like log-probabilities."""
+        z = np.asarray(inputs)
+        k = self.n_labels
+        if z.ndim != 2 or z.shape[1] != 2 * k:
+            raise ValueError(f"the combined calibrator reads (n, {2 * k}) inputs (log-probabilities, then agreement: "
+                             f"stack_signals), got shape {z.shape}")
+        return z[:, :k], check_logprobs(z[:, k:], k)
 
     def _features(self, ls: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return _log_odds(ls[:, : self.n_labels], k), _log_odds(ls[:, self.n_labels:], k)
@@ -99,35 +131,3 @@ class CombinedCalibrator(LogisticOneVsRest):
     def _load_binary(self, model: Any) -> dict[str, Any]:
         spec = {"logprob_slope": "scalar", "agreement_slope": "scalar", "intercept": "scalar"}
         return load_numbers(model, spec, "combined")
-
-
-def compare_signals(labels: Sequence[str], logprobs: Any, agreement: Any, y: Any, weights: Any = None,
-                    folds: int = 5, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Held-out reliability of Platt on each signal alone and of the combined map, on the same rows.
-
-    Cross-fitted (every row predicted by maps fitted on the other folds, the same folds for all
-    three), weighted like the fits. Keys: "logprobs", "agreement", "combined".
-    """
-    labels = check_labels(labels)
-    x, a = check_logprobs(logprobs, len(labels)), check_logprobs(agreement, len(labels))
-    t = check_targets(y, x.shape[0], len(labels))
-    w = check_weights(weights, x.shape[0])
-    combined = np.empty_like(x)
-    for test in fold_indices(t, folds, seed):
-        train = np.setdiff1d(np.arange(t.shape[0]), test, assume_unique=True)
-        cal = CombinedCalibrator(labels).fit(x[train], a[train], t[train], None if w is None else w[train])
-        combined[test] = cal.predict_proba(x[test], a[test])
-    probs = {"logprobs": cross_fit("platt", labels, x, t, w, folds, seed),
-             "agreement": cross_fit("platt", labels, a, t, w, folds, seed), "combined": combined}
-    return {name: {**metrics.reliability_report(p, t, w, seed=seed), "evaluation": f"{folds}-fold cross-fitting"}
-            for name, p in probs.items()}
-
-
-def signal_comparison_markdown(result: dict[str, dict[str, Any]]) -> str:
-    """The comparison as a Markdown table (for the recalibration report)."""
-    lines = ["| signal | n | accuracy | ECE | NLL | Brier | AUROC |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, r in result.items():
-        auroc = "-" if r.get("auroc") is None else f"{r['auroc']:.3f}"
-        lines.append(f"| {name} | {r['n']} | {r['accuracy']:.3f} | {r['ece']:.3f} | {r['nll']:.3f} | "
-                     f"{r['brier']:.3f} | {auroc} |")
-    return "\n".join(lines)

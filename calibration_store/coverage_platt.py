@@ -1,9 +1,10 @@
 """Platt scaling whose slope depends on the off-label mass: coverage as evidence, not only a gate.
 
 A row whose label tokens got little of the first-token probability (the model began
-its answer with " Science" where the labels are "World/Sports/Business/Sci/Tech") is
-not necessarily wrong: on a 4-label AG News task such off-format rows were 91%
-accurate after calibration. Plain Platt scaling gives every row the same slope on the
+its answer with " The" or " Science" where the labels are World/Sports/Business/SciTech)
+is not necessarily wrong: on 400 AG News rows scored zero-shot by the demo model, 398
+were off-format and about 75% of them right after calibration (bench/bench_coverage.py).
+Plain Platt scaling gives every row the same slope on the
 label log-odds; this map lets the off-label mass m = 1 - coverage change it:
 
     p(l1) = sigmoid((a + c * m) * z + b),   z = log p(l1) - log p(l0),   m = 1 - sum_k p(label k)

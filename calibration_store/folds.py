@@ -35,11 +35,15 @@ def cross_fit_with(
     folds: int,
     seed: int,
 ) -> np.ndarray:
-    """(n, K) held-out probabilities from `folds` calibrators made by `factory()`."""
-    x = check_logprobs(logprobs, n_labels)
+    """(n, K) held-out probabilities from `folds` calibrators made by `factory()`.
+
+    `logprobs` is what the calibrators read: (n, K) label log-probabilities, or for a `combined`
+    calibrator (n, 2K) with the agreement beside them (the calibrator checks those columns)."""
+    x = np.asarray(logprobs)
+    check_logprobs(x[:, :n_labels] if x.ndim == 2 else x, n_labels)
     t = check_targets(y, x.shape[0], n_labels)
     w = check_weights(weights, x.shape[0])
-    out = np.empty_like(x)
+    out = np.empty((x.shape[0], n_labels))
     for i, test in enumerate(fold_indices(t, folds, seed)):
         train = np.setdiff1d(np.arange(t.shape[0]), test, assume_unique=True)
         try:

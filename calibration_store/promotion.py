@@ -68,6 +68,7 @@ from calscore.calibration_store import metrics
 from calscore.calibration_store.arrival import ARRIVAL_ORDER, arrival_order, iso_utc, to_naive_utc, utc_datetime64
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.document import build_document, load_document
+from calscore.calibration_store.combined import calibrator_input
 from calscore.calibration_store.folds import cross_fit_with
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.paired_comparison import (
@@ -202,7 +203,7 @@ def candidates_text(figures: Mapping[str, Any]) -> str:
 
 
 def refit_on_all_labels(decision: Decision, logprobs: Any, y: Any, times: Any, *, labels: Sequence[str],
-                        weights: Any = None) -> Decision:
+                        weights: Any = None, agreement: Any = None) -> Decision:
     """A promoted decision with its method refitted on every label (for `auto`, the method it chose).
 
     The decision's figures stay those of the evaluated challenger on the rows it never saw;
@@ -220,11 +221,22 @@ def refit_on_all_labels(decision: Decision, logprobs: Any, y: Any, times: Any, *
         refit = copy.deepcopy(decision.challenger)
         refit.calibrator_ = CANDIDATES[refit.chosen_method_](labels=labels).fit(x, t, w)
     else:
-        refit = make_calibrator(decision.challenger.method, labels, **decision.challenger.get_params()).fit(x, t, w)
+        refit = make_calibrator(decision.challenger.method, labels, **decision.challenger.get_params())
+        refit.fit(calibrator_input(refit, x, _agreement(agreement, x.shape[0], len(labels))), t, w)
     window = (iso_utc(ts.min()), iso_utc(ts.max()))
     info = {"n": int(x.shape[0]), "method": _chosen_method(refit), "fit_window": list(window),
             "evaluated_challenger_n_train": decision.n_train}
     return replace(decision, refit=refit, refit_info=info)
+
+
+def _agreement(agreement: Any, n: int, k: int) -> np.ndarray | None:
+    """The (n, K) sampled-agreement log-probabilities, checked; None when the rows have none."""
+    if agreement is None:
+        return None
+    a = check_logprobs(agreement, k)
+    if a.shape[0] != n:
+        raise ValueError(f"{n} rows of log-probabilities but {a.shape[0]} of agreement")
+    return a
 
 
 def verdict(comparison: PairedComparison, against: str = "the champion") -> tuple[bool, str]:
@@ -268,6 +280,7 @@ def decide(
     holdout_seed: int = 0,
     ece: EceFunction | None = None,
     n_bins: int = metrics.DEFAULT_N_BINS,
+    agreement: Any = None,
     **params: Any,
 ) -> Decision:
     """Fit a `method` challenger on all but the newest labels and compare it with the champion (or raw).
@@ -280,7 +293,8 @@ def decide(
     held out, else a `cross_fit_folds`-fold cross-fit over all labels (see the
     module docstring); `comparison_seed` seeds both the folds and the bootstrap,
     and `ece` (default: the binned ECE on `n_bins` bins) is the ECE compared.
-    `params` go to the challenger's method.
+    `agreement` (n, K), the sampled-agreement log-probabilities of a sampling task, is read
+    by a `combined` challenger or champion. `params` go to the challenger's method.
     """
     labels = check_labels(labels)
     x = check_logprobs(logprobs, len(labels))
@@ -295,12 +309,14 @@ def decide(
                                ("holdout_seed", holdout_seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    make_calibrator(method, labels, **params)  # a bad method or parameter fails before any work
+    probe = make_calibrator(method, labels, **params)  # a bad method or parameter fails before any work
+    n = x.shape[0]
+    a = _agreement(agreement, n, len(labels))
+    calibrator_input(probe, x, a)  # ... and so does a combined challenger without the agreement
     ece = BinnedEce(n_bins) if ece is None else ece
 
     champ: BaseCalibrator | None = None
     baseline = "raw"
-    n = x.shape[0]
     newest = arrival_order(ts, t, scored, holdout_seed)[n - max(1, math.ceil(holdout_fraction * n)) :]
     if champion_document is not None:
         champ = load_document(champion_document, task_version)
@@ -335,25 +351,30 @@ def decide(
     if n_train < min_labels:
         return refuse(f"the challenger would be fitted on {n_train} labels (< policy min_labels={min_labels})")
     w_train = None if w is None else w[train]
+    x_ch = calibrator_input(probe, x, a)
     try:
-        challenger = make_calibrator(method, labels, **params).fit(x[train], t[train], w_train)
+        x_champ = None if champ is None else calibrator_input(champ, x, a)
+    except ValueError as exc:
+        return refuse(f"the champion cannot be compared on these labels: {exc}")
+    try:
+        challenger = make_calibrator(method, labels, **params).fit(x_ch[train], t[train], w_train)
     except ValueError as exc:
         return refuse(f"the challenger could not be fitted: {exc}")
 
     if evaluation == TIME_SPLIT:
         compared = np.flatnonzero(holdout)
-        ch_probs = challenger.predict_proba(x[compared])
-        base_probs = metrics.raw_probs(x[compared]) if champ is None else champ.predict_proba(x[compared])
+        ch_probs = challenger.predict_proba(x_ch[compared])
+        base_probs = metrics.raw_probs(x[compared]) if champ is None else champ.predict_proba(x_champ[compared])
         folds = None
         how = f"time split: {n_split} held-out labels {where}"
     else:
         compared = np.arange(n)
         folds = cross_fit_folds
         try:
-            ch_probs = cross_fit_with(lambda: make_calibrator(method, labels, **params), x, t, w, len(labels),
+            ch_probs = cross_fit_with(lambda: make_calibrator(method, labels, **params), x_ch, t, w, len(labels),
                                       folds, comparison_seed)
             base_probs = metrics.raw_probs(x) if champ is None else cross_fit_with(
-                lambda: make_calibrator(champ.method, labels, **champ.get_params()), x, t, w, len(labels),
+                lambda: make_calibrator(champ.method, labels, **champ.get_params()), x_champ, t, w, len(labels),
                 folds, comparison_seed)
         except ValueError as exc:
             return refuse(f"cross-fitting failed: {exc}")

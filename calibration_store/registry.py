@@ -5,9 +5,11 @@ from typing import Any, Mapping
 
 from calscore.calibration_store.auto import AutoCalibrator
 from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.combined import CombinedCalibrator
 from calscore.calibration_store.methods import CANDIDATES
 
-_CLASSES: dict[str, type[BaseCalibrator]] = {**CANDIDATES, "auto": AutoCalibrator}
+# `combined` reads the sampled agreement too (calibrator_input builds its matrix)
+_CLASSES: dict[str, type[BaseCalibrator]] = {**CANDIDATES, "auto": AutoCalibrator, "combined": CombinedCalibrator}
 METHODS: tuple[str, ...] = tuple(_CLASSES)
 
 

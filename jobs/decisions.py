@@ -1,6 +1,7 @@
 """The one decision path: label log-probabilities -> (calibrated) label, confidence, bucket.
 
     decided = decide(spec, label_logprobs, coverage, applied)   # applied: the champion, or None
+    decided = decide(spec, label_logprobs, coverage, applied, agreement_signal(spec, table))   # sampling tasks
 
 With a calibrator, the label is the calibrated argmax and the confidence its
 calibrated probability (`calibration_store.apply.predict_labels`); without one,
@@ -8,7 +9,8 @@ the raw label and the raw confidence (its share of the label mass) decide the
 bucket. Buckets are an ordered list of (name, inclusive lower bound); a row whose
 label tokens got less than `coverage_floor` of the probability goes to the last
 bucket as `off_format`, whatever its confidence. Scoring, re-application of a new
-champion and `calscore explain` all call `decide`.
+champion and `calscore explain` all call `decide`. A `combined` champion also reads the
+rows' sampled agreement (`agreement_signal`).
 """
 from __future__ import annotations
 
@@ -17,8 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import pyarrow as pa
+
 from calscore.calibration_store.apply import predict_labels
 from calscore.calibration_store.base import BaseCalibrator
+from calscore.calibration_store.combined import calibrator_input, stored_agreement
 from calscore.calibration_store.metrics import raw_probs
 from calscore.jobs.spec import Bucket, TaskSpec
 
@@ -65,8 +70,18 @@ def assign_buckets(
     return names[index], reasons
 
 
-def decide(spec: TaskSpec, label_logprobs: np.ndarray, coverage: np.ndarray, applied: AppliedCalibrator | None) -> Decisions:
-    """Label, confidence and bucket for each row of (n, K) label log-probabilities (task label order)."""
+def agreement_signal(spec: TaskSpec, table: pa.Table) -> np.ndarray | None:
+    """(n, K) smoothed agreement log-probabilities of a `combined` task's rows (scored or stored `agreement` and
+    `samples` columns); None for every other scoring method."""
+    if getattr(spec.model, "method", None) != "combined" or table.num_rows == 0:
+        return None
+    return stored_agreement(table["agreement"], table["samples"], spec.label_names, spec.model.smoothing)
+
+
+def decide(spec: TaskSpec, label_logprobs: np.ndarray, coverage: np.ndarray, applied: AppliedCalibrator | None,
+           agreement: np.ndarray | None = None) -> Decisions:
+    """Label, confidence and bucket for each row of (n, K) label log-probabilities (task label order);
+    `agreement` (n, K) is read by a `combined` calibrator."""
     labels = np.array(spec.label_names, dtype=object)
     if applied is None:
         probs = raw_probs(label_logprobs) if len(label_logprobs) else np.empty((0, len(labels)))
@@ -74,7 +89,8 @@ def decide(spec: TaskSpec, label_logprobs: np.ndarray, coverage: np.ndarray, app
         confidence, basis_confidence = None, probs[np.arange(len(best)), best]
         probs = None
     else:
-        probs, best, confidence = predict_labels(applied.calibrator, label_logprobs)
+        inputs = calibrator_input(applied.calibrator, label_logprobs, agreement) if len(label_logprobs) else label_logprobs
+        probs, best, confidence = predict_labels(applied.calibrator, inputs)
         basis_confidence = confidence
     bucket, reason = assign_buckets(basis_confidence, coverage, spec.buckets, spec.coverage_floor)
     return Decisions(

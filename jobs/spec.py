@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from calscore.calibration_store.registry import METHODS
 from calscore.jobs.common.config import StrictModel as _Strict
@@ -146,6 +146,13 @@ class TaskSpec(_Strict):
         if bounds[-1] != 0.0:
             raise ValueError("the last bucket takes the rest: its min must be 0")
         return v
+
+    @model_validator(mode="after")
+    def _combined_needs_both_signals(self) -> "TaskSpec":
+        if self.calibration.method == "combined" and getattr(self.model, "method", None) != "combined":
+            raise ValueError('[calibration] method = "combined" reads the agreement of sampled answers too: it needs '
+                             '[model] method = "combined" (a scorer that gives both signals)')
+        return self
 
     @property
     def label_names(self) -> list[str]:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from calscore.calibration_store import promotion
+from calscore.calibration_store.methods import CANDIDATES
 from calscore.jobs.calibrators.recalibrate import load_labeled_rows, recalibration_markdown, run_recalibration
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
@@ -180,7 +181,7 @@ def test_the_output_names_the_winner_and_every_candidates_held_out_figures(tmp_p
     spec = one_import(tmp_path, method)
     result = run_recalibration(spec)
     assert result["promoted"], result["decision"]
-    expected = ("temperature", "platt", "vector", "beta", "isotonic", "histogram") if method == "auto" else ("platt",)
+    expected = tuple(CANDIDATES) if method == "auto" else ("platt",)
     candidates = result["candidates"]
     assert set(candidates) <= set(expected) and result["method"] in candidates
     if method == "auto":

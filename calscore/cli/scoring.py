@@ -54,7 +54,7 @@ def explain(
     about = scorer.describe()
     typer.echo(f"model {about['model']}  precision {about['precision']}  task {spec.name} ({spec.task_version})")
     result = scorer.explain(text, top_k=top_k)
-    calibrated = explain_calibrated(spec, [row.logprob for row in result.labels], result.coverage)
+    calibrated = explain_calibrated(spec, [row.logprob for row in result.labels], result.coverage, result.agreement)
     typer.echo(render_explanation(result, calibrated=calibrated))
 
 @app.command("score-file")

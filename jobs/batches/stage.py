@@ -28,7 +28,7 @@ from calscore.jobs.batches.staged import MANIFEST, StagedBatch, batch_folder, st
 from calscore.jobs.common import filesystems
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.common.label_maps import label_map
-from calscore.jobs.decisions import AppliedCalibrator, decide
+from calscore.jobs.decisions import AppliedCalibrator, agreement_signal, decide
 from calscore.jobs.scoring.registry import make_scorer
 from calscore.jobs.scoring.scorer import Scorer
 from calscore.jobs.scoring.streaming import iter_scores
@@ -88,7 +88,7 @@ def _prediction_rows(scored: pa.Table, spec: TaskSpec, ref: BatchRef, run_id: st
         else pa.nulls(n, pa.string())
     )
     decided = decide(spec, logprob_matrix(scored["label_logprobs"], spec.label_names), scored["coverage"].to_numpy(),
-                     applied)
+                     applied, agreement_signal(spec, scored))
     score_columns = {f for f in scored.column_names if f not in (cols.id_column, cols.text_column, "row_index")}
     return pa.table(
         {

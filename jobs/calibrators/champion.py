@@ -55,12 +55,15 @@ def load_champion(warehouse_path: str | Path, task_version: str) -> tuple[BaseCa
     return None if doc is None else (load_document(doc, task_version), doc)
 
 
-def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: float) -> dict:
+def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: float,
+                       agreement: list[float] | None = None) -> dict:
     """The nightly decision for one row, for `calscore explain`: with the champion, its calibrated label,
-    confidence and bucket; without one, the bucket the raw confidence gets (confidence None)."""
+    confidence and bucket; without one, the bucket the raw confidence gets (confidence None). `agreement`
+    (a `combined` task's smoothed agreement log-probabilities) is read by a combined champion."""
     doc = champion_document(spec)
     applied = applied_from_document(canonical_json(doc), spec.task_version) if doc else None
-    decided = decide(spec, np.array([label_logprobs]), np.array([coverage]), applied)
+    decided = decide(spec, np.array([label_logprobs]), np.array([coverage]), applied,
+                     None if agreement is None else np.array([agreement]))
     reason = decided.reason[0]
     return {"label": decided.label[0],
             "confidence": None if decided.confidence is None else float(decided.confidence[0]),

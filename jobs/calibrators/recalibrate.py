@@ -27,11 +27,12 @@ import pyarrow.compute as pc
 
 from calscore.calibration_store import load_document, metrics
 from calscore.calibration_store.apply import logprob_matrix
-from calscore.calibration_store.combined import compare_signals, signal_comparison_markdown, stored_agreement
+from calscore.calibration_store.combined import calibrator_input
+from calscore.calibration_store.signal_comparison import compare_signals, signal_comparison_markdown
 from calscore.calibration_store import promotion
 from calscore.calibration_store.promotion import record_decision
 from calscore.calibration_store.store import champion
-from calscore.jobs.decisions import AppliedCalibrator, decide
+from calscore.jobs.decisions import AppliedCalibrator, agreement_signal, decide
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.common.label_maps import label_map
@@ -59,18 +60,18 @@ class LabeledRows:
     def take(self, index: np.ndarray) -> "LabeledRows":
         return LabeledRows(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
+    @property
+    def agreement_or_none(self) -> np.ndarray | None:
+        return self.agreement if self.agreement.shape[1] else None
+
 
 # Reading the labels' raw scores joins them to every prediction; DuckDB would keep what it scanned cached (up to
 # 80% of RAM), so the read session is capped, as a report's is: what it returns is bounded by the labels.
 READ_MEMORY_LIMIT = "256MB"
 
 
-def _agreement(spec: TaskSpec, table: pa.Table) -> np.ndarray:
-    """The sampled-agreement signal of a `combined` task's rows (empty for every other method)."""
-    if getattr(spec.model, "method", None) != "combined" or table.num_rows == 0:
-        return np.zeros((table.num_rows, 0))
-    found = stored_agreement(table["agreement"], table["samples"], spec.label_names, spec.model.smoothing)
-    return np.zeros((table.num_rows, 0)) if found is None else found
+def _or_empty(agreement: np.ndarray | None, n: int) -> np.ndarray:
+    return np.zeros((n, 0)) if agreement is None else agreement
 
 
 def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
@@ -93,7 +94,7 @@ def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
         imported_at=table["imported_at"].to_numpy(),
         scored_at=table["scored_at"].to_numpy(),
         segments=table["segment"].to_numpy(zero_copy_only=False),
-        agreement=_agreement(spec, table),
+        agreement=_or_empty(agreement_signal(spec, table), table.num_rows),
     )
 
 
@@ -156,7 +157,8 @@ def write_decisions(con, decided: pa.Table) -> None:
 
 def _decided_rows(spec: TaskSpec, calibrator, version: str, run_id: str, scores: pa.RecordBatch) -> pa.Table:
     decided = decide(spec, logprob_matrix(scores.column("label_logprobs"), spec.label_names),
-                     scores.column("coverage").to_numpy(), AppliedCalibrator(version, calibrator))
+                     scores.column("coverage").to_numpy(), AppliedCalibrator(version, calibrator),
+                     agreement_signal(spec, pa.Table.from_batches([scores])))
     n = scores.num_rows
     return pa.table({
         "task_version": [spec.task_version] * n,
@@ -215,11 +217,12 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
         rows.logprobs, rows.y, rows.imported_at, labels=spec.label_names, task_version=spec.task_version,
         method=policy.method, champion_document=current, weights=rows.weights,
         holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels, cross_fit_folds=policy.folds,
-        scored_times=rows.scored_at, holdout_seed=HOLDOUT_SEED,
+        scored_times=rows.scored_at, holdout_seed=HOLDOUT_SEED, agreement=rows.agreement_or_none,
         **({"folds": policy.folds} if policy.method == "auto" else {}),
     )
     decision = promotion.refit_on_all_labels(decision, rows.logprobs, rows.y, rows.imported_at,
-                                             labels=spec.label_names, weights=rows.weights)
+                                             labels=spec.label_names, weights=rows.weights,
+                                             agreement=rows.agreement_or_none)
     # rows the stored calibrator never saw: none after a refit on all labels
     unseen = np.zeros(0, dtype=int) if decision.refit is not None else decision.holdout_index
     with writer(spec.warehouse.path) as con:
@@ -253,7 +256,8 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     if decision.challenger_metrics is None or len(unseen) == 0:
         return summary  # nothing was compared, or the stored champion saw every label: no snapshot
     hold = rows.take(unseen)
-    calibrated = winner.predict_proba(hold.logprobs) if winner is not None else None
+    calibrated = (winner.predict_proba(calibrator_input(winner, hold.logprobs, hold.agreement_or_none))
+                  if winner is not None else None)
     snaps = _snapshot_rows(spec, run_id, winner_version, hold, calibrated)
     overall = {s["scores"]: s for s in snaps if s["segment"] == "all"}
     if diagram is not None and calibrated is not None:

@@ -195,6 +195,7 @@ class LabeledScores:
     logprobs: np.ndarray  # (n, K) in the task's label order
     y: np.ndarray         # index of the true label
     weight: np.ndarray
+    sampled: pa.Table | None = None  # `agreement` and `samples` of sampling tasks (what `combined` also reads)
 
 
 def load_labeled_scores(
@@ -239,6 +240,7 @@ def load_heldout_scores(
         logprobs=logprob_matrix(table.column("label_logprobs"), labels).reshape(table.num_rows, len(labels)),
         y=_label_indices(table.column("true_label").to_pylist(), index, table.column("row_id").to_pylist()),
         weight=_column(table, "label_weight", float),
+        sampled=table.select(["agreement", "samples"]),
     )
 
 

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from calscore.calibration_store import metrics
+from calscore.calibration_store.combined import calibrator_input
 from calscore.calibration_store.document import load_document
 from calscore.calibration_store.metrics import raw_probs
 from calscore.calibration_store.store import champion as champion_document
+from calscore.jobs.decisions import agreement_signal
 from calscore.jobs.reports import queries
 from calscore.jobs.reports.bucket_chart import bucket_stats
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
@@ -136,7 +138,8 @@ def heldout_figures(con, spec: TaskSpec, night: date | None = None, history: lis
     if n:
         out["raw"] = _heldout_numbers(raw_probs(scores.logprobs), scores.y, scores.weight)
         if doc is not None:
-            probs = load_document(doc, tv).predict_proba(scores.logprobs)
+            cal = load_document(doc, tv)
+            probs = cal.predict_proba(calibrator_input(cal, scores.logprobs, agreement_signal(spec, scores.sampled)))
             out["calibrated"] = _heldout_numbers(probs, scores.y, scores.weight)
     elif version is not None:
         out["at_promotion"] = _at_promotion(history if history is not None else queries.calibrator_history(con, tv),

@@ -61,6 +61,7 @@ class Explanation:
     coverage: float  # total probability on all label tokens
     coverage_is_lower_bound: bool = False
     notes: list[str] = field(default_factory=list)
+    agreement: list[float] | None = None  # `combined`: each label's smoothed agreement log-probability, label order
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:

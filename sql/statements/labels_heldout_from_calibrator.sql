@@ -28,6 +28,8 @@ final as (
     select
         p.row_id,
         p.label_logprobs,
+        p.agreement,  -- sampling tasks: what a combined calibrator reads beside the log-probabilities
+        p.samples,
         l.label as true_label,
         -- as current_labels: a convenience label (e.g. from the review queue) has no design weight: 1
         case when l.design = 'convenience' then 1.0 else 1.0 / coalesce(l.inclusion_prob, 1.0) end as label_weight
@@ -38,6 +40,6 @@ final as (
 
 )
 
-select row_id, label_logprobs, true_label, label_weight
+select row_id, label_logprobs, agreement, samples, true_label, label_weight
 from final
 order by row_id

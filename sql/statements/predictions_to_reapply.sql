@@ -1,5 +1,5 @@
 -- The task_version's predictions scored since a time that a calibrator has not decided, at scoring time or re-applied.
-select row_id, label_logprobs, coverage
+select row_id, label_logprobs, coverage, agreement, samples  -- agreement: read by a combined calibrator
 from predictions p
 where task_version = $task_version
     and scored_at >= $since

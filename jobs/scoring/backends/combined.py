@@ -47,7 +47,7 @@ class CombinedScorer:
     def explain(self, text: str, top_k: int = 10) -> Explanation:
         first = self.logprobs.explain(text, top_k)
         sampled = self.consistency.explain(text, top_k)
-        return replace(first, notes=first.notes + sampled.notes)
+        return replace(first, notes=first.notes + sampled.notes, agreement=[row.logprob for row in sampled.labels])
 
     def usage(self) -> dict[str, Any]:
         """What the endpoint cost (both signals share one client); empty for the local engine."""
