@@ -17,7 +17,6 @@ import time
 from dataclasses import replace
 from functools import lru_cache
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
