@@ -100,7 +100,8 @@ MIN_HOLDOUT = 100  # rows a comparison needs; why: the module docstring
 TIME_SPLIT, CROSS_FIT = "time split", "cross-fit"
 
 # The figures kept in a decision event (the bins stay in the document).
-_SUMMARY = ("n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low", "ece_ci_high", "mce", "nll", "brier", "auroc")
+_SUMMARY = ("n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low", "ece_ci_high", "mce", "smece", "smece_ci_low",
+            "smece_ci_high", "debiased_ece", "nll", "brier", "auroc")
 
 @dataclass(frozen=True)
 class Decision:

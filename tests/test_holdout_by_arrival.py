@@ -10,8 +10,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+import relplot
 
-from calscore.calibration_store import promotion
+from calscore.calibration_store import metrics, promotion
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.jobs.calibrators.recalibrate import load_labeled_rows, recalibration_markdown, run_recalibration
 from calscore.jobs.spec import TaskSpec
@@ -172,6 +173,16 @@ def test_without_a_champion_the_snapshot_has_no_calibrated_row_showing_raw_figur
     assert not result["promoted"], result["decision"]
     assert "calibrated" not in result and result["raw"]["n"] == 120
     assert q(spec, "SELECT DISTINCT scores FROM reliability_snapshots") == [("raw",)]
+    # the snapshot keeps the smooth ECE (with its interval) and the debiased ECE: relplot's smECE on the held-out rows
+    rows = load_labeled_rows(spec)
+    held = promotion.decide(rows.logprobs, rows.y, rows.imported_at, labels=list(LABELS),
+                            task_version=spec.task_version, method="platt", scored_times=rows.scored_at).holdout_index
+    raw = metrics.raw_probs(rows.logprobs[held])
+    confidence, correct = relplot.multiclass_logits_to_confidences(raw, rows.y[held], probs=True)
+    [(smece, low, high, debiased)] = q(spec, "SELECT smece, smece_ci_low, smece_ci_high, debiased_ece FROM calibration_trend"
+                                             " WHERE segment = 'all'")
+    assert smece == pytest.approx(relplot.smECE(confidence, correct), abs=1e-12) and low <= smece <= high
+    assert debiased == pytest.approx(metrics.debiased_ece(raw, rows.y[held]), abs=1e-12)
     assert "| calibrated | no champion |" in recalibration_markdown(spec, "run", result)
     assert "winner: the raw scores (challenger platt rejected)" in result["decision"]
 

@@ -120,7 +120,7 @@ def _snapshot_rows(spec: TaskSpec, run_id: str, version: str | None, rows: Label
 
 # snapshot fields stored as they are (a reliability report carries more than the table keeps)
 _SNAPSHOT_FIELDS = ("snapshot_id", "scores", "segment", "n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low",
-                    "ece_ci_high", "mce", "nll", "brier")
+                    "ece_ci_high", "mce", "smece", "smece_ci_low", "smece_ci_high", "debiased_ece", "nll", "brier")
 
 
 def _write_snapshots(con, spec: TaskSpec, run_id: str, snaps: list[dict], diagram_path: str | None) -> None:

@@ -1,11 +1,13 @@
 -- Record a calibrator's figures on held-out labels, for raw or calibrated scores and one segment.
 insert into reliability_snapshots (
     snapshot_id, task_name, task_version, calibrator_version, run_id, scores, segment,
-    n, accuracy, ece, ece_equal_mass, ece_ci_low, ece_ci_high, mce, nll, brier, bins,
+    n, accuracy, ece, ece_equal_mass, ece_ci_low, ece_ci_high, mce, smece, smece_ci_low, smece_ci_high,
+    debiased_ece, nll, brier, bins,
     diagram_path, created_at
 )
 values (
     $snapshot_id, $task_name, $task_version, $calibrator_version, $run_id, $scores, $segment,
-    $n, $accuracy, $ece, $ece_equal_mass, $ece_ci_low, $ece_ci_high, $mce, $nll, $brier, $bins,
+    $n, $accuracy, $ece, $ece_equal_mass, $ece_ci_low, $ece_ci_high, $mce, $smece, $smece_ci_low, $smece_ci_high,
+    $debiased_ece, $nll, $brier, $bins,
     $diagram_path, $created_at
 )

@@ -30,6 +30,10 @@ final as (
         reliability_snapshots.ece_ci_high,
         reliability_snapshots.ece_equal_mass,
         reliability_snapshots.mce,
+        reliability_snapshots.smece,
+        reliability_snapshots.smece_ci_low,
+        reliability_snapshots.smece_ci_high,
+        reliability_snapshots.debiased_ece,
         reliability_snapshots.nll,
         reliability_snapshots.brier,
         reliability_snapshots.ece - lag(reliability_snapshots.ece) over (
