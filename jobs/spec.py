@@ -61,6 +61,8 @@ class CalibrationPolicy(_Strict):
     min_labels: int = Field(100, ge=10, description="labels needed before a calibrator may be promoted")
     refit_after_new_labels: int = Field(200, ge=1, description="new labels since the last fit that trigger a refit")
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="newest share of labels held out for champion/challenger")
+    min_holdout: int = Field(100, ge=30, description="rows a champion/challenger comparison needs (time split, else "
+                             "cross-fit over all labels; why 100: calibration_store/promotion.py)")
     folds: int = Field(5, ge=2, le=20, description="cross-validation folds `auto` uses to choose its method")
     reapply_days: int = Field(7, ge=0, description="re-apply a new champion to the last N days of predictions (0: off)")
 

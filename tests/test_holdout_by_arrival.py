@@ -208,3 +208,11 @@ def test_the_output_names_the_winner_and_every_candidates_held_out_figures(tmp_p
     assert f"winner: **{result['method']}**" in md and "refitted on all 600 labels" in md
     for name in candidates:
         assert f"| {name}" in md
+
+
+def test_the_task_file_sets_the_rows_a_comparison_needs(tmp_path):
+    spec = one_import(tmp_path)  # 600 labels: 120 in the newest slice
+    stricter = spec.model_copy(update={"calibration": spec.calibration.model_copy(update={"min_holdout": 150})})
+    result = run_recalibration(stricter)
+    assert result["evaluation"] == "cross-fit" and "(< min_holdout=150)" in result["decision"]
+    assert result["min_holdout"] == 150 and "minimum 150 compared rows" in recalibration_markdown(stricter, "r", result)

@@ -4,7 +4,7 @@ reliability snapshots, and append-only re-application of a new champion.
 Honest by construction: the challenger is fit on all labels except the newest
 slice (by arrival: import time, then scoring time, then a seeded random order
 stratified by label; arrival.arrival_order); it is compared with the champion
-(or the raw scores) on that slice when it holds at least promotion.MIN_HOLDOUT
+(or the raw scores) on that slice when it holds at least [calibration] min_holdout
 labels, else by cross-fitting over all labels, with a paired bootstrap either
 way (promotion.decide). A promoted challenger's method is then refitted on all
 labels and stored as the champion; the decision keeps the held-out figures.
@@ -217,6 +217,7 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
         rows.logprobs, rows.y, rows.imported_at, labels=spec.label_names, task_version=spec.task_version,
         method=policy.method, champion_document=current, weights=rows.weights,
         holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels, cross_fit_folds=policy.folds,
+        min_holdout=policy.min_holdout,
         scored_times=rows.scored_at, holdout_seed=HOLDOUT_SEED, agreement=rows.agreement_or_none,
         **({"folds": policy.folds} if policy.method == "auto" else {}),
     )
@@ -246,6 +247,7 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     summary = {"decision": decision_line(figures), "promoted": decision.promote, "version": version,
                "champion": winner_version, "n_labels": len(rows), "n_holdout": decision.n_holdout,
                "evaluation": decision.evaluation, "folds": decision.folds, "baseline": decision.baseline,
+               "min_holdout": decision.min_holdout,
                "comparison": None if decision.comparison is None else decision.comparison.to_dict(),
                "method": decision.method, "candidates": decision.candidates,
                "baseline_metrics": figures["baseline_metrics"], "holdout_order": figures["holdout_order"],
@@ -358,7 +360,7 @@ def comparison_markdown(result: dict) -> list[str]:
     rows = [("NLL gain (baseline - challenger)", c["nll_gain"], "lower bound > 0"),
             (f"{c['metrics'][1]} increase (challenger - baseline)", c["ece_increase"], "lower bound <= 0")]
     head = (f"challenger vs {against} on the same rows: {how}; paired bootstrap, {c['n_resamples']} resamples, "
-            f"seed {c['seed']} (minimum {promotion.MIN_HOLDOUT} compared rows)")
+            f"seed {c['seed']} (minimum {result['min_holdout']} compared rows)")
     return [head, "",
             f"| difference | estimate | lower {pct} bound | upper {pct} bound | needed to promote |",
             "| --- | ---: | ---: | ---: | --- |",
