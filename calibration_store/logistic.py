@@ -69,9 +69,12 @@ def fit_logistic(
         bounds=bounds,
         options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-8},
     )
-    # The loss is a sum over rows: a line search that stops where the mean loss's gradient is below 1e-6
+    # The loss is a sum over rows: a line search that stops where the mean loss's (projected) gradient is below 1e-6
     # (L-BFGS-B's "ABNORMAL" at a flat optimum, the loss changing only in its last digits) has converged.
-    mean_grad = float(np.abs(loss_grad(res.x)[1]).max()) / max(1.0, float(w.sum()))
+    grad = loss_grad(res.x)[1]
+    if nonnegative:  # at the bound 0 a slope whose gradient pushes below it is where it should be
+        grad[:d][(res.x[:d] <= 0) & (grad[:d] > 0)] = 0.0
+    mean_grad = float(np.abs(grad).max()) / max(1.0, float(w.sum()))
     if not res.success and mean_grad > 1e-6:
         warnings.warn(f"logistic calibration fit did not converge: {res.message} (largest gradient of the mean "
                       f"loss {mean_grad:.2g})", ConvergenceWarning, stacklevel=3)
