@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
-
 from calscore.calibration_store import metrics
-from calscore.calibration_store.combined import CombinedCalibrator, stack_signals
+from calscore.calibration_store.combined import stack_signals
 from calscore.calibration_store.evaluation import cross_fit
-from calscore.calibration_store.folds import fold_indices
 from calscore.calibration_store.validation import check_labels, check_logprobs, check_targets, check_weights
 
 
@@ -28,14 +25,9 @@ def compare_signals(labels: Sequence[str], logprobs: Any, agreement: Any, y: Any
     x, a = check_logprobs(logprobs, len(labels)), check_logprobs(agreement, len(labels))
     t = check_targets(y, x.shape[0], len(labels))
     w = check_weights(weights, x.shape[0])
-    combined = np.empty_like(x)
-    for test in fold_indices(t, folds, seed):
-        train = np.setdiff1d(np.arange(t.shape[0]), test, assume_unique=True)
-        both = stack_signals(x, a)
-        cal = CombinedCalibrator(labels).fit(both[train], t[train], None if w is None else w[train])
-        combined[test] = cal.predict_proba(both[test])
     probs = {"logprobs": cross_fit("platt", labels, x, t, w, folds, seed),
-             "agreement": cross_fit("platt", labels, a, t, w, folds, seed), "combined": combined}
+             "agreement": cross_fit("platt", labels, a, t, w, folds, seed),
+             "combined": cross_fit("combined", labels, stack_signals(x, a), t, w, folds, seed)}
     return {name: {**metrics.reliability_report(p, t, w, seed=seed), "evaluation": f"{folds}-fold cross-fitting"}
             for name, p in probs.items()}
 
