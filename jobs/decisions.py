@@ -70,7 +70,7 @@ def assign_buckets(
     return names[index], reasons
 
 
-def agreement_signal(spec: TaskSpec, table: pa.Table) -> np.ndarray | None:
+def agreement_signal(spec: TaskSpec, table: pa.Table | pa.RecordBatch) -> np.ndarray | None:
     """(n, K) smoothed agreement log-probabilities of a `combined` task's rows (scored or stored `agreement` and
     `samples` columns); None for every other scoring method."""
     if getattr(spec.model, "method", None) != "combined" or table.num_rows == 0:

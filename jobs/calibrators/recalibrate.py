@@ -52,26 +52,19 @@ class LabeledRows:
     imported_at: np.ndarray
     scored_at: np.ndarray
     segments: np.ndarray
-    agreement: np.ndarray  # (n, K) smoothed agreement log-probabilities of sampling methods; (n, 0) otherwise
+    agreement: np.ndarray | None  # (n, K) smoothed agreement log-probabilities of a `combined` task; None otherwise
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, index: np.ndarray) -> "LabeledRows":
-        return LabeledRows(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
-
-    @property
-    def agreement_or_none(self) -> np.ndarray | None:
-        return self.agreement if self.agreement.shape[1] else None
+        values = (getattr(self, f) for f in self.__dataclass_fields__)
+        return LabeledRows(*(None if v is None else v[index] for v in values))
 
 
 # Reading the labels' raw scores joins them to every prediction; DuckDB would keep what it scanned cached (up to
 # 80% of RAM), so the read session is capped, as a report's is: what it returns is bounded by the labels.
 READ_MEMORY_LIMIT = "256MB"
-
-
-def _or_empty(agreement: np.ndarray | None, n: int) -> np.ndarray:
-    return np.zeros((n, 0)) if agreement is None else agreement
 
 
 def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
@@ -94,7 +87,7 @@ def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
         imported_at=table["imported_at"].to_numpy(),
         scored_at=table["scored_at"].to_numpy(),
         segments=table["segment"].to_numpy(zero_copy_only=False),
-        agreement=_or_empty(agreement_signal(spec, table), table.num_rows),
+        agreement=agreement_signal(spec, table),
     )
 
 
@@ -158,7 +151,7 @@ def write_decisions(con, decided: pa.Table) -> None:
 def _decided_rows(spec: TaskSpec, calibrator, version: str, run_id: str, scores: pa.RecordBatch) -> pa.Table:
     decided = decide(spec, logprob_matrix(scores.column("label_logprobs"), spec.label_names),
                      scores.column("coverage").to_numpy(), AppliedCalibrator(version, calibrator),
-                     agreement_signal(spec, pa.Table.from_batches([scores])))
+                     agreement_signal(spec, scores))
     n = scores.num_rows
     return pa.table({
         "task_version": [spec.task_version] * n,
@@ -218,12 +211,12 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
         method=policy.method, champion_document=current, weights=rows.weights,
         holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels, cross_fit_folds=policy.folds,
         min_holdout=policy.min_holdout,
-        scored_times=rows.scored_at, holdout_seed=HOLDOUT_SEED, agreement=rows.agreement_or_none,
+        scored_times=rows.scored_at, holdout_seed=HOLDOUT_SEED, agreement=rows.agreement,
         **({"folds": policy.folds} if policy.method == "auto" else {}),
     )
     decision = promotion.refit_on_all_labels(decision, rows.logprobs, rows.y, rows.imported_at,
                                              labels=spec.label_names, weights=rows.weights,
-                                             agreement=rows.agreement_or_none)
+                                             agreement=rows.agreement)
     # rows the stored calibrator never saw: none after a refit on all labels
     unseen = np.zeros(0, dtype=int) if decision.refit is not None else decision.holdout_index
     with writer(spec.warehouse.path) as con:
@@ -252,13 +245,13 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
                "method": decision.method, "candidates": decision.candidates,
                "baseline_metrics": figures["baseline_metrics"], "holdout_order": figures["holdout_order"],
                "refit_on_all_labels": decision.refit_info, "reapplied": reapplied, "diagram": None}
-    if rows.agreement.shape[1]:  # `combined`: each signal alone against both, cross-fitted on the same labels
+    if rows.agreement is not None:  # `combined`: each signal alone against both, cross-fitted on the same labels
         summary["signals"] = compare_signals(spec.label_names, rows.logprobs, rows.agreement, rows.y, rows.weights,
                                              folds=policy.folds)
     if decision.challenger_metrics is None or len(unseen) == 0:
         return summary  # nothing was compared, or the stored champion saw every label: no snapshot
     hold = rows.take(unseen)
-    calibrated = (winner.predict_proba(calibrator_input(winner, hold.logprobs, hold.agreement_or_none))
+    calibrated = (winner.predict_proba(calibrator_input(winner, hold.logprobs, hold.agreement))
                   if winner is not None else None)
     snaps = _snapshot_rows(spec, run_id, winner_version, hold, calibrated)
     overall = {s["scores"]: s for s in snaps if s["segment"] == "all"}
