@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 import pyarrow as pa
 
 from calscore.calibration_store.apply import predict_labels
@@ -84,16 +83,16 @@ def decide(spec: TaskSpec, label_logprobs: np.ndarray, coverage: np.ndarray, app
     `agreement` (n, K) is read by a `combined` calibrator."""
     labels = np.array(spec.label_names, dtype=object)
     if applied is None:
-        probs = raw_probs(label_logprobs) if len(label_logprobs) else np.empty((0, len(labels)))
-        best = np.argmax(probs, axis=1)
-        confidence, basis_confidence = None, probs[np.arange(len(best)), best]
-        probs = None
+        shares = raw_probs(label_logprobs) if len(label_logprobs) else np.empty((0, len(labels)))
+        best = np.argmax(shares, axis=1)
+        probs, confidence, basis_confidence = None, None, shares[np.arange(len(best)), best]
     else:
         inputs = calibrator_input(applied.calibrator, label_logprobs, agreement) if len(label_logprobs) else label_logprobs
         probs, best, confidence = predict_labels(applied.calibrator, inputs)
         basis_confidence = confidence
     bucket, reason = assign_buckets(basis_confidence, coverage, spec.buckets, spec.coverage_floor)
     return Decisions(
-        label=labels[best], confidence=confidence, probs=probs, decision_confidence=basis_confidence, bucket=bucket, reason=reason,
-        basis="raw" if applied is None else "calibrated", calibrator_version=applied.version if applied else None,
+        label=labels[best], confidence=confidence, probs=probs, decision_confidence=basis_confidence, bucket=bucket,
+        reason=reason, basis="raw" if applied is None else "calibrated",
+        calibrator_version=applied.version if applied else None,
     )

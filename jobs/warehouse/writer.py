@@ -36,7 +36,8 @@ def _insert_part(con, spec: TaskSpec, staged: StagedBatch, part: str, run_id: st
         statement("quarantine_insert_already_scored"),
         {"reason": ALREADY_SCORED, "run_id": run_id, "quarantined_at": utcnow()},
     ).fetchall()[0][0]
-    written = con.execute(statement("predictions_insert_new"), {"written_at": utcnow(), "run_id": run_id}).fetchall()[0][0]
+    written = con.execute(statement("predictions_insert_new"),
+                          {"written_at": utcnow(), "run_id": run_id}).fetchall()[0][0]
     con.unregister("staged_predictions")
     return written, quarantine.num_rows + late_duplicates
 
