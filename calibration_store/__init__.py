@@ -26,7 +26,8 @@ from calscore.calibration_store.apply import apply_to_table
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.document import DocumentError, build_document, export_document, import_document, load_document
 from calscore.calibration_store.evaluation import cross_fit, heldout_report
-from calscore.calibration_store.promotion import Decision, decide, promote, record_decision, rollback
+from calscore.calibration_store.champion_changes import promote, record_decision, rollback
+from calscore.calibration_store.promotion import Decision, decide
 from calscore.calibration_store.registry import METHODS, calibrator_from_dict, make_calibrator
 from calscore.calibration_store.store import (
     champion,

@@ -1,4 +1,4 @@
-"""Champion / challenger on held-out labels, decided by a paired bootstrap; manual promote / rollback.
+"""Champion / challenger on held-out labels, decided by a paired bootstrap.
 
 `decide` fits a challenger on all but the newest labels (the newest
 `holdout_fraction`, keeping only labels that arrived after the champion's fit
@@ -47,11 +47,8 @@ rather than the ids' sort order. The seed is recorded with the decision.
 Every candidate method's figures on the compared rows are kept (`auto` tries
 several; each is fitted as the challenger is). `refit_on_all_labels` then
 refits a promoted challenger's method on every label: the held-out 20% would
-otherwise never be used. `record_decision` stores the calibrator that was
-evaluated -- or, after a promotion, that refit, with the evaluated
-challenger's held-out figures and a `refit_on_all_labels` entry -- and
-records the decision with its figures, the paired intervals included;
-`promote` and `rollback` are the manual levers, recorded as such.
+otherwise never be used. Writing a decision to the store, and the manual
+levers (promote, rollback), are `champion_changes`.
 """
 from __future__ import annotations
 
@@ -61,13 +58,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from calscore.calibration_store import metrics
 from calscore.calibration_store.arrival import ARRIVAL_ORDER, arrival_order, iso_utc, to_naive_utc, utc_datetime64
 from calscore.calibration_store.base import BaseCalibrator
-from calscore.calibration_store.document import build_document, load_document
+from calscore.calibration_store.document import load_document
 from calscore.calibration_store.combined import calibrator_input
 from calscore.calibration_store.folds import cross_fit_with
 from calscore.calibration_store.methods import CANDIDATES
@@ -80,15 +76,6 @@ from calscore.calibration_store.paired_comparison import (
     paired_bootstrap,
 )
 from calscore.calibration_store.registry import make_calibrator
-from calscore.calibration_store.store import (
-    CHAMPION_EVENTS,
-    champion,
-    list_events,
-    record_event,
-    save_calibrator,
-    set_champion,
-    transaction,
-)
 from calscore.calibration_store.validation import (
     check_labels,
     check_logprobs,
@@ -405,88 +392,3 @@ def decide(
         candidates=candidates,
         **common,
     )
-
-
-def record_decision(
-    con: duckdb.DuckDBPyConnection, decision: Decision, *, task_name: str, actor: str
-) -> str | None:
-    """Store the evaluated challenger and record the decision (promoted or rejected) with its figures.
-
-    After `refit_on_all_labels` the stored (and promoted) calibrator is the refit, fitted on
-    every label; its document keeps the evaluated challenger's held-out figures beside a
-    `refit_on_all_labels` entry. Returns the stored version, or None when no challenger was
-    fitted (nothing to store; the decision's reason says why).
-    """
-    if decision.challenger is None:
-        return None
-    heldout = {
-        "evaluation": decision.evaluation,
-        "folds": decision.folds,
-        "baseline": decision.baseline,
-        "holdout_window": list(decision.holdout_window),
-        **decision.challenger_metrics,
-    }
-    if decision.refit is not None:
-        info = decision.refit_info
-        heldout = {**heldout, "refit_on_all_labels": info}
-        doc = build_document(decision.refit, task_name, decision.task_version, tuple(info["fit_window"]),
-                             info["n"], heldout)
-    else:
-        doc = build_document(
-            decision.challenger, task_name, decision.task_version, decision.fit_window, decision.n_train, heldout
-        )
-    with transaction(con):
-        version = save_calibrator(con, doc, actor=actor, reason=f"challenger, {decision.evaluation_text()}")
-        if decision.promote:
-            set_champion(con, version, actor=actor, reason=decision.reason, event="promoted", metrics=decision.figures())
-        else:
-            record_event(con, decision.task_version, version, "rejected", actor, decision.reason, decision.figures())
-    return version
-
-
-def promote(con: duckdb.DuckDBPyConnection, version: str, actor: str, reason: str) -> str | None:
-    """Make a stored calibrator the champion by hand (recorded as manual_promote); return the retired version."""
-    if not reason:
-        raise ValueError("a manual promotion needs a reason")
-    row = con.execute("SELECT status FROM calibrators WHERE version = ?", [version]).fetchone()
-    if row is None:
-        raise ValueError(f"no calibrator {version!r} in the store")
-    if row[0] == "champion":
-        raise ValueError(f"calibrator {version} already is the champion")
-    return set_champion(con, version, actor=actor, reason=reason, event="manual_promote")
-
-
-def champion_history(con: duckdb.DuckDBPyConnection, task_version: str) -> list[str]:
-    """The stack of champions, oldest first, from the event log (a rollback pops the current one)."""
-    stack: list[str] = []
-    for e in list_events(con, task_version):
-        if e["event"] not in CHAMPION_EVENTS:
-            continue
-        if e["event"] == "rollback":
-            while stack and stack[-1] != e["version"]:
-                stack.pop()
-            if not stack:
-                stack.append(e["version"])
-        elif not stack or stack[-1] != e["version"]:
-            stack.append(e["version"])
-    return stack
-
-
-def rollback(con: duckdb.DuckDBPyConnection, task_version: str, actor: str, reason: str) -> str:
-    """Make the previous champion the champion again (recorded as rollback); return its version."""
-    if not reason:
-        raise ValueError("a rollback needs a reason")
-    current = champion(con, task_version)
-    if current is None:
-        raise ValueError(f"task_version {task_version} has no champion to roll back")
-    stack = champion_history(con, task_version)
-    if not stack or stack[-1] != current["version"]:
-        raise ValueError(
-            f"the event log of task_version {task_version} does not end with the current champion "
-            f"{current['version']}; promote the intended version by hand instead"
-        )
-    if len(stack) < 2:
-        raise ValueError(f"task_version {task_version} has no previous champion to roll back to")
-    previous = stack[-2]
-    set_champion(con, previous, actor=actor, reason=reason, event="rollback")
-    return previous

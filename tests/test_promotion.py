@@ -20,13 +20,8 @@ from calscore.calibration_store import (
     set_champion,
 )
 from calscore.calibration_store.paired_comparison import Interval, PairedComparison
-from calscore.calibration_store.promotion import (
-    decide,
-    promote,
-    record_decision,
-    rollback,
-    verdict,
-)
+from calscore.calibration_store.champion_changes import promote, record_decision, rollback
+from calscore.calibration_store.promotion import decide, verdict
 from synthetic_scores import synthetic_scores
 
 LABELS = ["positive", "negative"]

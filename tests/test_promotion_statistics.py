@@ -17,7 +17,8 @@ from synthetic_scores import synthetic_scores
 from calscore.calibration_store import list_events, make_calibrator, metrics
 from calscore.calibration_store.folds import cross_fit_with
 from calscore.calibration_store.paired_comparison import BinnedEce, Interval, paired_bootstrap
-from calscore.calibration_store.promotion import MIN_HOLDOUT, decide, record_decision, verdict
+from calscore.calibration_store.champion_changes import record_decision
+from calscore.calibration_store.promotion import MIN_HOLDOUT, decide, verdict
 from calscore.jobs.warehouse.connection import writer
 
 LABELS = ["positive", "negative"]

@@ -5,7 +5,7 @@ import getpass
 from pathlib import Path
 
 from calscore.calibration_store.document import export_document, import_document
-from calscore.calibration_store.promotion import promote, rollback
+from calscore.calibration_store.champion_changes import promote, rollback
 from calscore.calibration_store.store import document, list_calibrators, list_events, save_calibrator
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer

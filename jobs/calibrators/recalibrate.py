@@ -30,7 +30,7 @@ from calscore.calibration_store.apply import logprob_matrix
 from calscore.calibration_store.combined import calibrator_input
 from calscore.calibration_store.signal_comparison import compare_signals, signal_comparison_markdown
 from calscore.calibration_store import promotion
-from calscore.calibration_store.promotion import record_decision
+from calscore.calibration_store.champion_changes import record_decision
 from calscore.calibration_store.store import champion
 from calscore.jobs.decisions import AppliedCalibrator, agreement_signal, decide
 from calscore.jobs.spec import TaskSpec
