@@ -236,24 +236,23 @@ def ece_bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval for the equal-width ECE (rows resampled with replacement, weights kept).
+    """Bias-corrected bootstrap interval for the equal-width ECE (rows resampled with replacement, weights
+    kept); it always contains the ECE, never goes below 0, and reaches 0 when the rows are consistent with a
+    perfectly calibrated model.
 
-    The ECE is biased upwards on small samples, and so is this interval; it
-    shows how much the figure moves with the sample, not an unbiased range.
+    Why not the percentile interval (the (1 - level) / 2 quantiles of the resampled ECEs): the binned ECE sums
+    absolute bin gaps, so it is biased upwards, and a resample's ECE more so (Efron & Tibshirani 1993, ch. 10:
+    the resamples sit about one bias above the estimate as the estimate sits above the truth). Their quantiles
+    then lie above the estimate, shifted the wrong way: on perfectly calibrated samples the percentile interval
+    missed its own estimate in about 12% of them (a real task printed "ECE 0.016 [0.017, 0.058]") and never
+    contained the true ECE, 0. See `_bias_corrected_interval` for the interval used instead and why.
     """
     p, t, w = _checked(probs, y, weights)
     _check_bootstrap(n_boot, level)
     c, k = _top_label(p, t)
-    edges = bin_edges(c, n_bins, "uniform")
-    ids = assign_bins(c, edges)
-    nb = edges.shape[0] - 1
-    gap = w * (k - c)
-
-    def resampled_ece(idx: np.ndarray) -> float:
-        total = w[idx].sum()
-        return np.abs(np.bincount(ids[idx], weights=gap[idx], minlength=nb)).sum() / total if total > 0 else 0.0
-
-    return _bootstrap_interval(resampled_ece, c.shape[0], n_boot, level, seed)
+    binned = _BinnedEce(c, w, n_bins)
+    estimate = calibration_errors(c, k, n_bins, "uniform", w)[0]
+    return _bias_corrected_interval(estimate, lambda idx: binned(k, idx), binned, k, n_boot, level, seed)
 
 
 def _check_bootstrap(n_boot: Any, level: Any) -> None:
@@ -263,14 +262,64 @@ def _check_bootstrap(n_boot: Any, level: Any) -> None:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
 
 
-def _bootstrap_interval(
-    statistic: Callable[[np.ndarray], float], n: int, n_boot: int, level: float, seed: int
+class _BinnedEce:
+    """The equal-width binned ECE of fixed confidences c and weights w, for any outcomes k and resample idx."""
+
+    def __init__(self, c: np.ndarray, w: np.ndarray, n_bins: int) -> None:
+        edges = bin_edges(c, n_bins, "uniform")
+        self.c, self.w, self.ids, self.n_bins = c, w, assign_bins(c, edges), edges.shape[0] - 1
+
+    def __call__(self, k: np.ndarray, idx: np.ndarray | None = None) -> float:
+        if idx is None:
+            idx = slice(None)
+        c, w, k = self.c[idx], self.w[idx], k[idx]
+        total = w.sum()
+        gaps = np.bincount(self.ids[idx], weights=w * (k - c), minlength=self.n_bins)
+        return float(np.abs(gaps).sum() / total) if total > 0 else 0.0
+
+
+def _bias_corrected_interval(
+    estimate: float,
+    statistic: Callable[[np.ndarray], float],
+    binned: _BinnedEce,
+    k: np.ndarray,
+    n_boot: int,
+    level: float,
+    seed: int,
 ) -> tuple[float, float]:
-    """Percentile bootstrap: the (1 - level) / 2 quantiles of `statistic` over n_boot resamples of the n row indices."""
+    """Interval for a calibration error (`statistic` of a resample of row indices; `estimate` on all rows).
+
+    1. The basic bootstrap interval [2 est - q_high, 2 est - q_low] (q: quantiles of n_boot resampled
+       figures; Davison & Hinkley 1997, section 5.2): it reads the resamples' spread around the estimate as
+       the estimate's spread around the truth, so an upward bias moves it down, where the truth is (the
+       bias-corrected estimate 2 est - mean, Efron & Tibshirani 1993, ch. 10, is its centre). BCa
+       (Efron & Tibshirani 1993, ch. 14) corrects for bias too, but breaks down in just the failing case: when
+       nearly all resamples exceed the estimate its bias constant z0 runs off to minus infinity.
+    2. Widened to contain the estimate. The reflection contains it exactly when the percentile interval does,
+       so a strong bias puts the whole basic interval below the estimate; widening only adds coverage.
+    3. Its low end set to 0 when the rows are consistent with a perfectly calibrated model: a bootstrap
+       interval cannot cover a truth on the boundary, ECE = 0 (the resampled figures never go that low), so
+       the low end comes from a test of perfect calibration instead: each row drawn right with probability
+       its confidence, n_boot times (consistency resampling, Broecker & Smith 2007), and the rows' binned ECE
+       compared with those draws' (Monte Carlo p-value above (1 - level) / 2). The binned ECE serves every
+       calibration error here: a perfectly calibrated model has each of them at 0, and its draws are cheap.
+       Clipped at 0.
+
+    In tests/test_ece_interval.py's simulation (200 samples of 200 to 2,000 rows) it contains the estimate
+    always and covers the true 15-bin ECE in 96-99% of perfectly calibrated samples and 86-93% of miscalibrated
+    ones (nominal 95%); the percentile interval, on 500 rows: never, and 74%.
+    """
     rng = np.random.default_rng(seed)
+    n = k.shape[0]
     values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(n_boot)])
-    low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(low), float(high)
+    q_low, q_high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    low, high = min(estimate, 2 * estimate - q_high), max(estimate, 2 * estimate - q_low)
+    if low > 0:
+        observed = binned(k)
+        draws = np.array([binned(rng.random(n) < binned.c) for _ in range(n_boot)])
+        if (1 + (draws >= observed).sum()) / (1 + n_boot) > (1 - level) / 2:
+            low = 0.0
+    return float(max(low, 0.0)), float(high)
 
 
 # --- smooth ECE (the estimator: kernel_ece) and debiased ECE (Kumar et al. 2019) --------------
@@ -293,12 +342,17 @@ def smooth_ece(probs: Any, y: Any, weights: Any = None) -> float:
 def smece_bootstrap_ci(
     probs: Any, y: Any, weights: Any = None, n_boot: int = 200, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval for smooth_ece (rows resampled with replacement, weights kept;
-    sigma chosen again in every resample)."""
+    """Bias-corrected bootstrap interval for smooth_ece (rows resampled with replacement, weights kept; sigma
+    chosen again in every resample): like the binned ECE the smooth ECE is an absolute error, biased upwards,
+    and its percentile interval missed its own estimate in 13-28% of perfectly calibrated samples, so it is
+    built as ece_bootstrap_ci's (`_bias_corrected_interval`): basic bootstrap, widened to contain the
+    estimate, 0 when the rows are consistent with perfect calibration (that test on the 15-bin ECE)."""
     p, t, w = _checked(probs, y, weights)
     _check_bootstrap(n_boot, level)
     c, k = _top_label(p, t)
-    return _bootstrap_interval(lambda idx: smece_with_sigma(c[idx], k[idx], w[idx])[0], c.shape[0], n_boot, level, seed)
+    return _bias_corrected_interval(smece_with_sigma(c, k, w)[0],
+                                    lambda idx: smece_with_sigma(c[idx], k[idx], w[idx])[0],
+                                    _BinnedEce(c, w, DEFAULT_N_BINS), k, n_boot, level, seed)
 
 
 def debiased_ece(
