@@ -4,7 +4,8 @@ After each scoring run, tonight's rows are compared with a reference -- the cham
 fit rows, or with no champion yet the task_version's rows of the REFERENCE_DAYS before:
 
 - `coverage`: mean probability on label tokens dropped by more than `[health] coverage_drop`;
-- `off_format`: the share of off-format rows rose by more than `off_format_rise`;
+- `off_format`: the share of off-format rows (coverage under the task's `coverage_floor`) rose by
+  more than `off_format_rise`;
 - `psi:<label>`: the population stability index of each label's raw share (its part of
   the label mass) is above `psi` (Siddiqi 2006: < 0.1 stable, 0.1-0.25 moderate, > 0.25 a
   shift), on the reference's equal-mass deciles;
@@ -111,9 +112,11 @@ def health_checks(spec: TaskSpec, run_id: str) -> list[Check]:
         champ = doc["version"] if doc else None
         since = utcnow() - timedelta(days=REFERENCE_DAYS)
         con.execute(statement("health_rows_macro"))
+        # off-format: under today's floor on both sides, so a floor changed since the reference was scored is
+        # not read as a change in the model's answers (and no NULL bucket_reason turns the share into 1)
         sides = {side: (n, coverage, off) for side, n, coverage, off in con.execute(
-            "SELECT side, count(*), avg(coverage), avg(off_format::integer) FROM health_rows(?, ?, ?, ?) GROUP BY side",
-            [spec.task_version, run_id, champ, since]).fetchall()}
+            "SELECT side, count(*), avg(coverage), avg((coverage < ?)::integer) FROM health_rows(?, ?, ?, ?)"
+            " GROUP BY side", [spec.coverage_floor, spec.task_version, run_id, champ, since]).fetchall()}
         tonight, reference = sides.get("tonight", (0, None, None)), sides.get("reference", (0, None, None))
         shares = {side: _shares(con, spec, run_id, champ, since, side, sides[side][0]) for side in sides}
         quarantine = {side: share for side, share, _ in con.execute(

@@ -5,7 +5,6 @@ select
     case when p.run_id = tonight_run then 'tonight' else 'reference' end as side,
     p.row_id,
     p.coverage,
-    p.bucket_reason = 'off_format' as off_format,
     p.label_logprobs
 from predictions p
 where p.task_version = tv
