@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from report_fixtures import fill_report_warehouse
 
-from calscore.jobs.reports.bucket_order import floor_line, group_accuracy, order_warnings, suggest_floor
+from calscore.jobs.reports.bucket_order import FloorCost, floor_line, group_accuracy, order_warnings, suggest_floor
 from calscore.jobs.reports.html_report import write_report
 from calscore.jobs.reports.queries import report_connection
 from calscore.jobs.reports.thresholds import thresholds_text
@@ -15,6 +15,7 @@ from calscore.jobs.spec import Bucket
 from calscore.jobs.warehouse.connection import writer
 
 BUCKETS = (Bucket(name="auto", min=0.9), Bucket(name="review", min=0.7), Bucket(name="manual", min=0.0))
+COST = FloorCost(rows=1000, current=400, suggested=100)  # the line's cost clause: see test_coverage_floor_cost
 
 
 def _rows(*groups):
@@ -99,7 +100,7 @@ def test_suggested_floor_on_the_ag_news_like_case():
     assert s["stopped"]["floor"] == 0.35
     assert s["stopped"]["off_format"]["accuracy"] == pytest.approx(22 / 30)
     assert s["stopped"]["kept"]["accuracy"] == pytest.approx(0.5) and s["stopped"]["kept"]["n"] == 20
-    line = floor_line(s, 0.5)
+    line = floor_line(s, 0.5, COST)
     assert line.startswith("coverage floor from labels (task file: 0.50; a suggestion, the task file is not "
                            "changed): 0.30,")
     assert "at 0.35: coverage below it accuracy 0.733 (n=30, 95% Wilson lower bound 0.556) vs review" in line
@@ -113,16 +114,17 @@ def test_rows_regained_below_the_floor_join_the_bucket_their_confidence_says():
     # 0.25-0.40: the 0.2 rows (0 right) below, review 20 + 10 -> 0.667 kept; 0.45: 10/20 = 0.5 below, Wilson low
     # 0.299 < review's 0.5: it passes up to 0.90
     assert s["floor"] == 0.90 and s["stopped"] is None
-    assert floor_line(s, 0.5).endswith("0.90: at no candidate from 0.00 up to it the rows below the floor were "
-                                       "more accurate than those left in review (their 95% Wilson lower bound above "
-                                       "its accuracy; audit labels, weighted)")
+    assert ("0.90: at no candidate from 0.00 up to it the rows below the floor were more accurate than those left "
+            "in review (their 95% Wilson lower bound above its accuracy; audit labels, weighted); 0.90 would send 100 "
+            "of the 1,000 predictions to manual as off-format") in floor_line(s, 0.5, COST)
 
 
 def test_no_label_below_any_candidate_says_so():
     rows = _rows(("auto", False, 0.95, 0.95, 5, 5), ("review", False, 0.92, 0.8, 3, 5))
     s = suggest_floor(BUCKETS, rows["coverage"], rows["confidence"], rows["correct"])
     assert s["floor"] is None and not s["any_below"]
-    assert floor_line(s, 0.5).endswith("none: no audit label has coverage below 0.90: the labels cannot choose a floor")
+    assert "none: no audit label has coverage below 0.90: the labels cannot choose a floor; the task file's 0.50 " \
+           "sends 400 of the 1,000 predictions" in floor_line(s, 0.5, FloorCost(rows=1000, current=400, suggested=None))
 
 
 # -- on a warehouse ---------------------------------------------------------------------------------

@@ -17,7 +17,11 @@ from the lowest up and the first at which the off-format rows are more accurate 
 the floor before it (a floor below which no label falls passes: it sends no labeled row to manual). Taking the
 lowest floor that passes would always pick the first candidate with a label below it; the highest before the
 first failure is the highest floor that never sends to manual rows shown to be better than the last bucket. It
-only suggests: the task file is never changed.
+only suggests: the task file is never changed. The line states what the suggestion costs, counted over all the
+task version's predictions in DuckDB (not only the labeled ones): how many rows it would send to the last bucket
+as off-format, next to how many the task file's floor does. It cites only labels that exist: with no certifying
+label it says so, and a scan ended because the bucket compared with has no label left is not reported as a
+finding.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ import numpy as np
 
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
-from calscore.jobs.spec import Bucket
+from calscore.jobs.spec import Bucket, TaskSpec
 from calscore.jobs.warehouse.statements import statement
 
 LEVEL = 0.95
@@ -63,6 +67,25 @@ def load_certifying_labels(con, task_version: str, night: date | None = None) ->
         is_correct=np.asarray(table.column("is_correct").to_pylist(), dtype=bool),
         label_weight=np.asarray(table.column("label_weight").to_pylist(), dtype=float),
     )
+
+
+@dataclass(frozen=True)
+class FloorCost:
+    """How many of the task version's predictions (one night, or all) a floor sends to the last bucket as
+    off-format (coverage below it): the task file's floor and the suggested one (None without a suggestion)."""
+
+    rows: int
+    current: int
+    suggested: int | None
+
+
+def floor_cost(con, task_version: str, current: float, suggested: float | None, night: date | None) -> FloorCost:
+    """Count, in DuckDB, the predictions under each floor (coverage is the raw score's, fixed whatever decided)."""
+    rows, below_current, below_suggested = con.execute(
+        "select count(*), count(*) filter (where coverage < $current), count(*) filter (where coverage < $suggested)"
+        " from predictions where task_version = $task_version and ($night::date is null or night = $night::date)",
+        {"task_version": task_version, "current": current, "suggested": suggested, "night": night}).fetchone()
+    return FloorCost(rows, below_current, None if suggested is None else below_suggested)
 
 
 def group_accuracy(correct: Any, weights: Any, level: float = LEVEL) -> dict:
@@ -138,21 +161,26 @@ def suggest_floor(
     """The coverage floor the labels support (module docstring), from the certifying labeled rows.
 
     Returns `floor` (the suggestion; None when the labels cannot give one), `stopped` (the first candidate at
-    which the off-format rows were more accurate, with both groups' figures; None when none was), `bucket` (the
-    last bucket before manual, the comparison's), `any_below` (whether any label has coverage below the highest
-    candidate) and `reason` when there is no suggestion."""
+    which the off-format rows were more accurate, or `bucket` had no label left, with both groups' figures; None
+    when none was), `bucket` (the last bucket before manual, the comparison's), `manual` (the last bucket, where
+    off-format rows go), `any_below` (whether any label has coverage below the highest candidate) and `reason`
+    when there is no suggestion."""
     coverage = np.asarray(coverage, dtype=float)
     confidence = np.asarray(decision_confidence, dtype=float)
     correct = np.asarray(correct, dtype=bool)
     w = np.ones(coverage.shape[0]) if weights is None else np.nan_to_num(np.asarray(weights, dtype=float), nan=1.0)
     ordered = sorted(candidates)
-    out: dict = {"floor": None, "stopped": None, "bucket": None, "any_below": False, "reason": None}
+    out: dict = {"floor": None, "stopped": None, "bucket": None, "manual": buckets[-1].name, "any_below": False,
+                 "reason": None}
     if len(buckets) < 2:
         out["reason"] = "the task has one bucket: no bucket before manual to compare with"
         return out
     last = buckets[-2].name
     out["bucket"] = last
     out["any_below"] = bool((coverage < ordered[-1]).any())
+    if coverage.shape[0] == 0:
+        out["reason"] = "there are no audit labels (audit or random sample) to suggest a floor from"
+        return out
     if not out["any_below"]:
         out["reason"] = f"no audit label has coverage below {ordered[-1]:.2f}: the labels cannot choose a floor"
         return out
@@ -168,21 +196,43 @@ def suggest_floor(
                 break
         out["floor"] = f
     if out["floor"] is None:
-        out["reason"] = (f"already at {ordered[0]:.2f} the rows below the floor are more accurate than {last} "
-                         "(or it has no labels)")
+        out["reason"] = (f"already at {ordered[0]:.2f} no audit label is left in {last} to compare with"
+                         if out["stopped"]["kept"]["accuracy"] is None else
+                         f"already at {ordered[0]:.2f} the rows below the floor are more accurate than {last}")
     return out
 
 
-def floor_line(s: dict, current: float) -> str:
-    """The suggestion in one line, with the figures that ended the scan."""
+def floor_line(s: dict, current: float, cost: FloorCost) -> str:
+    """The suggestion in one line, with the figures that ended the scan, then what the floors cost."""
     head = f"coverage floor from labels (task file: {current:.2f}; a suggestion, the task file is not changed): "
+    return head + _suggestion(s) + "; " + _cost(s, current, cost)
+
+
+def _suggestion(s: dict) -> str:
     if s["floor"] is None:
-        return head + f"none: {s['reason']}"
+        return f"none: {s['reason']}"
     rule = (f"the rows below the floor are more accurate than those left in {s['bucket']} (their {LEVEL:.0%} "
             "Wilson lower bound above its accuracy; audit labels, weighted)")
     st = s["stopped"]
     if st is None:
-        return head + f"{s['floor']:.2f}: at no candidate from 0.00 up to it {rule.replace(' are ', ' were ', 1)}"
-    kept = "no labels" if st["kept"]["accuracy"] is None else _figure(st["kept"])
-    return head + (f"{s['floor']:.2f}, the highest candidate (0.00 up by 0.05) before the first at which {rule}; "
-                   f"at {st['floor']:.2f}: coverage below it {_figure(st['off_format'], True)} vs {s['bucket']} {kept}")
+        return f"{s['floor']:.2f}: at no candidate from 0.00 up to it {rule.replace(' are ', ' were ', 1)}"
+    below = f"at {st['floor']:.2f}: coverage below it {_figure(st['off_format'], True)}"
+    if st["kept"]["accuracy"] is None:  # the scan ran out of labels to compare with: no finding to cite
+        return (f"{s['floor']:.2f}, the highest candidate (0.00 up by 0.05) before the first that leaves no audit "
+                f"label in {s['bucket']} to compare with; {below}")
+    return (f"{s['floor']:.2f}, the highest candidate (0.00 up by 0.05) before the first at which {rule}; "
+            f"{below} vs {s['bucket']} {_figure(st['kept'])}")
+
+
+def _cost(s: dict, current: float, cost: FloorCost) -> str:
+    now = f"the task file's {current:.2f} sends {cost.current:,}"
+    of = f"of the {cost.rows:,} predictions to {s['manual']} as off-format"
+    return f"{now} {of}" if s["floor"] is None else f"{s['floor']:.2f} would send {cost.suggested:,} {of}; {now}"
+
+
+def coverage_floor_line(con, spec: TaskSpec, labels: CertifyingLabels, night: date | None) -> str:
+    """The floor line `calscore thresholds` prints: the suggestion from the certifying labels and its cost."""
+    s = suggest_floor(spec.buckets, labels.coverage, labels.decision_confidence, labels.is_correct,
+                      labels.label_weight)
+    return floor_line(s, spec.coverage_floor,
+                      floor_cost(con, spec.task_version, spec.coverage_floor, s["floor"], night))

@@ -228,7 +228,7 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
     """What `calscore thresholds --task T --target 0.90` prints: the choice and its guarantee, then the table.
 
     Volumes are counted in DuckDB; only the labeled rows are read, for the accuracies."""
-    from calscore.jobs.reports.bucket_order import floor_line, load_certifying_labels, order_warnings, suggest_floor
+    from calscore.jobs.reports.bucket_order import coverage_floor_line, load_certifying_labels, order_warnings
     from calscore.jobs.reports.queries import load_counts, load_rows, parse_night, report_connection
 
     if not 0.0 < target < 1.0:
@@ -237,6 +237,7 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
         counts = load_counts(con, spec.task_version, night)
         labeled = load_rows(con, spec.task_version, night, labeled_only=True)
         certifying = load_certifying_labels(con, spec.task_version, parse_night(night))
+        floor = coverage_floor_line(con, spec, certifying, parse_night(night))  # counts its cost in DuckDB
     scope = f"night {night}" if night else "all nights"
     # only labels of a sampling design certify (is_audit_label: label_design 'audit' or 'random'); the other
     # held-out labels are convenience labels, counted here so the output says why they are left out
@@ -258,7 +259,6 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
             "`calscore labels import --design random`)")
     c = certifying
     lines += [w["text"] for w in order_warnings(spec.buckets, c.bucket, c.off_format, c.is_correct, c.label_weight)]
-    lines.append(floor_line(suggest_floor(spec.buckets, c.coverage, c.decision_confidence, c.is_correct,
-                                          c.label_weight), spec.coverage_floor))
+    lines.append(floor)
     return "\n".join(lines + ["", format_table(table, chosen=seq["chosen"], start=seq["start"],
                                                 stopped=seq["stopped"])])
