@@ -3,10 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The llama.cpp server the endpoint tests run against, in its own venv so its
 # dependencies never touch the project's (built from source: ~5 minutes on 2 cores, once;
-# pip keeps the built wheel in its cache, so a new venv installs it in seconds).
+# the wheel is kept in .cache/llama-wheels, so a new venv installs it in seconds).
 LLAMA_VENV ?= .venv-llama
 LLAMA_CPP_PYTHON ?= 0.3.36
-LLAMA_STAMP := $(LLAMA_VENV)/.installed-$(LLAMA_CPP_PYTHON)
+# A portable build: a native one (GGML_NATIVE) picks ggml's AMX path on Intel Xeons with AMX,
+# which faults in virtual machines of this kind (general protection fault at ldtilecfg).
+# AVX2/FMA/F16C run on every x86-64 machine here, AMD and Intel alike.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_BUILD := $(LLAMA_CPP_PYTHON)-portable-avx2
+LLAMA_WHEELS := .cache/llama-wheels/$(LLAMA_BUILD)
+LLAMA_STAMP := $(LLAMA_VENV)/.installed-$(LLAMA_BUILD)
 export CALSCORE_LLAMA_PYTHON ?= $(CURDIR)/$(LLAMA_VENV)/bin/python
 # Caches and Prefect state stay inside the checkout (both git-ignored).
 export CALSCORE_CACHE ?= $(CURDIR)/.cache/calscore
@@ -35,7 +41,11 @@ $(VENV)/.installed: pyproject.toml
 $(LLAMA_STAMP):
 	test -x $(LLAMA_VENV)/bin/python || python3 -m venv $(LLAMA_VENV)
 	$(LLAMA_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LLAMA_VENV)/bin/python -m pip install --quiet "llama-cpp-python[server]==$(LLAMA_CPP_PYTHON)"
+	# --no-cache-dir: pip's own wheel cache may hold a native build of the same version
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(LLAMA_VENV)/bin/python -m pip wheel --quiet --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_CPP_PYTHON)"
+	$(LLAMA_VENV)/bin/python -m pip install --quiet --only-binary llama-cpp-python --find-links $(LLAMA_WHEELS) \
+		"llama-cpp-python[server]==$(LLAMA_CPP_PYTHON)"
 	touch $@
 
 demo: $(VENV)/.installed
