@@ -8,6 +8,7 @@ from calscore.calibration_store.beta import BetaCalibrator
 from calscore.calibration_store.coverage_platt import CoveragePlattCalibrator
 from calscore.calibration_store.histogram import HistogramCalibrator
 from calscore.calibration_store.isotonic import IsotonicCalibrator
+from calscore.calibration_store.matrix import MatrixCalibrator
 from calscore.calibration_store.platt import PlattCalibrator
 from calscore.calibration_store.temperature import TemperatureCalibrator
 from calscore.calibration_store.vector import VectorCalibrator
@@ -19,6 +20,7 @@ CANDIDATES: dict[str, type[BaseCalibrator]] = {
         PlattCalibrator,
         BetaCalibrator,
         VectorCalibrator,
+        MatrixCalibrator,
         IsotonicCalibrator,
         HistogramCalibrator,
         CoveragePlattCalibrator,
