@@ -34,6 +34,7 @@ from calscore.jobs.batches.files import (
     batch_ref,
     check_schema,
     discover,
+    one_line,
     schema_warnings,
 )
 from calscore.jobs.batches.stage import get_scorer, score_batch
@@ -85,25 +86,30 @@ def _failure(result) -> BaseException | None:
 
 
 @flow(name="calscore-score-batches", flow_run_name="{run_id}")
-def score_batches(task_path: str, run_id: str, keys: list[list[str]], calibrator_document: str | None,
+def score_batches(task_path: str, run_id: str, keys: list[list[str | None]], calibrator_document: str | None,
                   ray_address: str | None = None) -> dict:
     """Fan the batches out, one scoring task each, and write each staged result as soon as it is ready.
 
-    Runs with the task runner the task file's [execution] asks for (see flows.runners); the writer
-    is this flow, in one process, one DuckDB transaction per batch."""
+    `keys` are [key, content hash, why it cannot be read (None when it can)]. Runs with the task runner
+    the task file's [execution] asks for (see flows.runners); the writer is this flow, in one process,
+    one DuckDB transaction per batch."""
     logger = get_run_logger()
     spec = load_spec(task_path)
     outcome = {"done": [], "failed": [], "warnings": []}
 
-    def failed(ref: BatchRef, exc: BaseException) -> None:
-        logger.error("batch %s failed, nothing of it written: %s", ref.key, exc)
-        record_failed_batch(spec, ref, run_id, str(exc))
-        outcome["failed"].append({"batch": ref.key, "error": str(exc)})
+    def failed(ref: BatchRef, error: BaseException | str) -> None:
+        reason = one_line(str(error))
+        logger.error("batch %s failed, nothing of it written: %s", ref.key, reason)
+        record_failed_batch(spec, ref, run_id, reason)
+        outcome["failed"].append({"batch": ref.key, "error": reason})
 
     futures = {}
     with resources_for(spec, ray_address):
-        for key, content_hash in keys:
+        for key, content_hash, unreadable in keys:
             ref = batch_ref(spec.input, key, content_hash)
+            if unreadable:
+                failed(ref, unreadable)
+                continue
             try:
                 schema = check_schema(ref, spec.input)
             except BatchSchemaError as exc:
@@ -157,7 +163,8 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
                 get_scorer(spec)  # load the model once, here: a model that cannot load fails the run, not each batch
             if refs:
                 fan_out = score_batches.with_options(task_runner=task_runner_for(spec, ray_address))
-                outcome = fan_out(task_path, run_id, [[r.key, r.content_hash] for r in refs], document, ray_address)
+                keys = [[r.key, r.content_hash, r.unreadable] for r in refs]
+                outcome = fan_out(task_path, run_id, keys, document, ray_address)
                 summary["batches_failed"] += outcome["failed"]
                 summary["batches_done"] += len(outcome["done"])
                 summary["warnings"] += outcome["warnings"]

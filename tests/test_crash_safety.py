@@ -1,61 +1,16 @@
 """Exactly once under crashes and concurrency, with real subprocesses and SIGKILL."""
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from cli_processes import DEADLINE, REPO, calscore, env, finish, sigkill, wait_for_line
 from flow_fixtures import task_toml, write_batch
-
-REPO = Path(__file__).resolve().parents[1]
-DEADLINE = 240  # seconds any single subprocess step may take on a slow, shared machine
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PREFECT_HOME"] = tempfile.mkdtemp(prefix="calscore-prefect-")  # one ephemeral server per process
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def calscore(*args: str) -> subprocess.Popen:
-    # its own process group, so a kill takes its ephemeral Prefect server down with it
-    return subprocess.Popen(
-        [sys.executable, "-m", "calscore.cli", *args], cwd=REPO, env=_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-
-
-def sigkill(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-
-
-def finish(proc: subprocess.Popen) -> tuple[int, str]:
-    out, _ = proc.communicate(timeout=DEADLINE)
-    return proc.returncode, out
-
-
-def wait_for_line(proc: subprocess.Popen, needle: str) -> str:
-    """Read the process's output until a line contains `needle` (the marker), or fail."""
-    deadline = time.monotonic() + DEADLINE
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen.append(line)
-        if needle in line:
-            return line
-    sigkill(proc)
-    pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)[-3000:]}")
 
 
 def rows(task_dir: Path, sql: str):
@@ -120,7 +75,7 @@ load.write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), 
 def test_sigkill_during_the_commit_then_rerun_gives_every_row_once(five_batches, tmp_path):
     task_dir, task = five_batches
     marker = tmp_path / "in-commit"
-    stalled = subprocess.Popen([sys.executable, "-c", COMMIT_STALL, str(task), str(marker)], cwd=REPO, env=_env(),
+    stalled = subprocess.Popen([sys.executable, "-c", COMMIT_STALL, str(task), str(marker)], cwd=REPO, env=env(),
                                start_new_session=True)
     deadline = time.monotonic() + DEADLINE
     while not marker.exists():

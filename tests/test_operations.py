@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from cli_processes import AS_AN_OPERATOR, calscore, finish
 from flow_fixtures import task_toml, texts, write_batch, write_lookup_scores
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -62,7 +63,10 @@ def test_failed_batches_fail_the_run_after_the_good_ones_and_stay_failed(tmp_pat
     assert summary["batches_done"] == 2 and summary["rows_scored"] == 20
     errors = {f["batch"]: f["error"] for f in summary["batches_failed"]}
     assert "missing text column 'text'" in errors["b-bad.parquet"]
-    assert "cannot read the batch's data" in errors["c-poison.parquet"] and "page header" in errors["c-poison.parquet"]
+    # corrupt in plain words, then the library's own message, on one line (pyarrow's spans two, with a control byte)
+    assert errors["c-poison.parquet"].startswith(
+        "c-poison.parquet: the file is corrupt: its data cannot be decoded (Parquet library: Couldn't deserialize")
+    assert "page header" in errors["c-poison.parquet"] and errors["c-poison.parquet"].isprintable()
     assert "failed batch c-poison.parquet" in summary["text"] and "#" not in summary["text"]  # plain text
     assert q(tmp_path, "SELECT uri, status FROM batches ORDER BY uri") == [
         ("a-good.parquet", "done"), ("b-bad.parquet", "failed"), ("c-poison.parquet", "failed"), ("d-good.parquet", "done")]
@@ -85,6 +89,28 @@ def test_failed_batches_fail_the_run_after_the_good_ones_and_stay_failed(tmp_pat
         nightly_scoring(str(task))
     assert raised.value.summary["batches_done"] == 1  # the fixed b-bad
     assert [f["batch"] for f in raised.value.summary["batches_failed"]] == ["c-poison.parquet"]  # tried again, still broken
+
+
+def test_an_unreadable_file_fails_alone_and_the_other_batches_are_scored(tmp_path, task):
+    """The operator's account cannot read one of three files: that batch fails with a one-line reason, the
+    other two are written (discovery hashed them all, and did not stop at the one it could not open)."""
+    write_batch(tmp_path, "a", 10)
+    unreadable, _ = write_batch(tmp_path, "b", 10, start=10)
+    write_batch(tmp_path, "c", 10, start=20)
+    unreadable.chmod(0)
+
+    code, out = finish(calscore("score", "--task", str(task), prefix=AS_AN_OPERATOR))
+    assert code == 4, out
+    assert "Traceback" not in out and "PermissionError" not in out
+    [reason] = [line for line in out.splitlines() if line.startswith("failed batch b.parquet: ")]
+    assert reason.startswith("failed batch b.parquet: b.parquet: cannot be opened or read (")
+    assert "Permission denied" in reason
+    assert "batches written: 2, failed: 1" in out and "rows scored: 20" in out
+    assert q(tmp_path, "SELECT uri, status FROM batches ORDER BY uri") == [
+        ("a.parquet", "done"), ("b.parquet", "failed"), ("c.parquet", "done")]
+    code, out = finish(calscore("status", "--task", str(task), prefix=AS_AN_OPERATOR))
+    assert code == 0 and "batches: 2 done, 0 pending, 1 failed" in out, out
+    assert "failed: b.parquet: b.parquet: cannot be opened or read (" in out
 
 
 def test_the_cli_exits_4_and_prints_plain_text_when_batches_failed(tmp_path, task):

@@ -5,6 +5,11 @@ A batch is one Parquet file, on this machine or at a URI `pyarrow.fs` resolves
 the task's input location -- plus its content hash: a file rewritten with new content
 is a new batch, an unchanged file is never scored twice, and a copied, moved or
 re-mounted input folder (same keys, same contents) is not scored again.
+
+A file that cannot be opened or hashed is still a batch (it fails alone, with its reason
+in `unreadable`); its content hash is then a stand-in made of its size and mtime, so it
+stays failed until it changes or an operator retries it. Errors name the batch and say
+in plain words what is wrong, with the Parquet library's message after it, on one line.
 """
 from __future__ import annotations
 
@@ -34,11 +39,25 @@ class InputLocationError(CalscoreError, ValueError):
     """The task's input location does not exist."""
 
 
+def one_line(message: str) -> str:
+    """A library's message on one line: Parquet errors span lines and carry control characters."""
+    return " ".join("".join(c if c.isprintable() else " " for c in message).split())
+
+
+def _problem(key: str, exc: BaseException, corrupt: str | None = None) -> str:
+    """Why a batch cannot be used: the file cannot be opened or read (an OS error, or nothing was being
+    decoded), or it is corrupt (`corrupt` says what could not be decoded)."""
+    if corrupt is None or (isinstance(exc, OSError) and exc.errno is not None):
+        return f"{key}: cannot be opened or read ({one_line(str(exc))})"
+    return f"{key}: the file is corrupt: {corrupt} (Parquet library: {one_line(str(exc))})"
+
+
 @dataclass(frozen=True)
 class BatchRef:
     key: str  # path relative to `root`, with '/' separators: the batch's name in the ledger
     content_hash: str
     root: str = ""  # the folder or URI keys are relative to (see input_root)
+    unreadable: str | None = None  # why the file cannot be opened or hashed (content_hash is then a stand-in)
 
     @property
     def location(self) -> str:
@@ -48,11 +67,10 @@ class BatchRef:
         fs, path = filesystems.resolve(self.location)
         return pq.ParquetFile(fs.open_input_file(path))
 
-    def current_hash(self) -> str | None:
-        """The content hash of what is at the batch's location now (None when it is gone)."""
+    def now(self) -> "BatchRef | None":
+        """What is at the batch's location now (None when it is gone), hashed or unreadable."""
         fs, path = filesystems.resolve(self.location)
-        info = fs.get_file_info(path)
-        return None if info.type != pafs.FileType.File else _hash(fs, path, info.size, info.mtime_ns)
+        return _identify(fs, path, self.key, self.root)
 
 
 _hashes: dict[tuple[str, str, int, int | None], str] = {}
@@ -64,6 +82,17 @@ def _hash(fs: pafs.FileSystem, path: str, size: int, mtime_ns: int | None) -> st
     if key not in _hashes:
         _hashes[key] = filesystems.sha256(fs, path)
     return _hashes[key]
+
+
+def _identify(fs: pafs.FileSystem, path: str, key: str, root: str) -> BatchRef | None:
+    """The batch at `path` with its content hash, or unreadable with the reason; None when it is gone."""
+    info = fs.get_file_info(path)
+    if info.type != pafs.FileType.File:
+        return None
+    try:
+        return BatchRef(key, _hash(fs, path, info.size, info.mtime_ns), root)
+    except (OSError, pa.ArrowException) as exc:
+        return BatchRef(key, f"unreadable-{info.size}-{info.mtime_ns}", root, unreadable=_problem(key, exc))
 
 
 def input_root(location: str) -> str:
@@ -89,11 +118,8 @@ def discover(spec_input: InputSpec) -> list[BatchRef]:
         _, pattern = filesystems.resolve(location)
         infos = fs.get_file_info(pafs.FileSelector(root_path, recursive=True))
         paths = sorted(i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, pattern))
-    refs = []
-    for path in paths:
-        info = fs.get_file_info(path)
-        refs.append(BatchRef(posixpath.relpath(path, root_path), _hash(fs, path, info.size, info.mtime_ns), root))
-    return refs
+    found = (_identify(fs, path, posixpath.relpath(path, root_path), root) for path in paths)
+    return [ref for ref in found if ref is not None]
 
 
 def batch_ref(spec_input: InputSpec, key: str, content_hash: str) -> BatchRef:
@@ -106,7 +132,8 @@ def check_schema(ref: BatchRef, columns: InputSpec) -> pa.Schema:
     try:
         schema = ref.open().schema_arrow
     except (pa.ArrowException, OSError) as exc:
-        raise BatchSchemaError(f"{ref.key}: not a readable Parquet file ({exc})") from None
+        raise BatchSchemaError(_problem(ref.key, exc, "its footer (the schema) cannot be read, or it is not "
+                                                      "a Parquet file")) from None
     for role, name in (("id", columns.id_column), ("text", columns.text_column)):
         if name not in schema.names:
             raise BatchSchemaError(
@@ -131,7 +158,7 @@ def row_count(ref: BatchRef) -> int:
     try:
         return ref.open().metadata.num_rows
     except (pa.ArrowException, OSError) as exc:
-        raise BatchReadError(f"{ref.key}: cannot read the batch's footer ({exc})") from exc
+        raise BatchReadError(_problem(ref.key, exc, "its footer cannot be read")) from exc
 
 
 def iter_chunks(ref: BatchRef, rows_per_chunk: int):
@@ -147,4 +174,4 @@ def iter_chunks(ref: BatchRef, rows_per_chunk: int):
             yield offset, table
             offset += table.num_rows
     except (pa.ArrowException, OSError) as exc:
-        raise BatchReadError(f"{ref.key}: cannot read the batch's data ({exc})") from exc
+        raise BatchReadError(_problem(ref.key, exc, "its data cannot be decoded")) from exc

@@ -79,6 +79,7 @@ def backfill(spec: TaskSpec, since) -> list[BatchRef]:
             statement("batches_backfill"),
             {"task_name": spec.name, "since": since, "task_version": spec.task_version},
         ).fetchall()
-    # a file rewritten since is a new batch for the nightly run, not a backfill
-    refs = [batch_ref(spec.input, key, digest) for key, digest in rows]
-    return [r for r in refs if r.current_hash() == r.content_hash]
+    # a file rewritten since is a new batch for the nightly run, not a backfill; one that cannot be read now
+    # is in the backfill, to fail alone with its reason
+    now = [(batch_ref(spec.input, key, digest).now(), digest) for key, digest in rows]
+    return [ref for ref, digest in now if ref is not None and (ref.unreadable or ref.content_hash == digest)]

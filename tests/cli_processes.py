@@ -1,0 +1,58 @@
+"""The `calscore` command as an operator runs it: a real process with its own Prefect home and process group."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEADLINE = 240  # seconds any single subprocess step may take on a slow, shared machine
+# Root reads every file whatever its mode; an operator's account does not. Dropping root's DAC
+# override makes a `chmod 000` file unreadable for the command, as it is for the operator.
+AS_AN_OPERATOR = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
+
+
+def env() -> dict:
+    environment = dict(os.environ)
+    environment["PREFECT_HOME"] = tempfile.mkdtemp(prefix="calscore-prefect-")  # one ephemeral server per process
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
+
+
+def calscore(*args: str, prefix: list[str] | None = None) -> subprocess.Popen:
+    # its own process group, so a kill takes its ephemeral Prefect server down with it
+    return subprocess.Popen(
+        [*(prefix or []), sys.executable, "-m", "calscore.cli", *args], cwd=REPO, env=env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def sigkill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=DEADLINE)
+    return proc.returncode, out
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, seen: list[str] | None = None) -> str:
+    """Read the process's output until a line contains `needle` (the marker), or fail; lines read go to `seen`."""
+    deadline = time.monotonic() + DEADLINE
+    seen = [] if seen is None else seen
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return line
+    sigkill(proc)
+    pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)[-3000:]}")
