@@ -21,19 +21,23 @@ from typing import Callable, TypeVar
 from prefect.states import Failed
 
 from calscore.calibration_store.document import DocumentError
+from calscore.jobs.batches.files import one_line
 from calscore.jobs.common.errors import CalscoreError
 
 EXPECTED = (CalscoreError, DocumentError)
 F = TypeVar("F", bound=Callable)
 
 
+def batches_failed_message(failed: list[dict], written: int) -> str:
+    """One line: how many batches failed and were written, and each failure's reason."""
+    return f"{len(failed)} batch(es) failed, {written} written: " + "; ".join(f["error"] for f in failed)
+
+
 class BatchesFailed(CalscoreError):
     """A run wrote every good batch, but some batches failed; `summary` is the run's summary."""
 
     def __init__(self, summary: dict):
-        failed = summary["batches_failed"]
-        super().__init__(f"{len(failed)} batch(es) failed, {summary['batches_done']} written: "
-                         + "; ".join(f["error"] for f in failed))
+        super().__init__(batches_failed_message(summary["batches_failed"], summary["batches_done"]))
         self.summary = summary
 
 
@@ -68,7 +72,8 @@ def fails_cleanly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EXPECTED as exc:
-            return Failed(message=str(exc), data=exc)
+            # one line: Prefect logs a state with repr(), where a line break reads as a literal \n
+            return Failed(message=one_line(str(exc)), data=exc)
 
     # Prefect validates parameters from the signature; resolve its annotations where `fn` was written.
     wrapper.__signature__ = inspect.signature(fn, eval_str=True)

@@ -22,7 +22,7 @@ from prefect.states import Completed, Failed
 
 from calscore.calibration_store.document import canonical_json
 from calscore.flows.events import HEALTH_WARNING, resource_id
-from calscore.flows.failures import BatchesFailed, fails_cleanly
+from calscore.flows.failures import BatchesFailed, batches_failed_message, fails_cleanly
 from calscore.flows.progress import batch_progress
 from calscore.flows.runners import resources_for, task_runner_for, uses_ray, worker_identity
 from calscore.flows.run_names import run_name
@@ -45,7 +45,7 @@ from calscore.jobs.scoring.errors import ScorerError
 from calscore.jobs.scoring.model_loading import ModelLoadError
 from calscore.jobs.spec import TaskSpec, load_spec
 from calscore.jobs.warehouse.connection import WarehouseBusy
-from calscore.jobs.warehouse.ledger import backfill, pending, record_failed_batch
+from calscore.jobs.warehouse.ledger import backfill, failed_earlier, pending, record_failed_batch
 from calscore.jobs.warehouse.runs import beating, finish_run, run_provenance, start_run
 from calscore.jobs.warehouse.writer import write_staged
 
@@ -132,6 +132,17 @@ def score_batches(task_path: str, run_id: str, keys: list[list[str | None]], cal
         outcome["done"].append({**written, "batch": ref.key, "seconds": staged.seconds, "worker": staged.worker,
                                 "usage": staged.usage, "write_seconds": round(time.perf_counter() - started, 3)})
         logger.info("batch %s: %d scored, %d quarantined", ref.key, written["rows_scored"], written["rows_quarantined"])
+    if outcome["failed"]:  # the sub-run holding a failed batch is Failed in the UI too, with what it wrote
+        return Failed(message=batches_failed_message(outcome["failed"], len(outcome["done"])), data=outcome)
+    return outcome
+
+
+def _outcome(state) -> dict:
+    """What the fan-out did, from its final state (Failed when batches failed); a fan-out that failed for
+    another reason (a model that cannot load, a bug) fails the run with that error."""
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException):
+        raise outcome
     return outcome
 
 
@@ -164,7 +175,7 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
             if refs:
                 fan_out = score_batches.with_options(task_runner=task_runner_for(spec, ray_address))
                 keys = [[r.key, r.content_hash, r.unreadable] for r in refs]
-                outcome = fan_out(task_path, run_id, keys, document, ray_address)
+                outcome = _outcome(fan_out(task_path, run_id, keys, document, ray_address, return_state=True))
                 summary["batches_failed"] += outcome["failed"]
                 summary["batches_done"] += len(outcome["done"])
                 summary["warnings"] += outcome["warnings"]
@@ -216,6 +227,12 @@ def _new_batches(spec: TaskSpec):
         found = discover(spec.input)
         if not found:
             summary["warnings"].append(f"no Parquet files in [input] location {spec.input.location}")
+        failed = failed_earlier(spec, found)
+        if failed:  # they are not tried again: say so every night, with the way out
+            summary["warnings"].append(
+                f"{len(failed)} batch(es) failed on an earlier night and stay failed until retried: "
+                f"{', '.join(failed)} (why: calscore status; retry: calscore batches retry --task {spec.source_path} "
+                "--all)")
         return pending(spec, found)
 
     return find

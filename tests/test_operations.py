@@ -3,7 +3,9 @@ a poison file fails alone, a missing input folder is an error, an empty one a wa
 input folder is not scored again. Real Prefect (test harness), real DuckDB, the lookup backend."""
 from __future__ import annotations
 
+import re
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
@@ -73,9 +75,13 @@ def test_failed_batches_fail_the_run_after_the_good_ones_and_stay_failed(tmp_pat
     assert q(tmp_path, "SELECT status FROM runs") == [("failed",)]
     assert "batches: 2 done, 0 pending, 2 failed" in status_line(task)  # each file counted once
 
-    # later nights do not try them again: nothing to do, a completed run
+    # later nights do not try them again, and say that they stay failed and how to retry them
     again = nightly_scoring(str(task))
     assert again["batches_done"] == 0 and again["batches_failed"] == []
+    assert again["warnings"] == ["2 batch(es) failed on an earlier night and stay failed until retried: b-bad.parquet, "
+                                 f"c-poison.parquet (why: calscore status; retry: calscore batches retry --task {task} "
+                                 "--all)"]
+    assert "warning: 2 batch(es) failed on an earlier night" in again["text"]
     assert q(tmp_path, "SELECT count(*) FROM batches WHERE status = 'failed'") == [(2,)]
 
     # fixed content is a new batch; an operator's retry makes the other pending again
@@ -111,6 +117,78 @@ def test_an_unreadable_file_fails_alone_and_the_other_batches_are_scored(tmp_pat
     code, out = finish(calscore("status", "--task", str(task), prefix=AS_AN_OPERATOR))
     assert code == 0 and "batches: 2 done, 0 pending, 1 failed" in out, out
     assert "failed: b.parquet: b.parquet: cannot be opened or read (" in out
+
+
+def prefect_client():
+    from prefect import get_client
+
+    return get_client(sync_client=True)
+
+
+def flow_run_named(client, name: str):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    [run] = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+    return run
+
+
+def logs_of(client, flow_run_ids: list, last_line: str) -> list[str]:
+    """The runs' log messages as the UI shows them, once `last_line` has reached the server (logs go in batches)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    deadline = time.monotonic() + 120
+    while True:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)))
+        messages = [log.message for log in logs]
+        if any(last_line in message for message in messages):
+            return messages
+        assert time.monotonic() < deadline, f"{last_line!r} never reached the server: {messages}"
+        time.sleep(0.2)
+
+
+def test_the_sub_run_holding_a_failed_batch_ends_failed_and_its_artifact_keeps_one_row_per_batch(tmp_path, task):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from calscore.flows.nightly import nightly_scoring
+
+    write_batch(tmp_path, "a-good", 10)
+    pq.write_table(pa.table({"id": ["x1"], "body": ["no text column"]}), tmp_path / "batches" / "b|bad.parquet")
+    state = nightly_scoring(str(task), return_state=True)
+    run_id = state.result(raise_on_failure=False).summary["run_id"]
+    with prefect_client() as client:
+        fan_out = flow_run_named(client, run_id)
+        assert fan_out.state.is_failed() and "b|bad.parquet" in fan_out.state.message
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    rows = [line for line in artifact.data.splitlines() if line.startswith("| `")]
+    assert len(rows) == 1 and len(re.findall(r"(?<!\\)\|", rows[0])) == 3, rows  # two cells, the key's | escaped
+
+
+def test_run_summary_tables_keep_a_multi_line_error_in_its_cell(task):
+    from calscore.jobs.reports.run_summary import summary_markdown
+    from calscore.jobs.spec import load_spec
+
+    summary = {"run_id": "r", "batches_done": 0, "rows_scored": 0, "rows_quarantined": 0,
+               "batches_failed": [{"batch": "a.parquet", "error": "a.parquet: first line\nsecond | line\n"}]}
+    markdown = summary_markdown(load_spec(task), summary, [("auto", 0)])
+    table = markdown[markdown.index("| batch | error |"):].splitlines()
+    assert table[2:] == ["| `a.parquet` | a.parquet: first line second \\| line |"]
+
+
+def test_an_error_inside_a_run_reads_as_one_line_in_prefect_logs(tmp_path, tiny_model):
+    """An expected error with a multi-line message (answer variants that collide) is the run's Failed state;
+    Prefect logs states with repr(), which turned each line break into a literal \\n in the UI."""
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.jobs.scoring.verbalizers import VerbalizerError
+
+    task = task_toml(tmp_path, tiny_model)
+    task.write_text(task.read_text().replace('negative = ["negative", "Negative"]', 'negative = ["positively"]'))
+    write_batch(tmp_path, "a", 5)
+    state = nightly_scoring(str(task), return_state=True)
+    assert state.is_failed() and isinstance(state.result(raise_on_failure=False), VerbalizerError)
+    with prefect_client() as client:
+        messages = logs_of(client, [state.state_details.flow_run_id], "Finished in state Failed")
+    assert not [m for m in messages if "\\n" in m], messages
 
 
 def test_the_cli_exits_4_and_prints_plain_text_when_batches_failed(tmp_path, task):

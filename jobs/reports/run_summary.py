@@ -6,6 +6,7 @@ warnings (e.g. an empty input location).
 """
 from __future__ import annotations
 
+from calscore.jobs.batches.files import one_line
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
 from calscore.jobs.warehouse.statements import statement
@@ -43,13 +44,18 @@ def summary_text(spec: TaskSpec, summary: dict, buckets: list[tuple[str, int]]) 
     return "\n".join(lines) + "\n"
 
 
+def _cell(text: str) -> str:
+    """Text that stays in its Markdown table cell: one line, its pipes escaped."""
+    return one_line(text).replace("|", "\\|")
+
+
 def summary_markdown(spec: TaskSpec, summary: dict, buckets: list[tuple[str, int]]) -> str:
     """Markdown for the flow run's artifact."""
     lines = [f"# calscore run `{summary['run_id']}`", "", *[f"- {fact}" for fact in _facts(spec, summary)], "",
              "| bucket | rows |", "| --- | ---: |", *[f"| {name} | {n} |" for name, n in buckets]]
     if summary["batches_failed"]:
         lines += ["", "## Failed batches", "", "| batch | error |", "| --- | --- |"]
-        lines += [f"| `{f['batch']}` | {f['error']} |" for f in summary["batches_failed"]]
+        lines += [f"| `{_cell(f['batch'])}` | {_cell(f['error'])} |" for f in summary["batches_failed"]]
     lines += ["", *[f"**warning**: {w}" for w in summary.get("warnings", [])]]
     lines += [line for line in summary.get("health", []) if not line.startswith("health warning")]
     return "\n".join(lines).rstrip() + "\n"

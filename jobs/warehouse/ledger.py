@@ -61,6 +61,13 @@ def pending(spec: TaskSpec, refs: list[BatchRef]) -> list[BatchRef]:
     return [r for r in refs if (r.key, r.content_hash) not in settled]
 
 
+def failed_earlier(spec: TaskSpec, refs: list[BatchRef]) -> list[str]:
+    """Keys of these batches the ledger holds as failed (they stay failed until retried or changed)."""
+    with writer(spec.warehouse.path) as con:
+        states = ledger_states(con, spec)
+    return [r.key for r in refs if states.get((r.key, r.content_hash), ("pending",))[0] == "failed"]
+
+
 def retry_failed(spec: TaskSpec, keys: list[str] | None = None) -> list[str]:
     """Make failed batches pending again (all, or those with these keys); return their keys."""
     with writer(spec.warehouse.path) as con:
