@@ -51,7 +51,6 @@ path = "calscore.duckdb"
 [calibration]
 method = "auto"
 min_labels = 100
-holdout_fraction = 0.2
 folds = 5
 reapply_days = 7
 """

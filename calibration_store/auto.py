@@ -58,6 +58,21 @@ class AutoCalibrator(BaseCalibrator):
         self.seed = seed
         self.min_selection_labels = min_selection_labels
 
+    @classmethod
+    def chosen_by_evidence(cls, calibrator: BaseCalibrator, *, cv_nll: Mapping[str, float],
+                           skipped: Mapping[str, str], folds: int, seed: int) -> "AutoCalibrator":
+        """An `auto` calibrator whose choice was made outside, on an evidence base's out-of-fold NLL
+        (`promotion.decide`): `calibrator` is the chosen method already fitted on every labeled row."""
+        auto = cls(labels=calibrator.labels, folds=folds, seed=seed)
+        auto._validate_params()
+        auto.cv_nll_ = {str(k): float(v) for k, v in cv_nll.items()}
+        auto.skipped_ = {str(k): str(v) for k, v in skipped.items()}
+        auto.chosen_method_ = calibrator.method
+        auto.reason_ = f"lowest {folds}-fold out-of-fold NLL ({auto.cv_nll_[calibrator.method]:.4f})"
+        auto.calibrator_ = calibrator
+        auto.n_fit_rows_ = calibrator.n_fit_rows_
+        return auto
+
     def _inputs(self, x: np.ndarray) -> np.ndarray:
         # the candidates get the label log-probabilities as given (platt_coverage reads their total mass)
         return x

@@ -25,31 +25,20 @@ from calscore.calibration_store.store import (
 def record_decision(
     con: duckdb.DuckDBPyConnection, decision: Decision, *, task_name: str, actor: str
 ) -> str | None:
-    """Store the evaluated challenger and record the decision (promoted or rejected) with its figures.
-
-    After `refit_on_all_labels` the stored (and promoted) calibrator is the refit, fitted on
-    every label; its document keeps the evaluated challenger's held-out figures beside a
-    `refit_on_all_labels` entry. Returns the stored version, or None when no challenger was
-    fitted (nothing to store; the decision's reason says why).
-    """
+    """Store the challenger (its recipe fitted on every label) and record the decision (promoted or rejected)
+    with its out-of-fold figures. Returns the stored version, or None when no challenger was fitted (nothing
+    to store; the decision's reason says why)."""
     if decision.challenger is None:
         return None
     heldout = {
         "evaluation": decision.evaluation,
         "folds": decision.folds,
+        "fold_seed": decision.fold_seed,
         "baseline": decision.baseline,
-        "holdout_window": list(decision.holdout_window),
         **decision.challenger_metrics,
     }
-    if decision.refit is not None:
-        info = decision.refit_info
-        heldout = {**heldout, "refit_on_all_labels": info}
-        doc = build_document(decision.refit, task_name, decision.task_version, tuple(info["fit_window"]),
-                             info["n"], heldout)
-    else:
-        doc = build_document(
-            decision.challenger, task_name, decision.task_version, decision.fit_window, decision.n_train, heldout
-        )
+    doc = build_document(decision.challenger, task_name, decision.task_version, decision.fit_window,
+                         decision.n_train, heldout)
     with transaction(con):
         version = save_calibrator(con, doc, actor=actor, reason=f"challenger, {decision.evaluation_text()}")
         if decision.promote:

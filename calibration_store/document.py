@@ -173,3 +173,9 @@ def import_document(path: str | Path, expected_task_version: str | None = None) 
     doc = verify_document(text)
     load_document(doc, doc["task_version"] if expected_task_version is None else expected_task_version)
     return doc
+
+
+def recipe_of(document: Mapping[str, Any]) -> str:
+    """The recipe of a stored calibrator (what its out-of-fold evidence is filed under): its method, and for
+    `auto` the method it chose."""
+    return document["params"]["chosen"] if document["method"] == "auto" else document["method"]

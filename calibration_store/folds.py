@@ -35,20 +35,37 @@ def cross_fit_with(
     folds: int,
     seed: int,
 ) -> np.ndarray:
-    """(n, K) held-out probabilities from `folds` calibrators made by `factory()`.
+    """(n, K) held-out probabilities from `folds` calibrators made by `factory()`, on seeded folds (`fold_indices`).
 
     `logprobs` is what the calibrators read: (n, K) label log-probabilities, or for a `combined`
     calibrator (n, 2K) with the agreement beside them (the calibrator checks those columns)."""
-    x = np.asarray(logprobs)
-    check_logprobs(x[:, :n_labels] if x.ndim == 2 else x, n_labels)
-    t = check_targets(y, x.shape[0], n_labels)
-    w = check_weights(weights, x.shape[0])
+    x, t, w = _checked(logprobs, y, weights, n_labels)
+    return cross_fit_on(factory, x, t, w, n_labels, fold_indices(t, folds, seed))
+
+
+def cross_fit_on(
+    factory: Callable[[], Any],
+    logprobs: Any,
+    y: Any,
+    weights: Any,
+    n_labels: int,
+    tests: list[np.ndarray],
+) -> np.ndarray:
+    """(n, K) held-out probabilities: the rows of each `tests[i]` predicted by a calibrator fitted on all others."""
+    x, t, w = _checked(logprobs, y, weights, n_labels)
     out = np.empty((x.shape[0], n_labels))
-    for i, test in enumerate(fold_indices(t, folds, seed)):
+    for i, test in enumerate(tests):
         train = np.setdiff1d(np.arange(t.shape[0]), test, assume_unique=True)
         try:
             cal = factory().fit(x[train], t[train], None if w is None else w[train])
         except ValueError as exc:
-            raise ValueError(f"cross-fitting fold {i + 1}/{folds}: {exc}") from exc
+            raise ValueError(f"cross-fitting fold {i + 1}/{len(tests)}: {exc}") from exc
         out[test] = cal.predict_proba(x[test])
     return out
+
+
+def _checked(logprobs: Any, y: Any, weights: Any, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    x = np.asarray(logprobs)
+    check_logprobs(x[:, :n_labels] if x.ndim == 2 else x, n_labels)
+    t = check_targets(y, x.shape[0], n_labels)
+    return x, t, check_weights(weights, x.shape[0])

@@ -1,21 +1,28 @@
-"""Champion / challenger on held-out labels, decided by a paired bootstrap.
+"""Champion / challenger on every label's out-of-fold evidence, decided by a paired comparison.
 
-`decide` fits a challenger on all but the newest labels (the newest
-`holdout_fraction`, keeping only labels that arrived after the champion's fit
-window, so neither calibrator has seen them) and compares it with the
-champion -- or with the raw scores (the identity map) when there is no
-champion yet -- on the same rows:
+`decide` reads an evidence base (`evidence.OutOfFold`: each labeled row's prediction by each recipe
+fitted on the other folds) and compares the challenger's recipe with the champion's -- or with the
+raw scores when there is no champion yet -- on the same rows, every labeled one:
 
-- **time split**: when at least `min_holdout` newest labels are held out, both
-  are scored on them;
-- **cross-fit**: otherwise, when all the labels together reach `min_holdout`,
-  every label is predicted by a challenger, and by a champion of the same
-  method and parameters, fitted on the other `cross_fit_folds - 1` folds
-  (the same seeded folds for both). The stored champion has seen most of
-  these labels, so scoring it on them would flatter it; its recipe refitted
-  is what is compared. The stored challenger is still the one fitted on all
-  but the newest labels, as in a time split;
-- fewer labels than `min_holdout` in all: no comparison, no promotion.
+- the challenger's recipe is the task's method or, for `auto`, the recipe with the lowest
+  out-of-fold NLL (ties: the simpler, earlier one in `methods.CANDIDATES`);
+- the comparison (`paired_comparison.paired_bootstrap`, weights kept, seeded) gives the NLL gain and
+  the ECE increase with one-sided bounds, and `verdict` promotes only when the NLL gain's lower bound
+  is > 0 and the ECE increase's lower bound is <= 0 (the ECE is not significantly worse). `auto`
+  chose its recipe on these same rows, the best of m: the NLL gain's bound is taken at level
+  1 - (1 - level) / m (Bonferroni; Dunn 1961), so whichever recipe wins, the chance that one no
+  better than the baseline is promoted stays at most 1 - level;
+- fewer than `min_holdout` labels: no comparison, no promotion;
+- **forward check**: when the labels span two nights or more, both recipes are fitted on the older
+  nights' labels and compared on the newest night's (at least `FORWARD_MIN_ROWS` of them); a
+  challenger significantly worse there (the NLL gain's upper bound < 0) is refused. Pooled folds
+  average over nights; this is what catches a map that stopped fitting the newest rows;
+- when the challenger's recipe is the champion's own, a recipe compared with itself has no gain to
+  test: the recipe refitted on every label (which saw labels the champion did not) replaces the
+  champion ("refresh"), unless it is the champion itself (no label changed since its fit).
+
+The stored challenger is always its recipe fitted on every evidence label; the decision keeps the
+out-of-fold figures, the folds and their seed, and both checks.
 
 `MIN_HOLDOUT` = 100 rows. Below that the comparison cannot resolve what it
 is asked: the 95% bootstrap interval of a 15-bin ECE on n rows is about
@@ -24,48 +31,28 @@ gain), and the mean of per-row log-loss differences, which are skewed,
 needs on the order of 100 rows before its percentile bootstrap interval
 keeps its stated level.
 
-The rule (`verdict`), on a paired bootstrap of the compared rows
-(`paired_bootstrap`: rows resampled with replacement, the same resample for
-both calibrators, weights kept; `n_resamples`=1000, seeded): promote only when
-
-1. the NLL gain, NLL(baseline) - NLL(challenger), is significant: the lower
-   one-sided 95% bound (5th percentile of the resampled gains) is > 0; and
-2. the ECE is not significantly worse: the lower one-sided 95% bound of the
-   ECE increase, ECE(challenger) - ECE(baseline), is <= 0.
-
-Each figure is reported with both one-sided 95% bounds (together a 90%
-interval). The ECE is a parameter (`ece`, any `(probs, y, weights) -> float`;
-the binned 15-bin ECE by default), and the challenger must have been fitted
-on at least the policy's `min_labels`. Weights (inverse inclusion
-probabilities) enter the fits and every figure.
-
-"Newest" is arrival order (`arrival_order`): import time, then scoring time,
-then, among rows that arrived together (one import holds them all), a seeded
-random order stratified by label, so a tied slice keeps the labels' mix
-rather than the ids' sort order. The seed is recorded with the decision.
-
-Every candidate method's figures on the compared rows are kept (`auto` tries
-several; each is fitted as the challenger is). `refit_on_all_labels` then
-refits a promoted challenger's method on every label: the held-out 20% would
-otherwise never be used. Writing a decision to the store, and the manual
-levers (promote, rollback), are `champion_changes`.
+The rows' out-of-fold predictions share training rows (each fold's map saw the others), so rows are
+not quite independent draws as the bootstrap treats them; with a calibration recipe's few parameters
+the dependence is weak (Bengio & Grandvalet 2004 on why no unbiased variance estimate exists for
+K-fold CV), and `tests/test_promotion_statistics.py` measures the resulting false-promotion rate by
+simulation. Writing a decision to the store, and the manual levers (promote, rollback), are
+`champion_changes`.
 """
 from __future__ import annotations
 
-import copy
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from calscore.calibration_store import metrics
-from calscore.calibration_store.arrival import ARRIVAL_ORDER, arrival_order, iso_utc, to_naive_utc, utc_datetime64
+from calscore.calibration_store.label_times import iso_utc, utc_datetime64
+from calscore.calibration_store.auto import AutoCalibrator
 from calscore.calibration_store.base import BaseCalibrator
-from calscore.calibration_store.document import load_document
 from calscore.calibration_store.combined import calibrator_input
-from calscore.calibration_store.folds import cross_fit_with
+from calscore.calibration_store.document import load_document, recipe_of
+from calscore.calibration_store.evidence import OutOfFold
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.paired_comparison import (
     LEVEL,
@@ -84,11 +71,13 @@ from calscore.calibration_store.validation import (
 )
 
 MIN_HOLDOUT = 100  # rows a comparison needs; why: the module docstring
-TIME_SPLIT, CROSS_FIT = "time split", "cross-fit"
+FORWARD_MIN_ROWS = 30  # newest-night rows a forward check needs (fewer: it is not run, and says so)
+OUT_OF_FOLD = "out-of-fold"
 
 # The figures kept in a decision event (the bins stay in the document).
 _SUMMARY = ("n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low", "ece_ci_high", "mce", "smece", "smece_ci_low",
             "smece_ci_high", "debiased_ece", "nll", "brier", "auroc")
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -96,30 +85,26 @@ class Decision:
 
     promote: bool
     reason: str
-    challenger_metrics: dict[str, Any] | None  # reliability report on the compared rows
-    champion_metrics: dict[str, Any] | None  # the champion's, or the raw scores' when there is no champion
-    n_holdout: int  # rows compared: the held-out slice (time split) or every label (cross-fit)
-    n_train: int = 0  # labels the stored challenger was fitted on
+    challenger_metrics: dict[str, Any] | None  # reliability report of the challenger's out-of-fold predictions
+    champion_metrics: dict[str, Any] | None  # the champion recipe's, or the raw scores' when there is no champion
+    n_holdout: int  # rows compared: every evidence label, each predicted by maps that never saw it
+    n_train: int = 0  # labels the stored challenger was fitted on (all of them)
     task_version: str = ""
     baseline: str = "raw"  # "raw" or "champion:<version>"
-    evaluation: str | None = None  # "time split" or "cross-fit"; None when nothing was compared
-    folds: int | None = None  # cross-fit only
+    evaluation: str | None = None  # "out-of-fold"; None when nothing was compared
+    folds: int | None = None
+    fold_seed: int = 0
     min_holdout: int = MIN_HOLDOUT
     comparison: PairedComparison | None = None
+    forward: dict[str, Any] | None = None  # the forward check (`forward_check`)
     fit_window: tuple[str, str] | None = None  # label times the challenger was fitted on
-    holdout_window: tuple[str, str] | None = None  # label times of the compared rows
-    holdout_index: np.ndarray | None = field(default=None, repr=False, compare=False)  # rows the challenger never saw
-    challenger: BaseCalibrator | None = field(default=None, repr=False, compare=False)
-    holdout_seed: int = 0  # seeds the random order among labels that arrived together (arrival_order)
-    method: str | None = None  # the challenger's method (for `auto`, the method it chose)
-    candidates: dict[str, Any] | None = None  # each candidate method's figures on the compared rows
-    refit: BaseCalibrator | None = field(default=None, repr=False, compare=False)  # promoted, fitted on every label
-    refit_info: dict[str, Any] | None = None  # {"n", "fit_window", "method"} of the refit
+    challenger: BaseCalibrator | None = field(default=None, repr=False, compare=False)  # fitted on every label
+    method: str | None = None  # the challenger's recipe (for `auto`, the one it chose)
+    candidates: dict[str, Any] | None = None  # each recipe's out-of-fold figures
+    refresh: bool = False  # the challenger's recipe is the champion's
 
     def evaluation_text(self) -> str:
-        if self.evaluation == CROSS_FIT:
-            return f"cross-fit: {self.folds} folds over all {self.n_holdout} labels"
-        return f"time split: {self.n_holdout} held-out labels"
+        return f"out-of-fold: {self.folds} folds over all {self.n_holdout} labels (fold seed {self.fold_seed})"
 
     def figures(self) -> dict[str, Any]:
         """JSON-safe summary recorded with the decision event."""
@@ -133,47 +118,25 @@ class Decision:
             "baseline": self.baseline,
             "evaluation": self.evaluation,
             "folds": self.folds,
+            "fold_seed": self.fold_seed,
             "n_train": self.n_train,
             "n_holdout": self.n_holdout,
             "min_holdout": self.min_holdout,
-            "holdout_window": list(self.holdout_window) if self.holdout_window else None,
-            "holdout_order": {"by": list(ARRIVAL_ORDER), "seed": self.holdout_seed},
             "method": self.method,
+            "refresh": self.refresh,
             "candidates": self.candidates,
-            "refit_on_all_labels": self.refit_info,
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "forward": self.forward,
             "challenger": summary(self.challenger_metrics),
             "baseline_metrics": summary(self.champion_metrics),
         }
 
 
-def _chosen_method(cal: BaseCalibrator) -> str:
-    return getattr(cal, "chosen_method_", cal.method)
-
-
-def _candidate_figures(challenger, method, labels, x, t, w, train, compared, ch_probs, folds, seed, n_bins):
-    """Each candidate method's figures on the compared rows, fitted as the challenger was (`auto`: every method
-    it tried; any other method: the challenger alone)."""
-    def summary(probs):
-        report = metrics.reliability_report(probs, t[compared], None if w is None else w[compared], n_bins)
-        return {k: report[k] for k in ("n", "accuracy", "ece", "nll", "brier")}
-
-    if method != "auto":
-        return {method: summary(ch_probs)}
-    out: dict[str, Any] = {}
-    for name in challenger.methods:
-        try:
-            if folds is None:
-                w_train = None if w is None else w[train]
-                probs = CANDIDATES[name](labels=labels).fit(x[train], t[train], w_train).predict_proba(x[compared])
-            else:
-                probs = cross_fit_with(lambda name=name: CANDIDATES[name](labels=labels), x, t, w, len(labels),
-                                       folds, seed)
-        except ValueError as exc:
-            out[name] = {"skipped": str(exc)}
-            continue
-        out[name] = summary(probs)
-    return out
+def _summary(probs: np.ndarray, t: np.ndarray, w: np.ndarray | None, n_bins: int) -> dict[str, Any]:
+    """A candidate's point figures (no intervals: a recalibration compares many candidates)."""
+    return {"n": int(t.shape[0]), "accuracy": metrics.accuracy(probs, t, w),
+            "ece": metrics.ece(probs, t, n_bins, weights=w), "nll": metrics.nll(probs, t, w),
+            "brier": metrics.brier(probs, t, w)}
 
 
 def candidates_text(figures: Mapping[str, Any]) -> str:
@@ -185,36 +148,29 @@ def candidates_text(figures: Mapping[str, Any]) -> str:
                      f"{name}{mark} NLL {f['nll']:.4f}, ECE {f['ece']:.4f}")
     base = figures.get("baseline_metrics")
     if base:
-        who = "raw scores" if figures.get("baseline") == "raw" else "champion"
+        who = "raw scores" if figures.get("baseline") == "raw" else "champion's recipe"
         parts.append(f"{who} NLL {base['nll']:.4f}, ECE {base['ece']:.4f}")
     return "; ".join(parts)
 
 
-def refit_on_all_labels(decision: Decision, logprobs: Any, y: Any, times: Any, *, labels: Sequence[str],
-                        weights: Any = None, agreement: Any = None) -> Decision:
-    """A promoted decision with its method refitted on every label (for `auto`, the method it chose).
-
-    The decision's figures stay those of the evaluated challenger on the rows it never saw;
-    the refit has no unseen labels, so the next decision compares on newer labels or cross-fits.
-    Any other decision is returned as it is.
-    """
-    if not decision.promote or decision.challenger is None:
-        return decision
-    labels = check_labels(labels)
-    x = check_logprobs(logprobs, len(labels))
-    t = check_targets(y, x.shape[0], len(labels))
-    w = check_weights(weights, x.shape[0])
-    ts = utc_datetime64(times, x.shape[0])
-    if decision.challenger.method == "auto":  # keep its choice (and the CV figures behind it), refit the chosen map
-        refit = copy.deepcopy(decision.challenger)
-        refit.calibrator_ = CANDIDATES[refit.chosen_method_](labels=labels).fit(x, t, w)
-    else:
-        refit = make_calibrator(decision.challenger.method, labels, **decision.challenger.get_params())
-        refit.fit(calibrator_input(refit, x, _agreement(agreement, x.shape[0], len(labels))), t, w)
-    window = (iso_utc(ts.min()), iso_utc(ts.max()))
-    info = {"n": int(x.shape[0]), "method": _chosen_method(refit), "fit_window": list(window),
-            "evaluated_challenger_n_train": decision.n_train}
-    return replace(decision, refit=refit, refit_info=info)
+def verdict(comparison: PairedComparison, against: str = "the champion") -> tuple[bool, str]:
+    """The promotion rule: the NLL gain's lower bound > 0, and the ECE increase's lower bound <= 0."""
+    gain, worse = comparison.nll_gain, comparison.ece_increase
+    gain_pct, ece_pct = f"{100 * comparison.gain_level:.4g}%", f"{100 * comparison.level:.4g}%"
+    if not gain.low > 0:
+        return False, (
+            f"NLL is not significantly better than {against}: gain {gain.text()}, "
+            f"its lower {gain_pct} bound is not above 0"
+        )
+    if worse.low > 0:
+        return False, (
+            f"the NLL gain {gain.text()} is significant, but ECE is significantly worse than {against} "
+            f"(the guard): increase {worse.text()}, its lower {ece_pct} bound is above 0"
+        )
+    return True, (
+        f"NLL gain over {against} {gain.text()} (lower {gain_pct} bound > 0), "
+        f"ECE increase {worse.text()} not significantly above 0"
+    )
 
 
 def _agreement(agreement: Any, n: int, k: int) -> np.ndarray | None:
@@ -227,24 +183,49 @@ def _agreement(agreement: Any, n: int, k: int) -> np.ndarray | None:
     return a
 
 
-def verdict(comparison: PairedComparison, against: str = "the champion") -> tuple[bool, str]:
-    """The promotion rule: the NLL gain's lower bound > 0, and the ECE increase's lower bound <= 0."""
-    pct = f"{comparison.level:.0%}"
-    gain, worse = comparison.nll_gain, comparison.ece_increase
-    if not gain.low > 0:
-        return False, (
-            f"held-out NLL is not significantly better than {against}: gain {gain.text()}, "
-            f"its lower {pct} bound is not above 0"
-        )
-    if worse.low > 0:
-        return False, (
-            f"held-out NLL gain {gain.text()} is significant, but ECE is significantly worse than {against} "
-            f"(the guard): increase {worse.text()}, its lower {pct} bound is above 0"
-        )
-    return True, (
-        f"held-out NLL gain over {against} {gain.text()} (lower {pct} bound > 0), "
-        f"ECE increase {worse.text()} not significantly above 0"
-    )
+def _fit_recipe(recipe: str, labels: tuple[str, ...], x: np.ndarray, t: np.ndarray, w: np.ndarray | None,
+                a: np.ndarray | None) -> BaseCalibrator:
+    cal = make_calibrator(recipe, labels)
+    return cal.fit(calibrator_input(cal, x, a), t, w)
+
+
+def forward_check(challenger: str, baseline: str | None, labels: tuple[str, ...], x: np.ndarray, t: np.ndarray,
+                  w: np.ndarray | None, a: np.ndarray | None, nights: Any, *, min_labels: int, ece: EceFunction,
+                  n_resamples: int, level: float, seed: int) -> dict[str, Any]:
+    """Both recipes (`baseline` None: the raw scores) fitted on the older nights' labels and compared on the
+    newest night's; `refuses` when the challenger is significantly worse there (NLL gain's upper bound < 0)."""
+    def not_run(reason: str) -> dict[str, Any]:
+        return {"ran": False, "refuses": False, "reason": reason}
+
+    if nights is None:
+        return not_run("the labels' nights are unknown")
+    night = np.asarray([str(v) for v in nights], dtype=object)
+    distinct = sorted(set(night.tolist()))
+    if len(distinct) < 2:
+        return not_run(f"the labels span one night ({distinct[0]})" if distinct else "no labels")
+    newest = night == distinct[-1]
+    older = ~newest
+    n_new, n_old = int(newest.sum()), int(older.sum())
+    if n_new < FORWARD_MIN_ROWS or n_old < min_labels:
+        return not_run(f"{n_new} labels on the newest night {distinct[-1]} (needs {FORWARD_MIN_ROWS}) and {n_old} "
+                       f"on the older ones (needs min_labels={min_labels})")
+    sub = (lambda v, m: None if v is None else v[m])
+    try:
+        ch = _fit_recipe(challenger, labels, x[older], t[older], sub(w, older), sub(a, older))
+        base = None if baseline is None else _fit_recipe(baseline, labels, x[older], t[older], sub(w, older),
+                                                          sub(a, older))
+    except ValueError as exc:
+        return not_run(f"a recipe could not be fitted on the older nights: {exc}")
+    ch_probs = ch.predict_proba(calibrator_input(ch, x[newest], sub(a, newest)))
+    base_probs = (metrics.raw_probs(x[newest]) if base is None
+                  else base.predict_proba(calibrator_input(base, x[newest], sub(a, newest))))
+    comparison = paired_bootstrap(ch_probs, base_probs, t[newest], sub(w, newest), ece=ece,
+                                  n_resamples=n_resamples, level=level, seed=seed)
+    refuses = comparison.nll_gain.high < 0
+    return {"ran": True, "refuses": bool(refuses), "newest_night": distinct[-1], "n_fit": n_old, "n_test": n_new,
+            "comparison": comparison.to_dict(),
+            "reason": (f"fitted on {n_old} labels of nights before {distinct[-1]}, compared on its {n_new}: NLL gain "
+                       f"{comparison.nll_gain.text()}" + (", significantly worse there" if refuses else ""))}
 
 
 def decide(
@@ -254,141 +235,114 @@ def decide(
     *,
     labels: Sequence[str],
     task_version: str,
+    evidence: OutOfFold,
     method: str = "auto",
     champion_document: Mapping[str, Any] | None = None,
     weights: Any = None,
-    holdout_fraction: float = 0.2,
+    nights: Any = None,
     min_labels: int = 100,
     min_holdout: int = MIN_HOLDOUT,
-    cross_fit_folds: int = 5,
     n_resamples: int = N_RESAMPLES,
     level: float = LEVEL,
     comparison_seed: int = 0,
-    scored_times: Any = None,
-    holdout_seed: int = 0,
     ece: EceFunction | None = None,
     n_bins: int = metrics.DEFAULT_N_BINS,
     agreement: Any = None,
-    **params: Any,
 ) -> Decision:
-    """Fit a `method` challenger on all but the newest labels and compare it with the champion (or raw).
+    """Compare the challenger's recipe with the champion's (or the raw scores) on every row's out-of-fold
+    prediction in `evidence`, check forward across `nights`, and fit the challenger on every row.
 
-    `times` are the labels' arrival times (e.g. labels.imported_at), `scored_times` the rows'
-    scoring times (ties of `times` broken by them, then at random seeded by `holdout_seed`,
-    stratified by label: `arrival_order`); the champion's
-    document gives its fit window and is loaded only if it belongs to `task_version`.
-    The comparison is a time split when at least `min_holdout` newest labels are
-    held out, else a `cross_fit_folds`-fold cross-fit over all labels (see the
-    module docstring); `comparison_seed` seeds both the folds and the bootstrap,
-    and `ece` (default: the binned ECE on `n_bins` bins) is the ECE compared.
-    `agreement` (n, K), the sampled-agreement log-probabilities of a sampling task, is read
-    by a `combined` challenger or champion. `params` go to the challenger's method.
+    `times` are the labels' arrival times (the stored calibrator's fit window), `nights` the rows'
+    scoring nights (the forward check); the champion's document is loaded only if it belongs to
+    `task_version`. `comparison_seed` seeds the bootstraps, `ece` (default: the binned ECE on `n_bins`
+    bins) is the ECE compared, and `agreement` (n, K), the sampled-agreement log-probabilities of a
+    sampling task, is read by a `combined` recipe.
     """
     labels = check_labels(labels)
     x = check_logprobs(logprobs, len(labels))
     t = check_targets(y, x.shape[0], len(labels))
     w = check_weights(weights, x.shape[0])
     ts = utc_datetime64(times, x.shape[0])
-    scored = None if scored_times is None else utc_datetime64(scored_times, x.shape[0])
-    if not 0 < holdout_fraction < 1:
-        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
     for name, value, least in (("min_labels", min_labels, 1), ("min_holdout", min_holdout, 1),
-                               ("cross_fit_folds", cross_fit_folds, 2), ("comparison_seed", comparison_seed, 0),
-                               ("holdout_seed", holdout_seed, 0)):
+                               ("comparison_seed", comparison_seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    probe = make_calibrator(method, labels, **params)  # a bad method or parameter fails before any work
+    if evidence.fold.shape[0] != x.shape[0]:
+        raise ValueError(f"the evidence covers {evidence.fold.shape[0]} rows, the labels {x.shape[0]}")
     n = x.shape[0]
     a = _agreement(agreement, n, len(labels))
-    calibrator_input(probe, x, a)  # ... and so does a combined challenger without the agreement
+    calibrator_input(make_calibrator(method, labels), x, a)  # a bad method, or combined without agreement, fails
     ece = BinnedEce(n_bins) if ece is None else ece
-
-    champ: BaseCalibrator | None = None
-    baseline = "raw"
-    newest = arrival_order(ts, t, scored, holdout_seed)[n - max(1, math.ceil(holdout_fraction * n)) :]
+    champ_recipe = None if champion_document is None else recipe_of(champion_document)
     if champion_document is not None:
-        champ = load_document(champion_document, task_version)
-        fit_end = np.datetime64(to_naive_utc(champion_document["fit_window"]["end"]), "us")
-        newest = newest[ts[newest] > fit_end]  # the champion has seen labels up to its fit window's end
-        baseline = f"champion:{champion_document['version']}"
-    against = "the champion" if champ is not None else "the raw scores"
-    holdout = np.zeros(n, dtype=bool)
-    holdout[newest] = True
-    train = ~holdout
-    n_split, n_train = int(holdout.sum()), int(train.sum())
-    where = "after the champion's fit window" if champ is not None else "in the newest slice"
-    evaluation = TIME_SPLIT if n_split >= min_holdout else CROSS_FIT
-    common = {
-        "n_train": n_train,
-        "task_version": task_version,
-        "baseline": baseline,
-        "min_holdout": min_holdout,
-        "holdout_index": np.flatnonzero(holdout),
-        "holdout_seed": holdout_seed,
-    }
+        load_document(champion_document, task_version)  # refused unless it belongs to this task_version
+    baseline = "raw" if champion_document is None else f"champion:{champion_document['version']}"
+    against = "the raw scores" if champion_document is None else f"the champion's recipe ({champ_recipe})"
+    common = {"n_train": n, "n_holdout": n, "task_version": task_version, "baseline": baseline,
+              "min_holdout": min_holdout, "folds": evidence.folds, "fold_seed": evidence.seed}
 
-    def refuse(reason: str, n_compared: int = 0) -> Decision:
-        return Decision(promote=False, reason=reason, challenger_metrics=None, champion_metrics=None,
-                        n_holdout=n_compared, **common)
+    def refuse(reason: str, **more: Any) -> Decision:
+        return Decision(promote=False, reason=reason, challenger_metrics=None, champion_metrics=None, **common, **more)
 
-    if evaluation == CROSS_FIT and n < min_holdout:
-        return refuse(
-            f"only {n} labels in all (< min_holdout={min_holdout}), {n_split} of them {where}: "
-            "too few to compare, no promotion"
-        )
-    if n_train < min_labels:
-        return refuse(f"the challenger would be fitted on {n_train} labels (< policy min_labels={min_labels})")
-    w_train = None if w is None else w[train]
-    x_ch = calibrator_input(probe, x, a)
-    try:
-        x_champ = None if champ is None else calibrator_input(champ, x, a)
-    except ValueError as exc:
-        return refuse(f"the champion cannot be compared on these labels: {exc}")
-    try:
-        challenger = make_calibrator(method, labels, **params).fit(x_ch[train], t[train], w_train)
-    except ValueError as exc:
-        return refuse(f"the challenger could not be fitted: {exc}")
-
-    if evaluation == TIME_SPLIT:
-        compared = np.flatnonzero(holdout)
-        ch_probs = challenger.predict_proba(x_ch[compared])
-        base_probs = metrics.raw_probs(x[compared]) if champ is None else champ.predict_proba(x_champ[compared])
-        folds = None
-        how = f"time split: {n_split} held-out labels {where}"
+    if n < min_holdout:
+        return refuse(f"only {n} labels (< min_holdout={min_holdout}): too few to compare, no promotion")
+    if n < min_labels:
+        return refuse(f"only {n} labels (< policy min_labels={min_labels}): no challenger is fitted")
+    recipes = list(CANDIDATES) if method == "auto" else [method]
+    fitted = [r for r in recipes if r in evidence.probs]
+    candidates = {r: (_summary(evidence.probs[r], t, w, n_bins) if r in evidence.probs
+                      else {"skipped": evidence.skipped.get(r, "not cross-fitted")}) for r in recipes}
+    if not fitted:
+        return refuse(f"no recipe could be cross-fitted: {candidates}", candidates=candidates)
+    if champ_recipe is not None and champ_recipe not in evidence.probs:
+        return refuse(f"the champion's recipe ({champ_recipe}) has no out-of-fold predictions: "
+                      f"{evidence.skipped.get(champ_recipe, 'not cross-fitted')}", candidates=candidates)
+    chosen = min(fitted, key=lambda r: (evidence.nll(r, t, w), recipes.index(r)))
+    ch_probs = evidence.probs[chosen]
+    base_probs = metrics.raw_probs(x) if champ_recipe is None else evidence.probs[champ_recipe]
+    refresh = chosen == champ_recipe
+    comparison = paired_bootstrap(ch_probs, base_probs, t, w, ece=ece, n_resamples=n_resamples, level=level,
+                                  seed=comparison_seed, gain_level=1 - (1 - level) / len(fitted))
+    challenger = _fit_on_all(chosen, method, labels, x, t, w, a, evidence, fitted)
+    how = (f"{evidence.folds}-fold out-of-fold predictions of all {n} labels"
+           + (f", the best of {len(fitted)} recipes by NLL (its bound Bonferroni-adjusted)" if len(fitted) > 1 else ""))
+    if refresh:
+        forward = {"ran": False, "refuses": False, "reason": "the challenger's recipe is the champion's"}
+        if challenger.to_dict() == load_document(champion_document, task_version).to_dict():  # nothing to store
+            return refuse(f"the champion's recipe ({chosen}) refitted on these {n} labels is the champion itself: no "
+                          "label changed since its fit", candidates=candidates, method=chosen, refresh=True)
+        promote, reason = True, (f"refresh: the champion's recipe ({chosen}) is still the best, refitted on all "
+                                 f"{n} labels (the champion saw {champion_document['n_labels']})")
     else:
-        compared = np.arange(n)
-        folds = cross_fit_folds
-        try:
-            ch_probs = cross_fit_with(lambda: make_calibrator(method, labels, **params), x_ch, t, w, len(labels),
-                                      folds, comparison_seed)
-            base_probs = metrics.raw_probs(x) if champ is None else cross_fit_with(
-                lambda: make_calibrator(champ.method, labels, **champ.get_params()), x_champ, t, w, len(labels),
-                folds, comparison_seed)
-        except ValueError as exc:
-            return refuse(f"cross-fitting failed: {exc}")
-        refit = "" if champ is None else f", the champion's method ({champ.method}) refitted on each fold"
-        how = (f"cross-fit: only {n_split} labels {where} (< min_holdout={min_holdout}), "
-               f"so {folds}-fold cross-fitting over all {n} labels{refit}")
-    w_cmp = None if w is None else w[compared]
-    comparison = paired_bootstrap(ch_probs, base_probs, t[compared], w_cmp, ece=ece, n_resamples=n_resamples,
-                                  level=level, seed=comparison_seed)
-    promote, reason = verdict(comparison, against)
-    reason += f"; {how}; challenger fitted on {n_train} labels"
-    candidates = _candidate_figures(challenger, method, labels, x, t, w, train, compared, ch_probs,
-                                    folds, comparison_seed, n_bins)
+        forward = forward_check(chosen, champ_recipe, labels, x, t, w, a, nights, min_labels=min_labels, ece=ece,
+                                n_resamples=n_resamples, level=level, seed=comparison_seed)
+        promote, reason = verdict(comparison, against)
+        if promote and forward["refuses"]:
+            promote, reason = False, f"{reason}, but the forward check refuses: {forward['reason']}"
     return Decision(
         promote=promote,
-        reason=reason,
-        challenger_metrics=metrics.reliability_report(ch_probs, t[compared], w_cmp, n_bins),
-        champion_metrics=metrics.reliability_report(base_probs, t[compared], w_cmp, n_bins),
-        n_holdout=int(compared.shape[0]),
-        evaluation=evaluation,
-        folds=folds,
+        reason=f"{reason}; {how}",
+        challenger_metrics=metrics.reliability_report(ch_probs, t, w, n_bins),
+        champion_metrics=metrics.reliability_report(base_probs, t, w, n_bins),
+        evaluation=OUT_OF_FOLD,
         comparison=comparison,
-        fit_window=(iso_utc(ts[train].min()), iso_utc(ts[train].max())),
-        holdout_window=(iso_utc(ts[compared].min()), iso_utc(ts[compared].max())),
+        forward=forward,
+        fit_window=(iso_utc(ts.min()), iso_utc(ts.max())),
         challenger=challenger,
-        method=_chosen_method(challenger),
+        method=chosen,
         candidates=candidates,
+        refresh=refresh,
         **common,
     )
+
+
+def _fit_on_all(chosen: str, method: str, labels: tuple[str, ...], x: np.ndarray, t: np.ndarray,
+                w: np.ndarray | None, a: np.ndarray | None, evidence: OutOfFold, fitted: list[str]) -> BaseCalibrator:
+    """The challenger to store: `chosen` fitted on every row; for `auto`, wrapped with its choice and the
+    out-of-fold NLL of every recipe it chose among."""
+    cal = _fit_recipe(chosen, labels, x, t, w, a)
+    if method != "auto":
+        return cal
+    return AutoCalibrator.chosen_by_evidence(
+        cal, cv_nll={r: evidence.nll(r, t, w) for r in fitted}, skipped=dict(evidence.skipped),
+        folds=evidence.folds, seed=evidence.seed)

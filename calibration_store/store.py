@@ -60,7 +60,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def method_label(doc: Mapping[str, Any]) -> str:
-    """The `method` column: the method, and for `auto` the method it chose ("auto/platt")."""
+    """The `method` column: the method, and for `auto` the method it chose ("auto/platt"); the part after the
+    slash is the recipe its evidence is filed under (`document.recipe_of`)."""
     if doc["method"] == "auto":
         return f"auto/{doc['params']['chosen']}"
     return doc["method"]

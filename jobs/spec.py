@@ -60,11 +60,22 @@ class CalibrationPolicy(_Strict):
     method: Literal[METHODS] = "auto"
     min_labels: int = Field(100, ge=10, description="labels needed before a calibrator may be promoted")
     refit_after_new_labels: int = Field(200, ge=1, description="new labels since the last fit that trigger a refit")
-    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9, description="newest share of labels held out for champion/challenger")
-    min_holdout: int = Field(100, ge=30, description="rows a champion/challenger comparison needs (time split, else "
-                             "cross-fit over all labels; why 100: calibration_store/promotion.py)")
-    folds: int = Field(5, ge=2, le=20, description="cross-validation folds `auto` uses to choose its method")
+    min_holdout: int = Field(100, ge=30, description="labels a champion/challenger comparison needs "
+                             "(why 100: calibration_store/promotion.py)")
+    folds: int = Field(5, ge=2, le=20, description="folds of the evidence base: each label's out-of-fold prediction "
+                       "comes from the recipe fitted on the other folds")
+    certify_fraction: float = Field(0.2, ge=0.0, lt=0.9, description="share of the audit/random-sample labels kept "
+                                    "out of every fit, to certify thresholds (0: only labels newer than the champion)")
     reapply_days: int = Field(7, ge=0, description="re-apply a new champion to the last N days of predictions (0: off)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data):
+        if isinstance(data, dict) and "holdout_fraction" in data:
+            raise ValueError("holdout_fraction was removed: a promotion now compares out-of-fold predictions of every "
+                             "label, with a forward check across nights (README: How a promotion is decided); delete "
+                             "the line")
+        return data
 
 
 class HealthPolicy(_Strict):

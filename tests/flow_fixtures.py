@@ -49,7 +49,6 @@ method = "{method}"
 folds = {folds}
 min_labels = {min_labels}
 refit_after_new_labels = {refit_after}
-holdout_fraction = 0.25
 """,
         encoding="utf-8",
     )

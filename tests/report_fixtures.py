@@ -34,7 +34,7 @@ from calscore.calibration_store.document import build_document, canonical_json
 from calscore.calibration_store.evaluation import heldout_report
 from calscore.calibration_store.metrics import raw_probs, reliability_report
 from calscore.calibration_store.registry import make_calibrator
-from calscore.jobs.calibrators.recalibrate import write_decisions
+from calscore.jobs.calibrators.reapply import write_decisions
 from calscore.jobs.labels.audit import allocate
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.reports.health import health_checks, record_checks

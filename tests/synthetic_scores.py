@@ -40,3 +40,15 @@ def synthetic_scores(
     coverage = rng.uniform(0.3, 1.0, size=(n, 1))
     logprobs = log_softmax(scale * t + lean_vector, axis=1) + np.log(coverage)
     return Scores(logprobs, y.astype(np.int64), true_probs)
+
+
+def row_ids(n: int) -> list[str]:
+    return [f"row-{i:05d}" for i in range(n)]
+
+
+def evidence_of(scores: Scores, recipes, labels, weights=None, folds: int = 5, task: str = "sentiment"):
+    """The out-of-fold evidence of `recipes` on these rows, folds by the stable hash of (task, row id)."""
+    from calscore.calibration_store.evidence import out_of_fold, stable_folds
+
+    fold = stable_folds(task, row_ids(scores.y.shape[0]), folds)
+    return out_of_fold(list(recipes), labels, scores.logprobs, scores.y, weights, fold, folds)

@@ -50,7 +50,7 @@ def test_the_loop_from_the_command_line(tmp_path, tiny_model):
     assert count(tmp_path, "SELECT count(*) FROM labels WHERE inclusion_prob IS NOT NULL") == [(150,)]
 
     out = run("recalibrate", "--task", t)
-    assert "decision:" in out and "winner: **" in out and "refitted on all 150 labels" in out
+    assert "decision:" in out and "winner: **" in out and "out-of-fold predictions of all" in out
     [(version,)] = count(tmp_path, "SELECT version FROM calibrators WHERE status = 'champion'")
     listing = run("calibrators", "list", "--task", t)
     assert version in listing and "promoted" in listing

@@ -121,15 +121,18 @@ def test_recalibration_compares_each_signal_with_both_on_a_combined_task(tmp_pat
 def test_promotion_compares_a_combined_challenger_on_both_signals():
     """Agreement carries the label: a combined challenger beats the raw scores on held-out labels."""
     from calscore.calibration_store import promotion
+    from calscore.calibration_store.evidence import out_of_fold, stable_folds
 
     lp, agree, y = two_signals(400, 5, "agreement")
     times = np.array(["2026-11-01T00:00:00"] * 400, dtype="datetime64[us]")
-    decision = promotion.decide(lp, y, times, labels=LABELS, task_version="tv", method="combined", agreement=agree)
-    assert decision.promote and decision.challenger.method == "combined" and decision.evaluation == "cross-fit"
-    refit = promotion.refit_on_all_labels(decision, lp, y, times, labels=LABELS, agreement=agree)
-    assert refit.refit.method == "combined" and refit.refit_info["n"] == 400
+    fold = stable_folds("t", [f"r{i}" for i in range(400)], 5)
+    evidence = out_of_fold(["combined"], LABELS, lp, y, None, fold, 5, agreement=agree)
+    decision = promotion.decide(lp, y, times, labels=LABELS, task_version="tv", method="combined", agreement=agree,
+                                evidence=evidence)
+    assert decision.promote and decision.challenger.method == "combined" and decision.evaluation == "out-of-fold"
+    assert decision.n_train == 400  # the stored challenger: fitted on every label
     with pytest.raises(ValueError, match="these rows have none"):
-        promotion.decide(lp, y, times, labels=LABELS, task_version="tv", method="combined")
+        promotion.decide(lp, y, times, labels=LABELS, task_version="tv", method="combined", evidence=evidence)
 
 
 def test_a_combined_champion_decides_nights_from_both_signals(tmp_path, tiny_model):
@@ -144,7 +147,8 @@ def test_a_combined_champion_decides_nights_from_both_signals(tmp_path, tiny_mod
     from calscore.jobs.calibrators.admin import manual_promote
     from calscore.jobs.calibrators.champion import (applied_from_document, champion_document, explain_calibrated,
                                                    load_champion)
-    from calscore.jobs.calibrators.recalibrate import reapply, run_recalibration
+    from calscore.jobs.calibrators.reapply import reapply
+    from calscore.jobs.calibrators.recalibrate import run_recalibration
     from calscore.jobs.labels.importing import import_labels
     from calscore.jobs.spec import load_spec
     from calscore.jobs.warehouse.connection import writer

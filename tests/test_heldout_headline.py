@@ -1,9 +1,11 @@
-"""The headline, the Markdown summary and `calscore status` show only held-out evidence: the champion (or, before
-any champion, the raw scores) on the labels it was not fitted on, with n and 95% intervals; fit rows never enter.
+"""The headline, the Markdown summary and `calscore status` never judge a calibrator by a map that saw the row:
+the champion (or, before any champion, the raw scores) on every current sample label, its own prediction where it
+was not fitted on the row, its recipe's out-of-fold prediction where it was; with n, 95% intervals, what each
+figure rests on and which label designs.
 
 The report fixture's Platt champion was fitted on the night-1 labels; here those rows are recorded as its fit rows
-(as a recalibration does), so its held-out rows are the night-2 audit labels. Every figure is recomputed with
-numpy / sklearn on those rows alone.
+(as a recalibration does). Without evidence for them, the headline rests on the night-2 audit labels alone; with
+out-of-fold predictions stored for them, on every audit label. Every figure is recomputed with numpy / sklearn.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from calscore.calibration_store.document import load_document
 from calscore.calibration_store.metrics import ece_bootstrap_ci
 from calscore.calibration_store.store import document
 from calscore.jobs.reports.html_report import report_markdown, write_report
-from calscore.jobs.reports.report_data import NO_HELDOUT, heldout_sentence, load_summary_data, summary
+from calscore.calibration_store.evidence import stable_folds
+from calscore.calibration_store.registry import make_calibrator
+from calscore.jobs.reports.report_data import heldout_sentence, load_summary_data, summary
 from calscore.jobs.reports.status import task_status
 from calscore.jobs.warehouse.connection import reader, writer
 from report_fixtures import LABELS, fill_report_warehouse
@@ -57,21 +61,26 @@ def warehouse(tmp_path):
     filled = fill_report_warehouse(path)
     r = filled["rows"]
     night1 = r["night"] == filled["nights"][0]
-    record_fit_rows(path, filled["champion"], r["row_id"][r["is_labeled"] & night1])
+    filled["fit_rows"] = r["is_labeled"] & night1
+    record_fit_rows(path, filled["champion"], r["row_id"][filled["fit_rows"]])
     filled["heldout"] = r["is_labeled"] & ~night1
     filled["path"] = path
     return filled
 
 
-def expected(filled, mask, calibrated=True):
-    """Raw and the champion's figures on the rows in `mask`, recomputed with numpy and sklearn."""
+def expected(filled, mask, calibrated=True, out_of_fold=None):
+    """Raw and the champion's figures on the rows in `mask`, recomputed with numpy and sklearn; `out_of_fold`
+    (row index -> probabilities) replaces the champion's own prediction on those rows."""
     r = filled["rows"]
     x, y, w = r["logprobs"][mask], r["y"][mask], r["label_weight"][mask]
     out = {"raw": softmax(x, axis=1)}
     if calibrated:
         with reader(filled["path"]) as con:
             doc = document(con, filled["champion"])
-        out["calibrated"] = load_document(doc, filled["task_version"]).predict_proba(x)
+        probs = load_document(doc, filled["task_version"]).predict_proba(r["logprobs"])
+        for i, p in (out_of_fold or {}).items():
+            probs[i] = p
+        out["calibrated"] = probs[mask]
     figures = {}
     for name, p in out.items():
         conf, pred = p.max(axis=1), p.argmax(axis=1)
@@ -95,113 +104,110 @@ def assert_figures(got, want):
         assert low <= high and np.isfinite([low, high]).all()
 
 
-def test_headline_is_the_champion_on_held_out_rows_only(warehouse):
+def sample_labels(filled):
+    """The audit labels (the review-queue labels are convenience labels: never in the headline with audit ones)."""
+    return filled["rows"]["is_audit_label"]
+
+
+def store_out_of_fold(filled):
+    """Out-of-fold Platt predictions for the champion's fit rows (the night-1 labels), as a recalibration stores
+    them: fold by the stable hash, each fold predicted by Platt fitted by hand on the other folds."""
+    r, spec = filled["rows"], filled["spec"]
+    fit = np.flatnonzero(filled["fit_rows"])
+    fold = stable_folds(spec.name, r["row_id"][fit].tolist(), 5)
+    oof = {}
+    for k in range(5):
+        train, test = fit[fold != k], fit[fold == k]
+        cal = make_calibrator("platt", list(LABELS)).fit(r["logprobs"][train], r["y"][train], r["label_weight"][train])
+        oof.update(zip(test.tolist(), cal.predict_proba(r["logprobs"][test])))
+    with writer(filled["path"]) as con:
+        con.executemany(
+            "insert into evidence values (?, 'platt', ?, ?, ?, ?, ?, 'auto', null)",
+            [(filled["task_version"], r["row_id"][i], int(f), oof[i].tolist(), LABELS[int(oof[i].argmax())],
+              float(oof[i].max())) for i, f in zip(fit.tolist(), fold.tolist())])
+    return oof
+
+
+def test_without_evidence_the_headline_is_the_champion_on_rows_it_never_saw(warehouse):
     s = summary(load_summary_data(warehouse["spec"]))
     h = s["heldout"]
-    want = expected(warehouse, warehouse["heldout"])
-    assert h["champion"] == warehouse["champion"] and h["n"] == int(warehouse["heldout"].sum()) == 150
+    mask = warehouse["heldout"] & sample_labels(warehouse)
+    want = expected(warehouse, mask)
+    assert h["champion"] == warehouse["champion"] and h["n"] == int(mask.sum()) == 150
     assert_figures(h["raw"], want["raw"])
     assert_figures(h["calibrated"], want["calibrated"])
-    # the fit rows would have given other figures: the headline is not the all-labels figure
-    everything = expected(warehouse, warehouse["rows"]["is_labeled"])
-    assert h["calibrated"]["ece"] != pytest.approx(everything["calibrated"]["ece"], abs=1e-6)
+    assert h["basis"] == "150 never seen by the calibrator" and h["designs"] == {"audit": 150}
     sentence = s["heldout_sentence"]
     c, raw = h["calibrated"], h["raw"]
-    assert "n=150" in sentence
+    assert "on 150 labels" in sentence and "(150 never seen by the calibrator)" in sentence
     assert (f"ECE {raw['ece']:.3f} [{raw['ece_ci'][0]:.3f}, {raw['ece_ci'][1]:.3f}] raw → {c['ece']:.3f} "
             f"[{c['ece_ci'][0]:.3f}, {c['ece_ci'][1]:.3f}] calibrated") in sentence
     assert f"accuracy {c['accuracy']:.3f} [{c['accuracy_ci'][0]:.3f}, {c['accuracy_ci'][1]:.3f}] calibrated" in sentence
     assert f"{c['nll']:.3f} [{c['nll_ci'][0]:.3f}, {c['nll_ci'][1]:.3f}] calibrated" in sentence
 
 
-def test_fit_rows_never_enter(warehouse):
-    """Relabel every fit row wrongly: not one headline figure moves."""
-    before = summary(load_summary_data(warehouse["spec"]))["heldout"]
+def test_fit_rows_count_through_their_out_of_fold_predictions_never_the_champion_s_own(warehouse):
+    oof = store_out_of_fold(warehouse)
+    h = summary(load_summary_data(warehouse["spec"]))["heldout"]
+    mask = sample_labels(warehouse)
+    want = expected(warehouse, mask, out_of_fold=oof)
+    assert h["n"] == int(mask.sum()) == 300
+    assert_figures(h["calibrated"], want["calibrated"])
+    assert_figures(h["raw"], want["raw"])
+    assert h["basis"] == ("150 out-of-fold (the champion's recipe, platt, fitted on the other folds), "
+                          "150 never seen by the calibrator")
+    # the champion's own predictions on its fit rows would have given another figure
+    own = expected(warehouse, mask)
+    assert h["calibrated"]["nll"] != pytest.approx(own["calibrated"]["nll"], abs=1e-6)
+    # relabel every fit row wrongly: their out-of-fold predictions are judged against the new labels, as they must
     with writer(warehouse["path"]) as con:
         con.execute("update labels set label = case label when ? then ? else ? end where row_id in "
                     "(select row_id from calibrator_fit_rows where version = ?)",
                     [LABELS[0], LABELS[1], LABELS[0], warehouse["champion"]])
     after = summary(load_summary_data(warehouse["spec"]))["heldout"]
-    assert after == before
+    assert after["calibrated"]["accuracy"] < h["calibrated"]["accuracy"]
 
 
-def test_markdown_html_and_status_show_the_same_held_out_figures(warehouse, tmp_path):
+def test_markdown_html_and_status_show_the_same_figures(warehouse, tmp_path):
+    store_out_of_fold(warehouse)
     spec = warehouse["spec"]
     sentence = summary(load_summary_data(spec))["heldout_sentence"]
     assert f"- calibration, {sentence}\n" in report_markdown(spec)
     page = write_report(spec, tmp_path / "out").read_text(encoding="utf-8")
     assert f"Calibration, {html.escape(sentence)}." in page
-    status = task_status(spec)
-    assert f"calibration, {sentence}" in status.splitlines()
-    # the old fit-row figure (every labeled row) is nowhere
-    everything = expected(warehouse, warehouse["rows"]["is_labeled"])
-    for text in (report_markdown(spec), status):
-        assert f"{everything['calibrated']['ece']:.3f}] calibrated" not in text
-        assert f"n={int(warehouse['rows']['is_labeled'].sum())}:" not in text
+    assert f"calibration, {sentence}" in task_status(spec).splitlines()
+    # every figure says which labels it rests on: the 20 review-queue labels are left out, and said so
+    assert "labels: audit and random-sample labels; 20 convenience label(s) left out" in sentence
 
 
-def test_one_night_of_fit_rows_only_says_so(warehouse):
+def test_one_night_of_fit_rows_without_evidence_says_so(warehouse):
     s = summary(load_summary_data(warehouse["spec"], warehouse["nights"][0]))
     h = s["heldout"]
     assert h["raw"] is None and h["calibrated"] is None and h["n"] == 0
-    assert s["heldout_sentence"] == f"champion {warehouse['champion']}: {NO_HELDOUT}"
-    assert "ECE" not in s["heldout_sentence"] and "accuracy" not in s["heldout_sentence"]
+    assert s["heldout_sentence"].startswith(f"champion {warehouse['champion']}: no label it can be judged on")
+    assert "run calscore recalibrate" in s["heldout_sentence"] and "ECE" not in s["heldout_sentence"]
 
 
-def promoted_event(filled, n_holdout=180):
-    """A recalibration's `promoted` event for the champion, with its decision's held-out figures."""
-    challenger = {"n": n_holdout, "accuracy": 0.81, "ece": 0.052, "ece_ci_low": 0.031, "ece_ci_high": 0.094,
-                  "nll": 0.433}
-    baseline = {"n": n_holdout, "accuracy": 0.80, "ece": 0.118, "ece_ci_low": 0.083, "ece_ci_high": 0.171,
-                "nll": 0.547}
-    metrics = {"n_holdout": n_holdout, "evaluation": "time split", "baseline": "raw", "challenger": challenger,
-               "baseline_metrics": baseline, "refit_on_all_labels": {"n": 320},
-               "comparison": {"level": 0.95, "nll_gain": {"estimate": 0.114, "low": 0.05, "high": 0.17}}}
-    with writer(filled["path"]) as con:
-        con.execute("insert into calibrator_events (task_version, version, event, actor, reason, metrics, event_at) "
-                    "values (?, ?, 'promoted', 'run-recal-2', 'better', ?, ?)",
-                    [filled["task_version"], filled["champion"], json.dumps(metrics),
-                     datetime(2025, 3, 4, tzinfo=timezone.utc)])
-    return challenger, baseline
-
-
-def test_champion_refit_on_every_label_has_no_held_out_figures(warehouse, tmp_path):
-    """Right after a promotion refitted on all labels: no figure from fit rows; the decision's own held-out
-    figures are quoted as what they are."""
-    spec, r = warehouse["spec"], warehouse["rows"]
-    record_fit_rows(warehouse["path"], warehouse["champion"], r["row_id"][warehouse["heldout"]])
-    s = summary(load_summary_data(spec))
-    assert s["heldout"]["raw"] is None and s["heldout"]["calibrated"] is None
-    assert s["heldout_sentence"] == f"champion {warehouse['champion']}: {NO_HELDOUT}"
-    for text in (report_markdown(spec), task_status(spec),
-                 write_report(spec, tmp_path / "out").read_text(encoding="utf-8").split("<h2>")[0]):
-        assert NO_HELDOUT in text
-        assert "ECE 0." not in text and "accuracy 0." not in text and "NLL 0." not in text
-
-    challenger, baseline = promoted_event(warehouse)
-    sentence = summary(load_summary_data(spec))["heldout_sentence"]
-    assert sentence.startswith(f"champion {warehouse['champion']}: {NO_HELDOUT}. At promotion, on 180 held-out rows "
-                               "(time split)")
-    low, high = ref_wilson(0.81, 180)
-    assert ("ECE 0.052 [0.031, 0.094] vs 0.118 [0.083, 0.171] for raw; "
-            f"accuracy 0.810 [{low:.3f}, {high:.3f}]; NLL 0.433 vs 0.547 "
-            "(gain +0.1140, one-sided 95% bounds [+0.0500, +0.1700])") in sentence
-    assert sentence in task_status(spec)
-
-
-def test_before_any_champion_raw_figures_on_every_label(warehouse):
-    """No calibrator was fitted on any label: the raw figures of every current label are held out."""
+def test_before_any_champion_raw_figures_on_every_sample_label(warehouse):
+    """No calibrator was fitted on any label: the raw figures of every current audit label."""
     with writer(warehouse["path"]) as con:
         con.execute("delete from calibrator_fit_rows")
         con.execute("update calibrators set status = 'retired'")
     s = summary(load_summary_data(warehouse["spec"]))
-    labeled = warehouse["rows"]["is_labeled"]
+    mask = sample_labels(warehouse)
     assert s["heldout"]["champion"] is None and s["heldout"]["calibrated"] is None
-    assert_figures(s["heldout"]["raw"], expected(warehouse, labeled, calibrated=False)["raw"])
-    assert s["heldout_sentence"].startswith(f"raw scores, no calibrator yet (none was fitted on these labels), "
-                                            f"n={int(labeled.sum())}: ECE ")
+    assert_figures(s["heldout"]["raw"], expected(warehouse, mask, calibrated=False)["raw"])
+    assert s["heldout_sentence"].startswith(f"raw scores, no calibrator yet, n={int(mask.sum())}: ECE ")
+
+
+def test_convenience_labels_alone_come_with_a_warning(warehouse):
+    with writer(warehouse["path"]) as con:
+        con.execute("update labels set design = 'convenience', inclusion_prob = null")
+    s = summary(load_summary_data(warehouse["spec"]))
+    assert s["heldout"]["designs"] == {"convenience": s["heldout"]["n"]}
+    assert "WARNING: only convenience labels" in s["heldout_sentence"]
 
 
 def test_no_labels_at_all():
-    h = {"champion": None, "n": 0, "raw": None, "calibrated": None, "at_promotion": None}
+    h = {"champion": None, "n": 0, "raw": None, "calibrated": None, "labels": "no labels", "basis": "no labels"}
     assert heldout_sentence(h) == "no labeled rows yet: no calibration figure to show"

@@ -139,13 +139,12 @@ def test_two_nights_labels_and_a_recalibration_on_the_lookup_backend(tmp_path):
     assert q(tmp_path, "SELECT event FROM calibrator_events ORDER BY event_at") == [("fitted",), ("promoted",)]
     [(metrics,)] = q(tmp_path, "SELECT metrics FROM calibrator_events WHERE event = 'promoted'")
     metrics = json.loads(metrics)
-    # held-out (cross-fitted) ECE of the evaluated challenger: the overconfidence is corrected
-    assert metrics["challenger"]["ece"] < metrics["baseline_metrics"]["ece"] and metrics["n_train"] == 225
-    # the champion is then refitted on all 300 labels: none is left to count as an evaluation label
-    assert metrics["refit_on_all_labels"]["n"] == 300
-    assert q(tmp_path, "SELECT count(*) FROM reliability_snapshots") == [(0,)]
-    assert q(tmp_path, "SELECT count(*) FILTER (used_in_fit), count(*) FILTER (is_labeled) FROM predictions_current") \
-        == [(300, 0)]
+    # out-of-fold ECE of the challenger's recipe: the overconfidence is corrected; the stored champion is fitted on
+    # all 300 labels (convenience labels: no certification slice), and each of them is still judged, out-of-fold
+    assert metrics["challenger"]["ece"] < metrics["baseline_metrics"]["ece"] and metrics["n_train"] == 300
+    assert q(tmp_path, "SELECT count(*) FROM reliability_snapshots WHERE segment = 'all'") == [(2,)]
+    assert q(tmp_path, "SELECT count(*) FILTER (used_in_fit), count(*) FILTER (evidence_basis = 'out_of_fold')"
+                       " FROM predictions_current") == [(300, 300)]
 
     write_batch(tmp_path, "night-002", 100, start=300)
     night2 = nightly_scoring(str(task), night=date(2026, 3, 2))
@@ -187,7 +186,7 @@ def test_two_nights_labels_and_a_recalibration_on_the_lookup_backend(tmp_path):
 
 
 def test_calibration_folds_from_the_task_file_reach_auto(tmp_path):
-    """`[calibration] folds` is what `auto` cross-validates with (jobs only, no Prefect)."""
+    """`[calibration] folds` are the evidence base's folds, which `auto` chooses on (jobs only, no Prefect)."""
     import json
 
     from calscore.jobs.batches.files import discover
@@ -209,4 +208,4 @@ def test_calibration_folds_from_the_task_file_reach_auto(tmp_path):
     [(document,)] = q(tmp_path, f"SELECT document FROM calibrators WHERE version = '{result['version']}'")
     doc = json.loads(document)
     assert doc["method"] == "auto" and doc["params"]["folds"] == 3
-    assert doc["params"]["reason"].startswith("lowest 3-fold cross-validated NLL")
+    assert doc["params"]["reason"].startswith("lowest 3-fold out-of-fold NLL")

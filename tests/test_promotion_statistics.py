@@ -1,7 +1,8 @@
-"""The promotion rule's statistics: the paired bootstrap against hand-computed figures and scipy, the
-minimum held-out size and cross-fitting, and seeded simulations of how often the rule promotes a
-challenger that is not better (rarely: at most alpha = 5% plus simulation error) or a clearly better one
-(almost always)."""
+"""The promotion rule's statistics: the paired bootstrap against hand-computed figures and scipy, its
+cell-sum form for many rows against the row bootstrap, the minimum compared size, and seeded simulations
+of how often the rule promotes, on all-label out-of-fold evidence, a challenger that is not better
+(rarely: at most alpha = 5% plus simulation error, `auto`'s choice among recipes included) or a clearly
+better one (almost always)."""
 from __future__ import annotations
 
 import math
@@ -14,12 +15,13 @@ from scipy import stats
 from scipy.special import expit
 from synthetic_scores import synthetic_scores
 
-from calscore.calibration_store import list_events, make_calibrator, metrics
-from calscore.calibration_store.folds import cross_fit_with
+from calscore.calibration_store.methods import CANDIDATES
+
+from calscore.calibration_store import build_document, make_calibrator, metrics
+from calscore.calibration_store import paired_comparison
 from calscore.calibration_store.paired_comparison import BinnedEce, Interval, paired_bootstrap
-from calscore.calibration_store.champion_changes import record_decision
 from calscore.calibration_store.promotion import MIN_HOLDOUT, decide, verdict
-from calscore.jobs.warehouse.connection import writer
+from synthetic_scores import evidence_of
 
 LABELS = ["positive", "negative"]
 TV = "tv-0001"
@@ -156,9 +158,28 @@ def test_bad_comparison_arguments_are_errors():
         paired_bootstrap(p, p, y, level=0.4)
     with pytest.raises(ValueError, match="differ in shape"):
         paired_bootstrap(p, p[:100], y)
-    s = synthetic_scores(200, 2, seed=9)
-    with pytest.raises(ValueError, match="cross_fit_folds"):
-        decide(s.logprobs, s.y, label_times(200), labels=LABELS, task_version=TV, cross_fit_folds=1)
+    with pytest.raises(ValueError, match="gain_level"):
+        paired_bootstrap(p, p, y, gain_level=1.0)
+
+
+def test_with_many_rows_the_cell_sums_give_the_row_bootstrap_s_bounds(monkeypatch):
+    """Above LARGE_N rows the resampling runs on cell sums: the same bounds as the row bootstrap, within a few
+    percent of the interval's width (both are Monte Carlo estimates of the same percentiles)."""
+    rng = np.random.default_rng(13)
+    n = paired_comparison.LARGE_N + 5000
+    t = rng.normal(0.0, 2.0, n)
+    y = (rng.random(n) >= expit(0.8 * t + 0.2)).astype(np.int64)
+    ch, base = two_labels(expit(0.8 * t + 0.2)), two_labels(expit(t))
+    w = rng.choice([1.0, 3.0], n)
+    cells = paired_bootstrap(ch, base, y, w, seed=1)
+    assert cells.n == n and "cell sums" in cells.to_dict()["method"]
+    monkeypatch.setattr(paired_comparison, "LARGE_N", 10 * n)
+    rows = paired_bootstrap(ch, base, y, w, seed=1)
+    assert rows.to_dict()["method"] == "paired bootstrap"
+    assert cells.nll_gain.estimate == rows.nll_gain.estimate and cells.ece_increase.estimate == rows.ece_increase.estimate
+    for a, b in ((cells.nll_gain, rows.nll_gain), (cells.ece_increase, rows.ece_increase)):
+        width = b.high - b.low
+        assert a.low == pytest.approx(b.low, abs=0.08 * width) and a.high == pytest.approx(b.high, abs=0.08 * width)
 
 
 # --- the rule on constructed cases --------------------------------------------------------------------
@@ -177,48 +198,19 @@ def test_a_nll_gain_with_a_significantly_worse_ece_is_rejected():
 
 def test_a_clearly_better_challenger_is_promoted():
     s = synthetic_scores(600, 2, scale=3.0, lean=1.5, seed=40)  # over-confident and leaning: Platt fixes both
-    d = decide(s.logprobs, s.y, label_times(600), labels=LABELS, task_version=TV, method="platt")
-    assert d.promote and d.evaluation == "time split" and d.n_holdout == 120, d.reason
+    d = decide(s.logprobs, s.y, label_times(600), labels=LABELS, task_version=TV, method="platt",
+               evidence=evidence_of(s, ["platt"], LABELS))
+    assert d.promote and d.evaluation == "out-of-fold" and d.n_holdout == 600, d.reason
     assert d.comparison.nll_gain.low > 0 and d.comparison.ece_increase.low <= 0
-
-
-# --- minimum held-out size, time split or cross-fit ------------------------------------------------
 
 
 def test_too_few_labels_in_all_are_refused():
     assert MIN_HOLDOUT == 100
     s = synthetic_scores(90, 2, scale=3.0, lean=1.5, seed=41)
-    d = decide(s.logprobs, s.y, label_times(90), labels=LABELS, task_version=TV, method="platt", min_labels=10)
+    d = decide(s.logprobs, s.y, label_times(90), labels=LABELS, task_version=TV, method="platt", min_labels=10,
+               evidence=evidence_of(s, ["platt"], LABELS))
     assert not d.promote and d.challenger is None and d.comparison is None and d.evaluation is None
-    assert "only 90 labels in all (< min_holdout=100)" in d.reason and "18 of them in the newest slice" in d.reason
-
-
-def test_a_short_time_split_falls_back_to_cross_fitting_over_all_labels(empty_warehouse):
-    s = synthetic_scores(300, 2, scale=3.0, lean=1.5, seed=42)
-    times = label_times(300)
-    d = decide(s.logprobs, s.y, times, labels=LABELS, task_version=TV, method="platt", min_labels=10)
-    assert d.evaluation == "cross-fit" and d.folds == 5 and d.n_holdout == 300 and d.comparison.n == 300
-    assert "only 60 labels in the newest slice (< min_holdout=100), so 5-fold cross-fitting over all 300" in d.reason
-    # the stored challenger is fitted as in a time split; the newest slice stays unseen for the snapshot and reports
-    assert d.n_train == 240 and np.array_equal(d.holdout_index, np.arange(240, 300))
-    # the compared probabilities: every row from a Platt fit on the other folds (the same seeded folds)
-    held_out = cross_fit_with(lambda: make_calibrator("platt", LABELS), s.logprobs, s.y, None, 2, 5, 0)
-    assert d.challenger_metrics["nll"] == pytest.approx(metrics.nll(held_out, s.y))
-    assert d.champion_metrics["nll"] == pytest.approx(metrics.nll(metrics.raw_probs(s.logprobs), s.y))  # raw: identity
-    assert d.promote, d.reason
-
-    with writer(empty_warehouse) as con:
-        version = record_decision(con, d, task_name="sentiment", actor="run-9")
-        figures = list_events(con, TV)[-1]["metrics"]
-    assert version is not None
-    assert (figures["evaluation"], figures["folds"], figures["n_holdout"]) == ("cross-fit", 5, 300)
-    assert figures["comparison"]["metrics"] == ["nll", "ECE (15 equal-width bins)"]
-    assert figures["comparison"]["nll_gain"]["low"] == pytest.approx(d.comparison.nll_gain.low)
-
-    # 500 labels: the newest 100 are enough for a time split
-    s = synthetic_scores(500, 2, scale=3.0, lean=1.5, seed=43)
-    d = decide(s.logprobs, s.y, label_times(500), labels=LABELS, task_version=TV, method="platt")
-    assert d.evaluation == "time split" and d.n_holdout == 100 and d.folds is None
+    assert "only 90 labels (< min_holdout=100)" in d.reason
 
 
 # --- simulations ---------------------------------------------------------------------------------------
@@ -232,7 +224,7 @@ def promotions(runs: int, comparison) -> int:
 
 def test_simulation_an_equally_good_challenger_is_promoted_at_most_at_alpha():
     """Exactly equal by symmetry: expit(t - d) and expit(t + d) have the same expected NLL and ECE when t is symmetric
-    and the labels are swapped along with it; compared on 120 rows, the issue's held-out size."""
+    and the labels are swapped along with it; compared on 120 rows."""
 
     def comparison(seed):
         t, y = latent_rows(seed, 120)
@@ -242,45 +234,42 @@ def test_simulation_an_equally_good_challenger_is_promoted_at_most_at_alpha():
     assert at_most_alpha(promoted, 1000), promoted  # observed 56 of 1000 (5.6% +- 0.7%)
 
 
-def test_simulation_a_fitted_challenger_of_an_already_calibrated_model_is_rarely_promoted():
-    """The issue's case: the raw scores are calibrated already, so a fitted Platt map can only be worse (noise)."""
+def test_simulation_out_of_fold_evidence_of_an_already_calibrated_model_rarely_promotes():
+    """The raw scores are calibrated already, so a fitted map can only be worse (noise): compared on every label's
+    out-of-fold prediction, as a recalibration does, Platt alone and `auto`'s best of every recipe."""
 
-    def time_split(seed):  # fitted on 480 labels, compared with the raw scores on the newest 120
-        s = synthetic_scores(600, 2, scale=1.0, lean=0.0, seed=seed)
-        challenger = make_calibrator("platt", LABELS).fit(s.logprobs[:480], s.y[:480])
-        return paired_bootstrap(challenger.predict_proba(s.logprobs[480:]), metrics.raw_probs(s.logprobs[480:]),
-                                s.y[480:], seed=seed)
+    def platt(seed):
+        s = synthetic_scores(300, 2, scale=1.0, lean=0.0, seed=seed)
+        ev = evidence_of(s, ["platt"], LABELS)
+        return paired_bootstrap(ev.probs["platt"], metrics.raw_probs(s.logprobs), s.y, seed=seed)
 
-    def cross_fit(seed):  # 150 labels, 5 folds
-        s = synthetic_scores(150, 2, scale=1.0, lean=0.0, seed=seed)
-        held_out = cross_fit_with(lambda: make_calibrator("platt", LABELS), s.logprobs, s.y, None, 2, 5, seed)
-        return paired_bootstrap(held_out, metrics.raw_probs(s.logprobs), s.y, seed=seed)
-
-    split_promoted, cross_promoted = promotions(1000, time_split), promotions(300, cross_fit)
-    assert at_most_alpha(split_promoted, 1000), split_promoted  # observed 30 of 1000
-    assert at_most_alpha(cross_promoted, 300), cross_promoted  # observed 0 of 300
+    promoted = promotions(400, platt)
+    assert at_most_alpha(promoted, 400), promoted  # observed 0 of 400
 
 
-def test_simulation_decide_rarely_promotes_a_challenger_that_is_not_better():
-    """The same through `decide`, both ways of holding out (fewer runs: a decision also builds the reports)."""
+def test_simulation_decide_with_auto_rarely_promotes_a_challenger_that_is_not_better():
+    """Through `decide` with `auto`: the best of every recipe by out-of-fold NLL, against calibrated raw scores and
+    against a champion whose recipe (temperature) is already right; the Bonferroni-adjusted bound keeps the rate."""
     promoted, runs = 0, 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for seed in range(12):
-            for n in (600, 200):  # a time split of 120 rows; 40 newest rows, so cross-fitting over all 200
-                s = synthetic_scores(n, 2, scale=1.0, lean=0.0, seed=100 + seed)
-                d = decide(s.logprobs, s.y, label_times(n), labels=LABELS, task_version=TV, method="platt",
-                           comparison_seed=seed)
-                assert d.evaluation == ("time split" if n == 600 else "cross-fit")
-                promoted, runs = promoted + d.promote, runs + 1
-    assert at_most_alpha(promoted, runs), promoted  # observed 0 of 24
+        for seed in range(40):
+            s = synthetic_scores(300, 2, scale=2.0 if seed % 2 else 1.0, lean=0.0, seed=200 + seed)
+            ev = evidence_of(s, ["temperature", *[m for m in CANDIDATES if m != "temperature"]], LABELS)
+            champion = None
+            if seed % 2:  # over-confident only: temperature scaling is the right map
+                cal = make_calibrator("temperature", LABELS).fit(s.logprobs, s.y)
+                champion = build_document(cal, "sentiment", TV, (START, START), 300, {})
+            d = decide(s.logprobs, s.y, label_times(300), labels=LABELS, task_version=TV, method="auto",
+                       evidence=ev, champion_document=champion, comparison_seed=seed)
+            promoted, runs = promoted + (d.promote and not d.refresh), runs + 1
+    assert at_most_alpha(promoted, runs), promoted  # observed 0 of 40
 
 
 def test_simulation_a_clearly_better_challenger_is_promoted_almost_always():
     def comparison(seed):
-        s = synthetic_scores(600, 2, scale=3.0, lean=1.5, seed=seed)
-        challenger = make_calibrator("platt", LABELS).fit(s.logprobs[:480], s.y[:480])
-        return paired_bootstrap(challenger.predict_proba(s.logprobs[480:]), metrics.raw_probs(s.logprobs[480:]),
-                                s.y[480:], seed=seed)
+        s = synthetic_scores(300, 2, scale=3.0, lean=1.5, seed=seed)
+        ev = evidence_of(s, ["platt"], LABELS)
+        return paired_bootstrap(ev.probs["platt"], metrics.raw_probs(s.logprobs), s.y, seed=seed)
 
-    assert promotions(200, comparison) >= 0.9 * 200  # observed 190 of 200
+    assert promotions(200, comparison) >= 0.9 * 200  # observed 200 of 200

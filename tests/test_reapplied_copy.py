@@ -17,7 +17,7 @@ import pytest
 from calscore.calibration_store.document import build_document
 from calscore.calibration_store.registry import make_calibrator
 from calscore.calibration_store.store import save_calibrator
-from calscore.jobs.calibrators import recalibrate
+from calscore.jobs.calibrators import reapply
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.warehouse.connection import writer
 
@@ -43,11 +43,11 @@ def reapply_everything(spec, chunk_rows: int, monkeypatch) -> tuple[str, int]:
     cal = make_calibrator("temperature", list(LABELS)).fit(np.array([[-0.3, -2.0], [-2.0, -0.3], [-0.3, -2.0]] * 7),
                                                            np.array([0, 1, 1] * 7))
     doc = build_document(cal, spec.name, spec.task_version, (utcnow(), utcnow()), 21, {"n": 21})
-    monkeypatch.setattr(recalibrate, "REAPPLY_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(reapply, "REAPPLY_CHUNK_ROWS", chunk_rows)
     with writer(spec.warehouse.path) as con:
         version = save_calibrator(con, doc, actor="test")
         con.execute("BEGIN TRANSACTION")
-        n = recalibrate.reapply(con, spec, cal, version, "run-reapply-test")
+        n = reapply.reapply(con, spec, cal, version, "run-reapply-test")
         con.execute("COMMIT")
     return version, n
 
@@ -83,7 +83,7 @@ def test_an_older_decision_never_replaces_a_newer_one(spec):
     earlier = earlier.set_column(earlier.schema.get_field_index("calibrator_version"), "calibrator_version",
                                  pa.array(["an-older-one"] * 5))
     with writer(spec.warehouse.path) as con:
-        recalibrate.write_decisions(con, earlier)
+        reapply.write_decisions(con, earlier)
     copy, rule = copy_and_rule(spec.warehouse.path)
     assert copy == rule and "an-older-one" not in {row[2] for row in copy}
 

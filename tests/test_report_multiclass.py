@@ -13,6 +13,8 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from calscore.calibration_store.document import load_document
+from calscore.calibration_store.evidence import stable_folds
+from calscore.calibration_store.registry import make_calibrator
 from calscore.calibration_store.store import champion
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.calibrators.recalibrate import run_recalibration
@@ -109,10 +111,21 @@ def test_classwise_and_confusion_of_the_report(reported):
     lp = label_probs(spec, data.labeled, data.scores)
     with reader(spec.warehouse.path) as con:
         doc = champion(con, spec.task_version)
+    with reader(spec.warehouse.path) as con:
+        fit = [r for (r,) in con.execute("select row_id from calibrator_fit_rows where version = ? order by row_id",
+                                         [doc["version"]]).fetchall()]
     position = {r: i for i, r in enumerate(ids)}
     held = np.array([position[r] for r in data.labeled.row_id[data.labeled.calibrated_labeled]])
-    assert sorted(held.tolist()) == sorted(reported["later"].tolist())  # the labels the champion never saw
+    assert len(held) == 900  # every label: the fit rows through their out-of-fold predictions
+    # by hand: the champion's own probabilities where it never saw the row, temperature scaling fitted on the
+    # other folds (by the stable hash of task and row id) on its fit rows
     expected = load_document(doc, spec.task_version).predict_proba(logp[held])
+    fit_at = np.array([position[r] for r in fit])
+    fold = stable_folds(spec.name, fit, 5)
+    for k in range(5):
+        cal = make_calibrator("temperature", list(LABELS)).fit(logp[fit_at[fold != k]], y[fit_at[fold != k]])
+        for i in fit_at[fold == k]:
+            expected[held.tolist().index(i)] = cal.predict_proba(logp[[i]])[0]
     np.testing.assert_allclose(lp["calibrated"], expected, atol=1e-9)
     assert list(lp["y"]) == list(y[held]) and lp["versions"] == [doc["version"]]
 

@@ -50,14 +50,14 @@ def ref_ece_mce(conf, correct, w, n_bins=15):
     return ece, mce, counts
 
 
-def champion_on_labels(filled):
-    """The champion's top-label confidence and correctness on every current label (its own predictions, not the
+def champion_on_labels(filled, mask):
+    """The champion's top-label confidence and correctness on the labels in `mask` (its own predictions, not the
     stored decisions, some of which an earlier calibrator made)."""
     r = filled["rows"]
     with report_connection(filled["spec"].warehouse.path) as con:
         doc = document(con, filled["champion"])
-    probs = load_document(doc, filled["task_version"]).predict_proba(r["logprobs"][r["is_labeled"]])
-    return probs.max(axis=1), probs.argmax(axis=1) == r["y"][r["is_labeled"]]
+    probs = load_document(doc, filled["task_version"]).predict_proba(r["logprobs"][mask])
+    return probs.max(axis=1), probs.argmax(axis=1) == r["y"][mask]
 
 
 def ref_wilson(p, n, level=0.95):
@@ -275,14 +275,16 @@ def test_html_report(filled, tmp_path):
                                            "calibration trend"}
     assert all(base64.b64decode(data)[:8] == PNG_MAGIC for _, data in images)
     assert 'src="http' not in page and "<script" not in page  # self-contained
-    # the headline: the champion on the labels it was not fitted on (the fixture records no fit rows: all of them)
-    m = r["is_labeled"]
+    # the headline: the champion on the audit labels it was not fitted on (the fixture records no fit rows: all of
+    # them; the review-queue labels are convenience labels, left out and counted)
+    m = r["is_audit_label"]
     w = r["label_weight"][m]
-    conf, ok = champion_on_labels(filled)
-    assert f"n={int(m.sum())}: ECE {ref_ece_mce(r['raw_confidence'][m], raw_correct[m], w)[0]:.3f} [" in page
+    conf, ok = champion_on_labels(filled, m)
+    assert f"on {int(m.sum())} labels, none judged by a map that saw it ({int(m.sum())} never seen by the calibrator): ECE {ref_ece_mce(r['raw_confidence'][m], raw_correct[m], w)[0]:.3f} [" in page
     assert f"→ {ref_ece_mce(conf, ok, w)[0]:.3f} [" in page
     assert f"{filled['n_predictions']} predictions" in page
-    assert f"{filled['n_current_labels']} labeled ({filled['n_audit_labels']} from audit samples)" in page
+    assert (f"{filled['n_current_labels']} labeled ({filled['n_audit_labels']} from audit or random samples, "
+            f"{filled['n_audit_labels']} of them certifying)") in page
     # calibrator history: every version, every event, the promotion's reason and figures
     for version in filled["calibrators"].values():
         assert version in page
@@ -315,12 +317,12 @@ def test_report_markdown(filled):
     spec = filled["spec"]
     r, correct, raw_correct = truth(filled)
     md = report_markdown(spec)
-    m = r["is_labeled"]
+    m = r["is_audit_label"]
     w = r["label_weight"][m]
     assert md.startswith("### calscore: report-demo, all nights")
     assert f"**{filled['n_predictions']}** predictions, **{filled['n_current_labels']}** labeled" in md
-    conf, ok = champion_on_labels(filled)
-    assert f"(labels it was not fitted on), n={int(m.sum())}: " in md
+    conf, ok = champion_on_labels(filled, m)
+    assert f"on {int(m.sum())} labels, none judged by a map that saw it" in md
     assert f"ECE {ref_ece_mce(r['raw_confidence'][m], raw_correct[m], w)[0]:.3f} [" in md
     assert f"→ {ref_ece_mce(conf, ok, w)[0]:.3f} [" in md
     assert f"`{filled['champion']}` (platt" in md

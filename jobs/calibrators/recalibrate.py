@@ -1,268 +1,115 @@
-"""Recalibration work: labeled rows from the warehouse, challenger vs champion,
-reliability snapshots, and append-only re-application of a new champion.
+"""Recalibration: every label used once -- a certification slice kept out, the rest for choosing and fitting.
 
-Honest by construction: the challenger is fit on all labels except the newest
-slice (by arrival: import time, then scoring time, then a seeded random order
-stratified by label; arrival.arrival_order); it is compared with the champion
-(or the raw scores) on that slice when it holds at least [calibration] min_holdout
-labels, else by cross-fitting over all labels, with a paired bootstrap either
-way (promotion.decide). A promoted challenger's method is then refitted on all
-labels and stored as the champion; the decision keeps the held-out figures.
-The snapshot is computed only on rows the stored champion never saw: after a
-promotion there are none (the refit saw every label), and without a champion
-only the raw scores are snapshotted.
-Labels are weighted by 1 / inclusion probability (audit samples), so figures
-speak for all predictions, not just the labeled ones.
+    result = run_recalibration(spec)
+
+1. The task's current labels (`labeled_rows`) are split once and for good: a stable `[calibration]
+   certify_fraction` of the audit/random-sample labels never enters a fit (it certifies thresholds, with
+   the guarantee of labels the champion never saw); every other label is evidence.
+2. The evidence base (`evidence_base.current_evidence`): each evidence label's out-of-fold prediction by
+   each recipe the task considers (and the champion's), read back when the labels did not change.
+3. `promotion.decide` compares the challenger's recipe with the champion's on every evidence label, checks
+   forward across nights, and fits the challenger on all of them; the decision, the evidence and (on a
+   promotion) the new champion's re-application to recent rows are one transaction.
+4. A reliability snapshot of the champion (or the raw scores) on every label, each judged by a map that
+   never saw it (`snapshots`).
 """
 from __future__ import annotations
 
-import json
-import uuid
-from dataclasses import dataclass
-from datetime import timedelta
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from calscore.calibration_store import load_document, metrics
-from calscore.calibration_store.apply import logprob_matrix
-from calscore.calibration_store.combined import calibrator_input
-from calscore.calibration_store.signal_comparison import compare_signals, signal_comparison_markdown
 from calscore.calibration_store import promotion
 from calscore.calibration_store.champion_changes import record_decision
+from calscore.calibration_store.document import recipe_of
+from calscore.calibration_store.evidence import certification_slice, recipes_for
+from calscore.calibration_store.signal_comparison import compare_signals, signal_comparison_markdown
 from calscore.calibration_store.store import champion
-from calscore.jobs.decisions import AppliedCalibrator, agreement_signal, decide
+from calscore.jobs.calibrators.evidence_base import current_evidence, headline_labels, load_judged_labels, write_evidence
+from calscore.jobs.calibrators.labeled_rows import load_labeled_rows
+from calscore.jobs.calibrators.reapply import reapply
+from calscore.jobs.calibrators.snapshots import snapshot_rows, write_snapshots
 from calscore.jobs.spec import TaskSpec
-from calscore.jobs.common.clock import utcnow
-from calscore.jobs.common.label_maps import label_map
 from calscore.jobs.warehouse.connection import reader, writer
 from calscore.jobs.warehouse.runs import finish_run, start_run
 from calscore.jobs.warehouse.statements import statement
 
 
-@dataclass(frozen=True)
-class LabeledRows:
-    """Current labels joined with this task_version's stored raw scores, in arrival order (import, then scoring)."""
-
-    row_ids: np.ndarray
-    logprobs: np.ndarray  # (n, K) label log-probabilities, task label order
-    y: np.ndarray  # label index
-    weights: np.ndarray  # 1 / inclusion probability (1 when unknown)
-    imported_at: np.ndarray
-    scored_at: np.ndarray
-    segments: np.ndarray
-    agreement: np.ndarray | None  # (n, K) smoothed agreement log-probabilities of a `combined` task; None otherwise
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def take(self, index: np.ndarray) -> "LabeledRows":
-        values = (getattr(self, f) for f in self.__dataclass_fields__)
-        return LabeledRows(*(None if v is None else v[index] for v in values))
-
-
-# Reading the labels' raw scores joins them to every prediction; DuckDB would keep what it scanned cached (up to
-# 80% of RAM), so the read session is capped, as a report's is: what it returns is bounded by the labels.
-READ_MEMORY_LIMIT = "256MB"
-
-
-def load_labeled_rows(spec: TaskSpec) -> LabeledRows:
-    with reader(spec.warehouse.path) as con:
-        con.execute(f"SET memory_limit = '{READ_MEMORY_LIMIT}'")
-        table = con.sql(
-            statement("labels_with_raw_scores"), params={"task_version": spec.task_version, "task_name": spec.name}
-        ).to_arrow_table()
-    labels = spec.label_names
-    # column by column (a recalibration at scale reads hundreds of thousands of labels)
-    y = pc.index_in(table["label"], value_set=pa.array(labels))
-    if y.null_count:
-        raise ValueError(f"label {table['label'][y.is_null().index(True).as_py()]!r} is not one of {labels}")
-    inclusion = pc.fill_null(table["inclusion_prob"], 0.0).to_numpy()
-    return LabeledRows(
-        row_ids=table["row_id"].to_numpy(zero_copy_only=False),
-        logprobs=logprob_matrix(table["label_logprobs"], labels) if table.num_rows else np.zeros((0, len(labels))),
-        y=y.to_numpy().astype(int),
-        weights=1.0 / np.where(inclusion > 0, inclusion, 1.0),  # unknown inclusion probability: weight 1
-        imported_at=table["imported_at"].to_numpy(),
-        scored_at=table["scored_at"].to_numpy(),
-        segments=table["segment"].to_numpy(zero_copy_only=False),
-        agreement=agreement_signal(spec, table),
-    )
-
-
-def _snapshot_rows(spec: TaskSpec, run_id: str, version: str | None, rows: LabeledRows,
-                   calibrated: np.ndarray | None) -> list[dict]:
-    """Raw and calibrated reliability on the held-out rows, overall and per segment (raw only without a champion)."""
-    snapshot_id = f"snap-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    raw = metrics.raw_probs(rows.logprobs)
-    groups = [("all", np.ones(len(rows), dtype=bool))]
-    if any(s is not None for s in rows.segments):
-        groups += [(str(s), rows.segments == s) for s in sorted({s for s in rows.segments if s is not None})]
-    out = []
-    for segment, mask in groups:
-        if mask.sum() == 0:
-            continue
-        for kind, probs in (("raw", raw), ("calibrated", calibrated)):
-            if probs is None:
-                continue
-            report = metrics.reliability_report(probs[mask], rows.y[mask], weights=rows.weights[mask])
-            out.append({"snapshot_id": snapshot_id, "scores": kind, "segment": segment, "version": version, **report})
-    return out
-
-
-# snapshot fields stored as they are (a reliability report carries more than the table keeps)
-_SNAPSHOT_FIELDS = ("snapshot_id", "scores", "segment", "n", "accuracy", "ece", "ece_equal_mass", "ece_ci_low",
-                    "ece_ci_high", "mce", "smece", "smece_ci_low", "smece_ci_high", "debiased_ece", "nll", "brier")
-
-
-def _write_snapshots(con, spec: TaskSpec, run_id: str, snaps: list[dict], diagram_path: str | None) -> None:
-    now = utcnow()
-    for s in snaps:
-        con.execute(
-            statement("reliability_snapshots_insert"),
-            {**{k: s[k] for k in _SNAPSHOT_FIELDS}, "task_name": spec.name, "task_version": spec.task_version,
-             "calibrator_version": s["version"], "run_id": run_id, "bins": json.dumps(s["bins"]),
-             "diagram_path": diagram_path if s["segment"] == "all" else None, "created_at": now},
-        )
-
-
-def _record_fit_rows(con, version: str, rows: LabeledRows, holdout_index: np.ndarray) -> None:
-    """Remember which rows the stored calibrator saw, so reports never evaluate it on them."""
-    fit = np.ones(len(rows), dtype=bool)
-    fit[holdout_index] = False
-    con.register("fit_rows", pa.table({"version": [version] * int(fit.sum()), "row_id": list(rows.row_ids[fit])}))
+def _record_fit_rows(con, version: str, row_ids: np.ndarray) -> None:
+    """Remember which rows the stored calibrator saw, so no figure ever judges it by itself on them."""
+    con.register("fit_rows", pa.table({"version": [version] * len(row_ids), "row_id": row_ids.tolist()}))
     con.execute(statement("calibrator_fit_rows_insert"))
-
-
-# Rows re-decided per round: re-applying to a week of ten million rows a night never holds the week in memory.
-REAPPLY_CHUNK_ROWS = 100_000
-
-
-def write_decisions(con, decided: pa.Table) -> None:
-    """Append re-applied decisions (one per prediction) and make them their rows' current decision, in the
-    caller's transaction: `decisions` keeps every one, predictions carry the newest (migration 004)."""
-    con.register("decided", decided)
-    con.execute(statement("decisions_insert"))
-    con.execute(statement("predictions_copy_reapplied"))
-    con.unregister("decided")
-
-
-def _decided_rows(spec: TaskSpec, calibrator, version: str, run_id: str, scores: pa.RecordBatch) -> pa.Table:
-    decided = decide(spec, logprob_matrix(scores.column("label_logprobs"), spec.label_names),
-                     scores.column("coverage").to_numpy(), AppliedCalibrator(version, calibrator),
-                     agreement_signal(spec, scores))
-    n = scores.num_rows
-    return pa.table({
-        "task_version": [spec.task_version] * n,
-        "row_id": scores.column("row_id"),
-        "calibrator_version": [version] * n,
-        "label": pa.array(decided.label, pa.string()),
-        "confidence": decided.confidence,
-        "calibrated_probs": label_map(decided.probs, spec.label_names),
-        "bucket": pa.array(decided.bucket, pa.string()),
-        "bucket_reason": pa.array(decided.reason, pa.string()),
-        "run_id": [run_id] * n,
-        "decided_at": pa.array([utcnow()] * n, pa.timestamp("us", tz="UTC")),
-    })
-
-
-def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
-    """Append decisions by the new champion for recent predictions (never overwrite), a chunk at a time."""
-    if spec.calibration.reapply_days == 0:
-        return 0
-    since = utcnow() - timedelta(days=spec.calibration.reapply_days)
-    # Read through a cursor (its own snapshot of the committed rows), write through `con` (the caller's
-    # transaction): a result being read cannot share its connection with the writes.
-    cursor = con.cursor()
-    try:
-        chunks = cursor.sql(
-            statement("predictions_to_reapply"),
-            params={"task_version": spec.task_version, "since": since, "calibrator_version": version},
-        ).to_arrow_reader(REAPPLY_CHUNK_ROWS)
-        n = 0
-        for scores in chunks:
-            write_decisions(con, _decided_rows(spec, calibrator, version, run_id, scores))
-            n += scores.num_rows
-    finally:
-        cursor.close()
-    return n
-
-
-# Seeds the random order among labels that arrived together (recorded with every decision).
-HOLDOUT_SEED = 0
+    con.unregister("fit_rows")
 
 
 def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
-    """Fit a challenger on all but the newest labels, compare it with the champion (or
-    the raw scores) on them, store and maybe promote it (refitted on all labels), snapshot, re-apply.
-
-    `diagram(raw_probs, calibrated_probs, y, weights, path)` draws the reliability PNG (optional).
-    """
+    """Split the labels, bring the evidence base up to date, decide, store, re-apply and snapshot (module
+    docstring). `diagram(raw_probs, calibrated_probs, y, weights, path)` draws the reliability PNG (optional)."""
     rows = load_labeled_rows(spec)
     policy = spec.calibration
-    if len(rows) < policy.min_labels:
-        return {"decision": f"skipped: {len(rows)} labeled rows, the policy needs {policy.min_labels}",
-                "promoted": False, "n_labels": len(rows)}
+    certify = certification_slice(spec.name, rows.row_ids.tolist(), rows.certifies, policy.certify_fraction)
+    evidence_rows = rows.take(~certify)
+    counts = {"n_labels": len(rows), "n_certify": int(certify.sum()), "n_evidence": len(evidence_rows)}
+    if len(evidence_rows) < policy.min_labels:
+        return {"decision": f"skipped: {len(rows)} labeled rows, {len(evidence_rows)} of them outside the "
+                            f"certification slice; the policy needs {policy.min_labels} to fit on",
+                "promoted": False, **counts}
     with reader(spec.warehouse.path) as con:
         current = champion(con, spec.task_version)
+    evidence = current_evidence(spec, evidence_rows,
+                                recipes_for(policy.method, None if current is None else recipe_of(current)))
     decision = promotion.decide(
-        rows.logprobs, rows.y, rows.imported_at, labels=spec.label_names, task_version=spec.task_version,
-        method=policy.method, champion_document=current, weights=rows.weights,
-        holdout_fraction=policy.holdout_fraction, min_labels=policy.min_labels, cross_fit_folds=policy.folds,
-        min_holdout=policy.min_holdout,
-        scored_times=rows.scored_at, holdout_seed=HOLDOUT_SEED, agreement=rows.agreement,
-        **({"folds": policy.folds} if policy.method == "auto" else {}),
+        evidence_rows.logprobs, evidence_rows.y, evidence_rows.imported_at, labels=spec.label_names,
+        task_version=spec.task_version, evidence=evidence.base, method=policy.method, champion_document=current,
+        weights=evidence_rows.weights, nights=evidence_rows.nights, min_labels=policy.min_labels,
+        min_holdout=policy.min_holdout, agreement=evidence_rows.agreement,
     )
-    decision = promotion.refit_on_all_labels(decision, rows.logprobs, rows.y, rows.imported_at,
-                                             labels=spec.label_names, weights=rows.weights,
-                                             agreement=rows.agreement)
-    # rows the stored calibrator never saw: none after a refit on all labels
-    unseen = np.zeros(0, dtype=int) if decision.refit is not None else decision.holdout_index
     with writer(spec.warehouse.path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
+            write_evidence(con, spec, evidence_rows, evidence, run_id)
             version = record_decision(con, decision, task_name=spec.name, actor=run_id)
             if version is not None:
-                _record_fit_rows(con, version, rows, unseen)
-            if decision.promote:
-                winner = decision.refit if decision.refit is not None else decision.challenger
-                winner_version = version
-                reapplied = reapply(con, spec, winner, winner_version, run_id)
-            else:
-                winner = load_document(current, spec.task_version) if current else None
-                winner_version, reapplied = (current["version"] if current else None), 0
+                _record_fit_rows(con, version, evidence_rows.row_ids)
+            reapplied = reapply(con, spec, decision.challenger, version, run_id) if decision.promote else 0
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     figures = decision.figures()
     summary = {"decision": decision_line(figures), "promoted": decision.promote, "version": version,
-               "champion": winner_version, "n_labels": len(rows), "n_holdout": decision.n_holdout,
-               "evaluation": decision.evaluation, "folds": decision.folds, "baseline": decision.baseline,
-               "min_holdout": decision.min_holdout,
-               "comparison": None if decision.comparison is None else decision.comparison.to_dict(),
-               "method": decision.method, "candidates": decision.candidates,
-               "baseline_metrics": figures["baseline_metrics"], "holdout_order": figures["holdout_order"],
-               "refit_on_all_labels": decision.refit_info, "reapplied": reapplied, "diagram": None}
-    if rows.agreement is not None:  # `combined`: each signal alone against both, cross-fitted on the same labels
-        summary["signals"] = compare_signals(spec.label_names, rows.logprobs, rows.agreement, rows.y, rows.weights,
-                                             folds=policy.folds)
-    if decision.challenger_metrics is None or len(unseen) == 0:
-        return summary  # nothing was compared, or the stored champion saw every label: no snapshot
-    hold = rows.take(unseen)
-    calibrated = (winner.predict_proba(calibrator_input(winner, hold.logprobs, hold.agreement))
-                  if winner is not None else None)
-    snaps = _snapshot_rows(spec, run_id, winner_version, hold, calibrated)
-    overall = {s["scores"]: s for s in snaps if s["segment"] == "all"}
-    if diagram is not None and calibrated is not None:
-        summary["diagram"] = str(spec.warehouse.path.parent / "snapshots" / f"{snaps[0]['snapshot_id']}.png")
-        diagram(metrics.raw_probs(hold.logprobs), calibrated, hold.y, hold.weights, summary["diagram"])
-    with writer(spec.warehouse.path) as con:
-        _write_snapshots(con, spec, run_id, snaps, summary["diagram"])
-    for kind in overall:
-        summary[kind] = {k: overall[kind][k] for k in ("n", "accuracy", "ece", "nll", "brier")}
+               "champion": version if decision.promote else (current["version"] if current else None), **counts,
+               "n_compared": decision.n_holdout, "evaluation": decision.evaluation, "folds": decision.folds,
+               "fold_seed": decision.fold_seed, "baseline": decision.baseline, "min_holdout": decision.min_holdout,
+               "comparison": figures["comparison"], "forward": decision.forward, "method": decision.method,
+               "refresh": decision.refresh, "candidates": decision.candidates,
+               "baseline_metrics": figures["baseline_metrics"], "recomputed": list(evidence.fresh),
+               "reapplied": reapplied, "diagram": None}
+    if evidence_rows.agreement is not None:  # `combined`: each signal alone against both, cross-fitted
+        summary["signals"] = compare_signals(spec.label_names, evidence_rows.logprobs, evidence_rows.agreement,
+                                             evidence_rows.y, evidence_rows.weights, folds=policy.folds)
+    summary.update(_snapshot(spec, run_id, diagram))
     return summary
+
+
+def _snapshot(spec: TaskSpec, run_id: str, diagram) -> dict:
+    """The champion's (or the raw scores') reliability on the headline's labels, stored; its figures."""
+    with reader(spec.warehouse.path) as con:
+        doc = champion(con, spec.task_version)
+        judged, used = headline_labels(load_judged_labels(con, spec, doc))
+    if not len(judged):
+        return {}
+    version = None if doc is None else doc["version"]
+    snaps = snapshot_rows(version, judged)
+    out: dict = {"snapshot_labels": used, "snapshot_basis": judged.counts("basis")}
+    if diagram is not None and judged.calibrated is not None:
+        out["diagram"] = str(spec.warehouse.path.parent / "snapshots" / f"{snaps[0]['snapshot_id']}.png")
+        diagram(judged.raw, judged.calibrated, judged.y, judged.weight, out["diagram"])
+    with writer(spec.warehouse.path) as con:
+        write_snapshots(con, spec, run_id, snaps, out.get("diagram"))
+    for s in snaps:
+        if s["segment"] == "all":
+            out[s["scores"]] = {k: s[k] for k in ("n", "accuracy", "ece", "nll", "brier")}
+    return out
 
 
 def decision_line(figures: dict) -> str:
@@ -272,12 +119,10 @@ def decision_line(figures: dict) -> str:
         return figures["reason"]
     baseline = "the raw scores" if figures["baseline"] == "raw" else f"champion `{figures['baseline'].split(':', 1)[1]}`"
     if figures["promote"]:
-        won = f"winner: {figures['method']} (promoted over {baseline})"
+        won = f"winner: {figures['method']} (promoted over {baseline}, fitted on all {figures['n_train']} labels)"
     else:
         won = f"winner: {baseline} (challenger {figures['method']} rejected)"
-    refit = figures.get("refit_on_all_labels")
-    refit = f"; refitted on all {refit['n']} labels" if refit else ""
-    return f"{figures['reason']}. {won}{refit}; held-out figures: {promotion.candidates_text(figures)}"
+    return f"{figures['reason']}. {won}; out-of-fold figures: {promotion.candidates_text(figures)}"
 
 
 def run_recalibration(spec: TaskSpec, wait_seconds: float = 0.0, diagram=None) -> dict:
@@ -295,20 +140,20 @@ def run_recalibration(spec: TaskSpec, wait_seconds: float = 0.0, diagram=None) -
 def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
     lines = [f"# calscore recalibration `{run_id}`", "", f"task **{spec.name}** (task_version `{spec.task_version}`)", "",
              f"- decision: {result['decision']}",
-             f"- labeled rows: {result['n_labels']}"]
+             f"- labeled rows: {result['n_labels']}: {result['n_evidence']} evidence (out-of-fold predictions, then the "
+             f"fit), {result['n_certify']} in the certification slice (never fitted on)"]
     if result.get("version"):
         lines.append(f"- challenger `{result['version']}`; champion now `{result['champion']}`")
     if result.get("comparison"):
         lines += ["", *comparison_markdown(result)]
+    if result.get("forward"):
+        lines += ["", f"forward check: {result['forward']['reason']}"]
     if result.get("candidates"):
         lines += ["", *candidates_markdown(result)]
-    if result.get("refit_on_all_labels"):
-        r = result["refit_on_all_labels"]
-        lines += ["", f"the promoted method ({r['method']}) was then refitted on all {r['n']} labels and stored as the "
-                  f"champion (the figures above are the challenger fitted on {r['evaluated_challenger_n_train']}); "
-                  "no labeled row is unseen by it, so the next decision compares on newer labels or cross-fits"]
     if "raw" in result:
-        lines += ["", f"newest held-out rows (never used to fit the stored champion): {result['raw']['n']}", "",
+        lines += ["", f"reliability snapshot of the champion on {result['raw']['n']} labels ({result['snapshot_labels']}), "
+                  "each judged by a map that never saw it: " + ", ".join(
+                      f"{n} {basis.replace('_', ' ')}" for basis, n in result["snapshot_basis"].items()), "",
                   "| scores | accuracy | ECE (15 bins) | NLL | Brier |", "| --- | ---: | ---: | ---: | ---: |"]
         for kind in ("raw", "calibrated"):
             if kind not in result:
@@ -330,12 +175,14 @@ def candidates_markdown(result: dict) -> list[str]:
     """Each candidate method's and the baseline's figures on the compared rows, the winner named."""
     baseline = "raw scores" if result["baseline"] == "raw" else f"champion `{result['baseline'].split(':', 1)[1]}`"
     winner = result["method"] if result["promoted"] else baseline
-    order = result["holdout_order"]
-    rows = [f"winner: **{winner}**; held-out rows chosen by {', then '.join(order['by'])} (seed {order['seed']})", "",
+    rows = [f"winner: **{winner}**; every recipe's out-of-fold predictions, {result['folds']} folds by a hash of task "
+            f"and row id (fold seed {result['fold_seed']})", "",
             "| candidate | n | accuracy | ECE (15 bins) | NLL | Brier |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     named = [(f"{name} (challenger)" if name == result["method"] else name, f)
              for name, f in result["candidates"].items()]
-    for name, f in [*named, (baseline + " (baseline)", result["baseline_metrics"])]:
+    if result["baseline_metrics"] is not None:
+        named.append((baseline + " (baseline)", result["baseline_metrics"]))
+    for name, f in named:
         if "skipped" in f:
             rows.append(f"| {name} | skipped: {f['skipped']} | | | | |")
         else:
@@ -347,14 +194,14 @@ def comparison_markdown(result: dict) -> list[str]:
     """The paired comparison behind the decision: how the rows were held out and both differences' bounds."""
     c = result["comparison"]
     against = "raw scores" if result["baseline"] == "raw" else f"champion `{result['baseline'].split(':', 1)[1]}`"
-    how = (f"cross-fit, {result['folds']} folds over all {c['n']} labels (each row predicted by fits that never saw it)"
-           if result["evaluation"] == promotion.CROSS_FIT else f"time split, the {c['n']} newest labels held out")
-    pct = f"{c['level']:.0%}"
-    rows = [("NLL gain (baseline - challenger)", c["nll_gain"], "lower bound > 0"),
-            (f"{c['metrics'][1]} increase (challenger - baseline)", c["ece_increase"], "lower bound <= 0")]
-    head = (f"challenger vs {against} on the same rows: {how}; paired bootstrap, {c['n_resamples']} resamples, "
+    how = (f"{result['folds']}-fold out-of-fold predictions of all {c['n']} labels (each row predicted by maps that "
+           "never saw it)")
+    rows = [("NLL gain (baseline - challenger)", c["nll_gain"], c["gain_level"], "lower bound > 0"),
+            (f"{c['metrics'][1]} increase (challenger - baseline)", c["ece_increase"], c["level"], "lower bound <= 0")]
+    head = (f"challenger vs {against} on the same rows: {how}; {c['method']}, {c['n_resamples']} resamples, "
             f"seed {c['seed']} (minimum {result['min_holdout']} compared rows)")
     return [head, "",
-            f"| difference | estimate | lower {pct} bound | upper {pct} bound | needed to promote |",
-            "| --- | ---: | ---: | ---: | --- |",
-            *(f"| {name} | {d['estimate']:+.4f} | {d['low']:+.4f} | {d['high']:+.4f} | {need} |" for name, d, need in rows)]
+            "| difference | estimate | one-sided level | lower bound | upper bound | needed to promote |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+            *(f"| {name} | {d['estimate']:+.4f} | {100 * level:.4g}% | {d['low']:+.4f} | {d['high']:+.4f} | {need} |"
+              for name, d, level, need in rows)]

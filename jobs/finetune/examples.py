@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from calscore.jobs.calibrators.recalibrate import load_labeled_rows
+from calscore.jobs.calibrators.labeled_rows import load_labeled_rows
 from calscore.jobs.finetune.errors import FinetuneError
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader

@@ -6,11 +6,13 @@ probability given to k) against whether the row is k, on calscore's 15
 equal-width bins, and its ECE. Class-wise ECE is their mean over the labels
 (Kull et al. 2019, "classwise-ECE"), weighted rows as everywhere in the report.
 
-The calibrated probabilities are recomputed at report time from each labeled
-row's stored label log-probabilities with the calibrator that decided it (its
-`calibrator_version` in predictions_current), so the figures describe exactly
-the decisions on the page; rows decided by a `combined` calibrator (which also
-needs the sampled agreement) are left out and counted.
+The calibrated probabilities are what judges each labeled row (as everywhere in
+the report): recomputed at report time from its stored label log-probabilities
+with the calibrator that decided it (its `calibrator_version` in
+predictions_current) where that calibrator never saw the row, its recipe's stored
+out-of-fold probabilities (`evidence_probs`) where it did; rows decided by a
+`combined` calibrator (which also needs the sampled agreement) are left out and
+counted.
 """
 from __future__ import annotations
 
@@ -63,10 +65,11 @@ def label_probs(spec: Any, labeled: queries.ReportRows, scores: queries.LabeledS
     at = np.array([position[r] for r in rows.row_id.tolist()], dtype=np.int64)
     logprobs, y = scores.logprobs[at], scores.y[at]
     with queries.report_connection(spec.warehouse.path) as con:
-        decided_by = dict(con.execute(
-            "select row_id, calibrator_version from predictions_current where task_version = ? and is_labeled",
-            [spec.task_version]).fetchall())
-        versions = [decided_by.get(r) for r in rows.row_id.tolist()]
+        decided_by = {r: (v, oof) for r, v, oof in con.execute(
+            "select row_id, calibrator_version, evidence_probs from predictions_current where task_version = ?"
+            " and is_labeled", [spec.task_version]).fetchall()}
+        versions = [decided_by.get(r, (None, None))[0] for r in rows.row_id.tolist()]
+        out_of_fold = [decided_by.get(r, (None, None))[1] for r in rows.row_id.tolist()]
         docs = {v: document(con, v, spec.task_version) for v in set(versions) - {None}}
     usable = {v for v, d in docs.items() if d["method"] != "combined"}
     calibrated_rows = np.array([v in usable for v in versions], dtype=bool)
@@ -82,9 +85,14 @@ def label_probs(spec: Any, labeled: queries.ReportRows, scores: queries.LabeledS
     sel = calibrated_rows
     calibrated = np.empty((int(sel.sum()), len(labels)))
     chosen = [v for v, s in zip(versions, sel) if s]
+    judged = [o for o, s in zip(out_of_fold, sel) if s]
     for v in set(chosen):
-        mine = np.array([c == v for c in chosen], dtype=bool)
-        calibrated[mine] = load_document(docs[v], spec.task_version).predict_proba(logprobs[sel][mine])
+        mine = np.array([c == v and o is None for c, o in zip(chosen, judged)], dtype=bool)
+        if mine.any():
+            calibrated[mine] = load_document(docs[v], spec.task_version).predict_proba(logprobs[sel][mine])
+    for i, probs in enumerate(judged):
+        if probs is not None:
+            calibrated[i] = probs
     out.update(raw=raw_probs(logprobs[sel]), calibrated=calibrated, y=y[sel], weights=rows.label_weight[sel],
                decided=np.array([index[v] for v in rows.label[sel]], dtype=np.int64), versions=sorted(set(chosen)))
     return out

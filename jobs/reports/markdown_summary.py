@@ -14,9 +14,11 @@ def report_markdown(spec: TaskSpec, night: date | str | None = None, target: flo
     lines = [
         f"### calscore: {spec.name}, {data.scope}",
         "",
-        f"- **{s['rows']}** predictions, **{s['labeled']}** labeled ({s['audit_labeled']} from audit samples)",
+        f"- **{s['rows']}** predictions, **{s['labeled']}** labeled ({s['audit_labeled']} from audit or random samples, "
+        f"{s['certifying']} of them certifying)",
     ]
     lines.append(f"- calibration, {s['heldout_sentence']}")
+    lines.append(f"- {s['labels_note']}")
     lines.append(f"- threshold: {s['threshold_sentence']}")
     champion = s["champion"]
     lines.append(f"- champion calibrator: `{champion['version']}` ({champion['method']}, {champion['n_labels']} labels)"

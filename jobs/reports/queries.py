@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calscore.calibration_store.apply import logprob_matrix
 from calscore.calibration_store.store import champion
 from calscore.jobs.warehouse.views import create_views
 from calscore.jobs.warehouse.connection import reader
@@ -65,22 +64,27 @@ def _column(table: pa.Table, name: str, dtype=None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ReportRows:
-    """Predictions of a task version (optionally one night) with their current decision and label, row by row."""
+    """Predictions of a task version (optionally one night) with their current decision and label, row by row.
+
+    A labeled row carries what judges it (predictions_current.evidence_*): the decision itself when the deciding
+    calibrator never saw the row, else its recipe's out-of-fold prediction, with the bucket that one gets."""
 
     row_id: np.ndarray
     night: np.ndarray
     segment: np.ndarray
     bucket: np.ndarray
     off_format: np.ndarray           # bool: the model answered off-format (coverage floor)
-    label: np.ndarray                # current calibrated prediction
-    confidence: np.ndarray           # current calibrated confidence; NaN when uncalibrated
+    label: np.ndarray                # calibrated prediction
+    confidence: np.ndarray           # calibrated confidence; NaN when uncalibrated
     decision_confidence: np.ndarray  # what the buckets were cut on (raw when uncalibrated)
     raw_label: np.ndarray
     raw_confidence: np.ndarray
     is_labeled: np.ndarray
-    is_audit_label: np.ndarray
+    is_audit_label: np.ndarray       # certifies: a held-out label of a sampling design
+    label_design: np.ndarray         # audit, random, convenience; None when unlabeled
+    evidence_basis: np.ndarray       # held_out, out_of_fold; None when not judged
     label_weight: np.ndarray         # 1 / inclusion probability (1 when unknown); NaN when unlabeled
-    is_correct: np.ndarray           # current prediction == current label (False when unlabeled)
+    is_correct: np.ndarray           # judged prediction == current label (False when unlabeled)
     raw_correct: np.ndarray
 
     def __len__(self) -> int:
@@ -96,9 +100,14 @@ class ReportRows:
 
 
 _ROW_COLUMNS = (
-    "row_id, night, coalesce(segment, '(none)') as segment, bucket,"
-    " coalesce(bucket_reason = 'off_format', false) as off_format, label, confidence, decision_confidence,"
-    " raw_label, raw_confidence, is_labeled, is_audit_label, label_weight,"
+    "row_id, night, coalesce(segment, '(none)') as segment,"
+    " case when is_labeled then evidence_bucket else bucket end as bucket,"
+    " coalesce(case when is_labeled then evidence_bucket_reason else bucket_reason end = 'off_format', false)"
+    " as off_format,"
+    " case when is_labeled then evidence_label else label end as label,"
+    " case when evidence_basis = 'out_of_fold' then evidence_confidence else confidence end as confidence,"
+    " case when is_labeled then evidence_confidence else decision_confidence end as decision_confidence,"
+    " raw_label, raw_confidence, is_labeled, is_audit_label, label_design, evidence_basis, label_weight,"
     " coalesce(is_correct, false) as is_correct, coalesce(raw_correct, false) as raw_correct"
 )
 
@@ -114,7 +123,7 @@ def load_rows(
     con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None, labeled_only: bool = False
 ) -> ReportRows:
     """The task version's predictions (one night, or all), ordered by row id; with `labeled_only`, the rows
-    with a held-out label (`is_labeled`), which is all the report reads row by row."""
+    with a judged label (`is_labeled`), which is all the report reads row by row."""
     where, args = _night_filter(task_version, parse_night(night))
     if labeled_only:
         where += " and is_labeled"
@@ -195,7 +204,6 @@ class LabeledScores:
     logprobs: np.ndarray  # (n, K) in the task's label order
     y: np.ndarray         # index of the true label
     weight: np.ndarray
-    sampled: pa.Table | None = None  # `agreement` and `samples` of sampling tasks (what `combined` also reads)
 
 
 def load_labeled_scores(
@@ -220,27 +228,6 @@ def load_labeled_scores(
         logprobs=logprobs,
         y=_label_indices(table.column("true_label").to_pylist(), index, table.column("row_id").to_pylist()),
         weight=_column(table, "label_weight", float),
-    )
-
-
-def load_heldout_scores(
-    con: duckdb.DuckDBPyConnection, task_name: str, task_version: str, labels: Sequence[str],
-    calibrator_version: str | None, night: date | str | None = None,
-) -> LabeledScores:
-    """Raw scores of the current labels `calibrator_version` was not fitted on (its recorded fit rows left out in
-    SQL; every current label when it is None), of one night or all, in label order."""
-    table = con.sql(
-        statement("labels_heldout_from_calibrator"),
-        params={"task_name": task_name, "task_version": task_version, "calibrator_version": calibrator_version,
-                "night": parse_night(night)},
-    ).to_arrow_table()
-    index = {label: i for i, label in enumerate(labels)}
-    return LabeledScores(
-        row_id=_column(table, "row_id"),
-        logprobs=logprob_matrix(table.column("label_logprobs"), labels).reshape(table.num_rows, len(labels)),
-        y=_label_indices(table.column("true_label").to_pylist(), index, table.column("row_id").to_pylist()),
-        weight=_column(table, "label_weight", float),
-        sampled=table.select(["agreement", "samples"]),
     )
 
 

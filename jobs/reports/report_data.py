@@ -1,10 +1,12 @@
 """What the report of one task shows, as data: what it reads from the warehouse, and the headline numbers.
 
-The headline's calibration figures are held out: the champion (or, before any
-champion, the raw scores) on the current labels it was not fitted on, each with
-its n and a 95% interval (`heldout_figures`); right after a promotion, when the
-champion has seen every label, the promotion's own held-out figures are quoted
-instead, as such. Row-level figures (reliability, buckets, thresholds, segments) use the rows
+The headline's calibration figures never come from a map that saw the row: the
+champion (or, before any champion, the raw scores) on every current label, judged
+by the champion's own prediction where it was not fitted on the row and by its
+recipe's out-of-fold prediction where it was (`evidence_base.load_judged_labels`),
+each figure with its n, a 95% interval, what it rests on and which label designs
+(convenience labels never enter it when sample labels exist: `headline_labels`).
+Row-level figures (reliability, buckets, thresholds, segments) use the rows
 scored on `night`, or all rows: their volumes are counted in DuckDB
 (`counts`), their accuracies come from the labeled rows (`labeled`), the only
 rows read one by one; the label budget uses every labeled row of the task
@@ -20,11 +22,9 @@ from typing import Any
 import numpy as np
 
 from calscore.calibration_store import metrics
-from calscore.calibration_store.combined import calibrator_input
-from calscore.calibration_store.document import load_document
-from calscore.calibration_store.metrics import raw_probs
+from calscore.calibration_store.document import recipe_of
 from calscore.calibration_store.store import champion as champion_document
-from calscore.jobs.decisions import agreement_signal
+from calscore.jobs.calibrators.evidence_base import basis_text, headline_labels, load_judged_labels
 from calscore.jobs.reports import queries
 from calscore.jobs.reports.bucket_chart import bucket_stats
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
@@ -35,7 +35,6 @@ from calscore.jobs.spec import TaskSpec
 DEFAULT_TARGET = 0.90
 HELDOUT_BOOTSTRAP = 200  # resamples of each held-out ECE / NLL interval (seed 0), ece_bootstrap_ci's default
 HELDOUT_LEVEL = 0.95
-NO_HELDOUT = "no labels the champion has not seen yet; import new labels to measure it"
 
 
 @dataclass
@@ -76,7 +75,7 @@ def _summary_parts(con, spec: TaskSpec, night: date | None) -> dict[str, Any]:
     history = queries.calibrator_history(con, tv)
     return {"spec": spec, "night": night, "counts": counts,
             "labeled": queries.load_rows(con, tv, night, labeled_only=True),
-            "history": history, "heldout": heldout_figures(con, spec, night, history)}
+            "history": history, "heldout": heldout_figures(con, spec, night)}
 
 
 def _nll_bootstrap_ci(p_true: np.ndarray, w: np.ndarray, n_boot: int, level: float, seed: int = 0) -> tuple:
@@ -94,7 +93,7 @@ def _nll_bootstrap_ci(p_true: np.ndarray, w: np.ndarray, n_boot: int, level: flo
 
 def _heldout_numbers(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, Any]:
     """n, accuracy (95% Wilson on Kish's effective n), ECE (15 equal-width bins) and NLL with 95% bootstrap
-    intervals, of one set of probabilities on held-out rows (weights: 1 / inclusion probability)."""
+    intervals, of one set of probabilities on judged rows (weights: 1 / inclusion probability)."""
     correct = probs.argmax(axis=1) == y
     accuracy, n_eff, _ = weighted_proportion(correct, w)
     return {
@@ -109,41 +108,20 @@ def _heldout_numbers(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[st
     }
 
 
-def _at_promotion(history: list[dict], version: str) -> dict[str, Any] | None:
-    """The held-out figures the champion's promotion decided on (its newest `promoted` event's metrics), or None
-    when no such figures were recorded (a manual promotion, or an older event)."""
-    for h in reversed(history):
-        m = h.get("metrics")
-        if (h["version"] == version and h["event"] == "promoted" and isinstance(m, dict) and m.get("n_holdout")
-                and isinstance(m.get("challenger"), dict) and isinstance(m.get("baseline_metrics"), dict)):
-            comparison = m.get("comparison") or {}
-            return {"n": int(m["n_holdout"]), "evaluation": m.get("evaluation"), "baseline": m.get("baseline"),
-                    "challenger": m["challenger"], "baseline_metrics": m["baseline_metrics"],
-                    "nll_gain": comparison.get("nll_gain"), "level": comparison.get("level"),
-                    "refit": m.get("refit_on_all_labels")}
-    return None
-
-
-def heldout_figures(con, spec: TaskSpec, night: date | None = None, history: list[dict] | None = None) -> dict:
+def heldout_figures(con, spec: TaskSpec, night: date | None = None) -> dict:
     """The headline's evidence: the champion's calibrated and the raw figures on the current labels (of `night`,
-    or all) the champion was not fitted on, its recorded fit rows left out in SQL; before any champion, the raw
-    figures on every current label. With a champion and no such label, `calibrated` and `raw` are None and
-    `at_promotion` holds its promotion's own held-out figures, if recorded."""
-    tv = spec.task_version
-    doc = champion_document(con, tv)
-    version = None if doc is None else doc["version"]
-    scores = queries.load_heldout_scores(con, spec.name, tv, spec.label_names, version, night)
-    n = int(scores.y.shape[0])
-    out: dict[str, Any] = {"champion": version, "n": n, "raw": None, "calibrated": None, "at_promotion": None}
-    if n:
-        out["raw"] = _heldout_numbers(raw_probs(scores.logprobs), scores.y, scores.weight)
-        if doc is not None:
-            cal = load_document(doc, tv)
-            probs = cal.predict_proba(calibrator_input(cal, scores.logprobs, agreement_signal(spec, scores.sampled)))
-            out["calibrated"] = _heldout_numbers(probs, scores.y, scores.weight)
-    elif version is not None:
-        out["at_promotion"] = _at_promotion(history if history is not None else queries.calibrator_history(con, tv),
-                                            version)
+    or all), each judged by a map that never saw it; before any champion, the raw figures. Also what the figures
+    rest on (`basis`: rows held out / out-of-fold), which labels (`labels`: designs used and left out) and the
+    champion's recipe."""
+    doc = champion_document(con, spec.task_version)
+    judged, used = headline_labels(load_judged_labels(con, spec, doc, night))
+    out: dict[str, Any] = {"champion": None if doc is None else doc["version"], "n": len(judged), "raw": None,
+                           "calibrated": None, "labels": used, "designs": judged.counts("design"),
+                           "basis": basis_text(judged, None if doc is None else recipe_of(doc))}
+    if len(judged):
+        out["raw"] = _heldout_numbers(judged.raw, judged.y, judged.weight)
+        if judged.calibrated is not None:
+            out["calibrated"] = _heldout_numbers(judged.calibrated, judged.y, judged.weight)
     return out
 
 
@@ -158,42 +136,25 @@ def _ci(pair: tuple) -> str:
 
 
 def heldout_sentence(h: dict, level: float = HELDOUT_LEVEL) -> str:
-    """The held-out evidence in one plain sentence (the report's headline, the Markdown summary, `calscore
-    status`): every figure with its n and 95% interval, or what cannot be shown and why."""
+    """The evidence in one plain sentence (the report's headline, the Markdown summary, `calscore status`): every
+    figure with its n and 95% interval, what it rests on and which labels, or what cannot be shown and why."""
     raw, cal = h["raw"], h["calibrated"]
     pct = f"{level:.0%}"
+    intervals = f"({pct} intervals: bootstrap for ECE and NLL, Wilson for accuracy; labels: {h['labels']})"
     if cal is not None:
-        return (f"held out from champion {h['champion']} (labels it was not fitted on), n={cal['n']}: "
-                f"ECE {raw['ece']:.3f} {_ci(raw['ece_ci'])} raw → {cal['ece']:.3f} {_ci(cal['ece_ci'])} calibrated; "
-                f"accuracy {cal['accuracy']:.3f} {_ci(cal['accuracy_ci'])} calibrated, "
-                f"{raw['accuracy']:.3f} {_ci(raw['accuracy_ci'])} raw; "
-                f"NLL {raw['nll']:.3f} {_ci(raw['nll_ci'])} raw → {cal['nll']:.3f} {_ci(cal['nll_ci'])} calibrated "
-                f"({pct} intervals: bootstrap for ECE and NLL, Wilson for accuracy)")
+        return (f"champion {h['champion']} on {cal['n']} labels, none judged by a map that saw it "
+                f"({h['basis']}): ECE {raw['ece']:.3f} {_ci(raw['ece_ci'])} raw → {cal['ece']:.3f} "
+                f"{_ci(cal['ece_ci'])} calibrated; accuracy {cal['accuracy']:.3f} {_ci(cal['accuracy_ci'])} calibrated, "
+                f"{raw['accuracy']:.3f} {_ci(raw['accuracy_ci'])} raw; NLL {raw['nll']:.3f} {_ci(raw['nll_ci'])} raw → "
+                f"{cal['nll']:.3f} {_ci(cal['nll_ci'])} calibrated {intervals}")
     if raw is not None:
-        return (f"raw scores, no calibrator yet (none was fitted on these labels), n={raw['n']}: "
-                f"ECE {raw['ece']:.3f} {_ci(raw['ece_ci'])}; accuracy {raw['accuracy']:.3f} "
-                f"{_ci(raw['accuracy_ci'])}; NLL {raw['nll']:.3f} {_ci(raw['nll_ci'])} "
-                f"({pct} intervals: bootstrap for ECE and NLL, Wilson for accuracy)")
+        return (f"raw scores, no calibrator yet, n={raw['n']}: ECE {raw['ece']:.3f} {_ci(raw['ece_ci'])}; "
+                f"accuracy {raw['accuracy']:.3f} {_ci(raw['accuracy_ci'])}; NLL {raw['nll']:.3f} {_ci(raw['nll_ci'])} "
+                f"{intervals}")
     if h["champion"] is None:
         return "no labeled rows yet: no calibration figure to show"
-    sentence = f"champion {h['champion']}: {NO_HELDOUT}"
-    p = h["at_promotion"]
-    if p is None:
-        return sentence
-    c, b = p["challenger"], p["baseline_metrics"]
-    lo, hi = wilson_interval(c["accuracy"], p["n"], level) if c.get("accuracy") is not None else (None, None)
-    sentence += (f". At promotion, on {p['n']} held-out rows ({p['evaluation']}), the method as evaluated, before "
-                 f"its refit on all labels: ECE {c['ece']:.3f} [{c['ece_ci_low']:.3f}, {c['ece_ci_high']:.3f}] vs "
-                 f"{b['ece']:.3f} [{b['ece_ci_low']:.3f}, {b['ece_ci_high']:.3f}] for {p['baseline']}")
-    if lo is not None:
-        sentence += f"; accuracy {c['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"
-    if c.get("nll") is not None and b.get("nll") is not None:
-        sentence += f"; NLL {c['nll']:.3f} vs {b['nll']:.3f}"
-        gain = p["nll_gain"]
-        if gain:
-            sentence += (f" (gain {gain['estimate']:+.4f}, one-sided {p['level'] or level:.0%} bounds "
-                         f"[{gain['low']:+.4f}, {gain['high']:+.4f}])")
-    return sentence
+    return (f"champion {h['champion']}: no label it can be judged on without having seen it (its fit rows have no "
+            "out-of-fold evidence yet: run calscore recalibrate)")
 
 
 def load_summary_data(spec: TaskSpec, night: date | str | None = None) -> SummaryData:
@@ -260,6 +221,23 @@ def task_segments(spec: TaskSpec, counts: queries.RowCounts, labeled: queries.Re
                          labeled.label_weight, rows=counts.by_segment())
 
 
+def labels_note(labeled: queries.ReportRows) -> str:
+    """Which labels the row-level figures (reliability, buckets, segments) rest on, by design and basis, with a
+    visible warning when convenience labels are among them."""
+    rows = labeled.take(labeled.is_labeled)
+    if not len(rows):
+        return "Row-level figures: no labels yet."
+    designs = ", ".join(f"{int((rows.label_design == d).sum())} {d}" for d in ("audit", "random", "convenience")
+                        if (rows.label_design == d).any())
+    oof = int((rows.evidence_basis == "out_of_fold").sum())
+    note = (f"Row-level figures (reliability, buckets, segments) use {len(rows)} labels: {designs}; "
+            f"{oof} judged by out-of-fold predictions, {len(rows) - oof} never seen by the deciding calibrator.")
+    if (rows.label_design == "convenience").any():
+        note += (" Warning: convenience labels are not a sample of the predictions, so figures that include them "
+                 "may not hold for all rows; the headline and the threshold certification leave them out.")
+    return note
+
+
 def budget_method(spec: TaskSpec, champion_method: str | None) -> str:
     """The task's calibration method; for `auto`, what the champion chose (temperature before any champion)."""
     if spec.calibration.method != "auto":
@@ -278,10 +256,12 @@ def summary(data: SummaryData, target: float = DEFAULT_TARGET) -> dict[str, Any]
         "night": data.night,
         "rows": counts.total,
         "labeled": int(labeled.is_labeled.sum()),
-        "audit_labeled": int(labeled.is_audit_label.sum()),
+        "audit_labeled": int((labeled.is_labeled & np.isin(labeled.label_design, ("audit", "random"))).sum()),
+        "certifying": int(labeled.is_audit_label.sum()),  # sample labels the deciding calibrator never saw
         "buckets": task_buckets(data.spec, counts, labeled),
         "heldout": data.heldout,
         "heldout_sentence": heldout_sentence(data.heldout),
+        "labels_note": labels_note(labeled),
         "target": target,
         "threshold": choose_threshold(table, target),
         "threshold_sentence": describe_choice(table, target, counts.total),

@@ -124,6 +124,14 @@ def percent(value: float) -> str:
     return f"{value:.0%}" if abs(round(100 * value) - 100 * value) < 1e-9 else f"{value:.1%}"
 
 
+def certification_sentence(spec: TaskSpec) -> str:
+    """Which labels certify, in one sentence: the guarantee needs labels the deployed calibrator never saw."""
+    return (f"Certified on labels the deciding calibrator never saw: the certification slice (a fixed "
+            f"{spec.calibration.certify_fraction:.0%} of the audit/random-sample labels, kept out of every fit by "
+            "[calibration] certify_fraction) and sample labels newer than its fit; out-of-fold predictions "
+            "describe the recipe, not the deployed map, so they inform the report but never certify.")
+
+
 def guarantee_sentence(target: float, level: float = 0.95) -> str:
     """The one sentence stating what the choice guarantees."""
     return (
@@ -239,11 +247,14 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
         certifying = load_certifying_labels(con, spec.task_version, parse_night(night))
         floor = coverage_floor_line(con, spec, certifying, parse_night(night))  # counts its cost in DuckDB
     scope = f"night {night}" if night else "all nights"
-    # only labels of a sampling design certify (is_audit_label: label_design 'audit' or 'random'); the other
-    # held-out labels are convenience labels, counted here so the output says why they are left out
-    convenience = int((~labeled.is_audit_label).sum())
+    # only labels of a sampling design that the deciding calibrator never saw certify (is_audit_label); the
+    # others are counted here so the output says why they are left out
+    convenience = int((labeled.label_design == "convenience").sum())
+    fitted = int((~labeled.is_audit_label & (labeled.label_design != "convenience")).sum())
     head = f"task {spec.name} (task_version {spec.task_version}), {scope}: {counts.total} predictions, " \
-           f"{int(labeled.is_audit_label.sum())} with audit labels (audit or random sample)"
+           f"{int(labeled.is_audit_label.sum())} with certifying labels (audit or random sample, never fitted on)"
+    if fitted:
+        head += f", {fitted} with sample labels the calibrator was fitted on"
     if convenience:
         head += f", {convenience} with convenience labels"
     if counts.total == 0:
@@ -251,7 +262,7 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
     table = threshold_table(labeled.decision_confidence, ~labeled.off_format, labeled.is_audit_label,
                             labeled.is_correct, labeled.label_weight, volume=counts.at_or_above(THRESHOLDS))
     seq = threshold_sequence(table, target)
-    lines = [head, describe_choice(table, target, counts.total)]
+    lines = [head, describe_choice(table, target, counts.total), certification_sentence(spec)]
     if convenience:
         lines.append(
             f"{convenience} convenience label(s) are not used: chosen without a sampling design, they never certify "

@@ -7,15 +7,20 @@ with predictions_current as (
 
 audited as (
 
-    -- held-out labels of a sampling design (label_design 'audit' or 'random'): these certify
-    select * from predictions_current where is_audit_label
+    -- labels of a sampling design (label_design 'audit' or 'random'), each judged in the bucket of its held-out or
+    -- out-of-fold prediction: an estimate for all the bucket's rows
+    select * exclude (bucket), evidence_bucket as bucket
+    from predictions_current
+    where is_labeled and label_design in ('audit', 'random')
 
 ),
 
 convenience as (
 
-    -- held-out labels chosen without a design (a review queue, hand-picked): shown, never certify
-    select * from predictions_current where is_labeled and label_design = 'convenience'
+    -- labels chosen without a design (a review queue, hand-picked): shown, never an estimate for the bucket
+    select * exclude (bucket), evidence_bucket as bucket
+    from predictions_current
+    where is_labeled and label_design = 'convenience'
 
 ),
 

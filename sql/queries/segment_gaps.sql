@@ -1,4 +1,4 @@
--- Which segment's confidence is furthest from its observed accuracy (weighted labeled rows)?
+-- Which segment's confidence is furthest from its observed accuracy (weighted labeled rows, each judged by a map that never saw it)?
 with predictions_current as (
 
     select * from predictions_current
@@ -18,7 +18,7 @@ per_segment as (
         task_version,
         coalesce(segment, '(none)') as segment,
         count(*) as labeled_rows,
-        sum(label_weight * decision_confidence) / sum(label_weight) as mean_confidence,
+        sum(label_weight * evidence_confidence) / sum(label_weight) as mean_confidence,
         sum(label_weight * cast(is_correct as double)) / sum(label_weight) as accuracy
 
     from labeled

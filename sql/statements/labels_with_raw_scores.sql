@@ -1,6 +1,18 @@
--- The task's current labels joined with the task_version's stored raw scores, in arrival order:
--- import time, then scoring time (ties beyond these are broken at random by promotion.arrival_order).
-select p.row_id, p.label_logprobs, l.label, l.inclusion_prob, l.imported_at, p.scored_at, p.segment, p.agreement,
+-- The task's current labels joined with the task_version's stored raw scores: what a recalibration fits and
+-- cross-fits on, with each label's design (a sampling design certifies), arrival time and the row's night.
+select
+    p.row_id,
+    p.label_logprobs,
+    p.coverage,
+    l.label,
+    l.inclusion_prob,
+    -- a label written without a design (before migration 008 or by hand) is what it was then
+    coalesce(l.design, case when l.inclusion_prob is not null then 'audit' else 'convenience' end) as design,
+    l.imported_at,
+    p.scored_at,
+    p.night,
+    p.segment,
+    p.agreement,
     p.samples
 from labels l
 join predictions p on p.row_id = l.row_id and p.task_version = $task_version

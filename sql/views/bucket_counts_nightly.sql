@@ -30,11 +30,12 @@ per_bucket as (
 
 labeled as (
 
-    -- the labeled rows only: the join with the labels never runs over the unlabeled ones
+    -- the labeled rows only: the join with the labels never runs over the unlabeled ones; each judged in the
+    -- bucket its held-out (or out-of-fold) prediction falls in
     select
         task_version,
         night,
-        bucket,
+        evidence_bucket as bucket,
         count(*) filter (where is_labeled) as labeled_rows,
         count(*) filter (where is_correct) as correct_rows,
         -- weighted by 1 / inclusion probability: an estimate for all the bucket's rows
@@ -42,7 +43,7 @@ labeled as (
             as weighted_accuracy
 
     from predictions_current
-    where has_label
+    where is_labeled
     group by all
 
 ),

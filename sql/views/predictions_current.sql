@@ -1,7 +1,13 @@
 -- What did we decide for each row, with which calibrator, and was it right (where a current label exists)?
--- is_labeled: a current label the calibrator behind the decision was not fitted on (usable for evaluation);
--- is_audit_label: such a held-out label from a probability sample (label_design 'audit' or 'random'), the labels
--- that certify; a 'convenience' label is held out too but never certifies;
+-- A label is judged against a prediction by a map that never saw it (evidence_basis):
+--   'held_out': the deciding calibrator was not fitted on the row, so its own decision is judged;
+--   'out_of_fold': it was, so its recipe's out-of-fold prediction (fitted on the other folds, table evidence) is;
+--   NULL: no current label, or a fit row without out-of-fold evidence (recalibrate to build it).
+-- evidence_label / evidence_confidence / evidence_bucket are that prediction (the decision itself when held out),
+-- evidence_probs its probabilities when out-of-fold;
+-- is_labeled: a label with such evidence; is_correct: evidence_label = true_label;
+-- is_audit_label: a held-out label from a probability sample (label_design 'audit' or 'random'): the labels that
+-- certify a threshold for the deployed map; a 'convenience' label is judged too but never certifies;
 -- has_label: any current label (used_in_fit tells the fit rows apart).
 with decided_predictions as (
 
@@ -17,7 +23,8 @@ current_labels as (
 
 calibrators as (
 
-    select version, method, status from calibrators
+    -- method is 'auto/platt' for an auto calibrator: its recipe (what its evidence is filed under) is 'platt'
+    select version, method, regexp_replace(method, '^auto/', '') as recipe, status from calibrators
 
 ),
 
@@ -27,25 +34,35 @@ fit_rows as (
 
 ),
 
-final as (
+evidence as (
+
+    select task_version, recipe, row_id, probs, label, confidence, bucket, bucket_reason from evidence
+
+),
+
+joined as (
 
     select
-        decided_predictions.* exclude (label_logprobs, text),
+        decided_predictions.*,
         calibrators.method as calibrator_method,
         calibrators.status as calibrator_status,
         current_labels.true_label,
         current_labels.label_source,
         current_labels.inclusion_prob,
         current_labels.label_design,
-        coalesce(current_labels.is_audit_label, false) and fit_rows.row_id is null as is_audit_label,
+        current_labels.is_audit_label as is_sample_label,
         current_labels.label_weight,
-        current_labels.true_label is not null as has_label,
         fit_rows.row_id is not null as used_in_fit,
-        current_labels.true_label is not null and fit_rows.row_id is null as is_labeled,
-        decided_predictions.label = current_labels.true_label as is_correct,
-        decided_predictions.raw_label = current_labels.true_label as raw_correct,
-        decided_predictions.label_logprobs,
-        decided_predictions.text
+        case
+            when current_labels.true_label is null then null
+            when fit_rows.row_id is null then 'held_out'
+            when evidence.row_id is not null then 'out_of_fold'
+        end as evidence_basis,
+        evidence.probs as evidence_probs,  -- out-of-fold rows: every label's probability, in the task's label order
+        evidence.label as oof_label,
+        evidence.confidence as oof_confidence,
+        evidence.bucket as oof_bucket,
+        evidence.bucket_reason as oof_bucket_reason
 
     from decided_predictions
     left join current_labels
@@ -56,6 +73,33 @@ final as (
     left join fit_rows
         on decided_predictions.calibrator_version = fit_rows.version
         and decided_predictions.row_id = fit_rows.row_id
+    left join evidence
+        on decided_predictions.task_version = evidence.task_version
+        and calibrators.recipe = evidence.recipe
+        and decided_predictions.row_id = evidence.row_id
+
+),
+
+final as (
+
+    select
+        * exclude (label_logprobs, text, is_sample_label, oof_label, oof_confidence, oof_bucket, oof_bucket_reason),
+        case evidence_basis when 'out_of_fold' then oof_label when 'held_out' then label end as evidence_label,
+        case evidence_basis when 'out_of_fold' then oof_confidence when 'held_out' then decision_confidence end
+            as evidence_confidence,
+        case evidence_basis when 'out_of_fold' then oof_bucket when 'held_out' then bucket end as evidence_bucket,
+        case evidence_basis when 'out_of_fold' then oof_bucket_reason when 'held_out' then bucket_reason end
+            as evidence_bucket_reason,
+        coalesce(is_sample_label, false) and evidence_basis = 'held_out' as is_audit_label,
+        true_label is not null as has_label,
+        evidence_basis is not null as is_labeled,
+        case evidence_basis when 'out_of_fold' then oof_label when 'held_out' then label end = true_label
+            as is_correct,
+        raw_label = true_label as raw_correct,
+        label_logprobs,
+        text
+
+    from joined
 
 )
 
