@@ -13,6 +13,8 @@ from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.platt import PlattCalibrator
 from calscore.jobs.reports.html_report import write_report
 from calscore.jobs.reports.label_budget import _figures, label_budget_chart, label_budgets
+from calscore.jobs.reports.report_figures import REPORT_BUDGET_HOLDOUT, REPORT_BUDGET_SIZES
+from synthetic_scores import synthetic_scores
 from report_fixtures import fill_report_warehouse
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -138,11 +140,18 @@ def test_the_fast_figures_are_the_metrics_figures():
         assert fast["accuracy"] == pytest.approx(metrics.accuracy(p, y, weights=w), abs=1e-12)
 
 
-def test_the_report_states_the_answer_for_every_method(tmp_path):
+def test_the_report_states_the_deployed_recipe_s_answer_at_a_fixed_cost(tmp_path):
     spec = fill_report_warehouse(tmp_path / "calscore.duckdb")["spec"]
     page = write_report(spec, tmp_path / "out").read_text(encoding="utf-8")
     answers = re.findall(r"<li>(\w+): ([\d,]+ labels are enough|more than the [\d,]+ labels you have to fit on) -- "
                          r"[^<]*NLL at most 0\.01 nats and ECE at most 0\.01 above the fit on all [\d,]+ labels\.</li>",
                          page)
-    assert [m for m, _ in answers] == list(CANDIDATES)
+    assert [m for m, _ in answers] == ["platt"]  # the champion's recipe
+    # however many labels: at most 5 budgets of 20 fits on at most 2,000 rows, and the one all-labels fit
+    rows = synthetic_scores(60_000, 2, scale=2.0, lean=0.5, seed=3)
+    result = label_budgets(rows.logprobs, rows.y, ["a", "b"], ["platt"], sizes=REPORT_BUDGET_SIZES,
+                           max_holdout=REPORT_BUDGET_HOLDOUT)
+    points = result["curves"]["platt"]["points"]
+    assert sum(p["n_fits"] + p["failed_fits"] for p in points) <= 5 * 20 + 1
+    assert max(p["size"] for p in points[:-1]) == 2000 and result["holdout_n"] == 2000
     assert "How many labels are enough" in page

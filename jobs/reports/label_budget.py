@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from calscore.calibration_store import metrics
@@ -37,7 +38,7 @@ FIGURES = ("ece", "nll", "brier", "accuracy")
 NLL_TOLERANCE = 0.01  # nats
 ECE_TOLERANCE = 0.01
 SHARE = 0.9
-METHOD_COLORS = ("#377eb8", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+OTHER_COLORS = colormaps["Dark2"]  # one per method beside the highlighted one, however many methods there are
 _EPS = np.finfo(np.float64).eps
 
 
@@ -207,7 +208,8 @@ def label_budget_chart(result: dict, path: Path, title: str | None = None, highl
     axes = fig.subplots(1, 2)
     ticks: list[dict] = []
     for ax, name, label in ((axes[0], "ece", "ECE (15 bins)"), (axes[1], "nll", "NLL")):
-        for color, (method, curve) in zip(METHOD_COLORS, result["curves"].items()):
+        for color, (method, curve) in zip(OTHER_COLORS(np.linspace(0, 1, len(result["curves"]))),
+                                          result["curves"].items()):
             points = [p for p in curve["points"] if p["n_fits"]]
             ticks = max(ticks, points, key=len)
             sizes = [p["size"] for p in points]

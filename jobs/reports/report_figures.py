@@ -13,7 +13,6 @@ import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
 
-from calscore.calibration_store.methods import CANDIDATES
 from calscore.jobs.reports.bucket_chart import bucket_chart
 from calscore.jobs.reports.bucket_order import order_warnings
 from calscore.jobs.reports.classwise import classwise_chart, confusion_chart
@@ -158,19 +157,26 @@ def _positive_class_figure(spec, labeled, path: Path, title: str) -> dict[str, A
                                title=title, view="positive-class", positive=positive)
 
 
+# The label-budget curve's points in a report: its cost is fixed (5 x 20 fits on at most 2,000 rows, plus one).
+REPORT_BUDGET_SIZES = (100, 200, 500, 1000, 2000)
+REPORT_BUDGET_HOLDOUT = 2_000
+
+
 def _label_budget_figure(data: ReportData, path: Path, champion: str | None = None) -> dict[str, Any]:
+    """The deployed recipe's label-budget curve and answer, at a fixed cost however many labels the warehouse
+    holds: `REPORT_BUDGET_SIZES` points of 20 fits on at most 2,000 rows each, and the one all-labels fit, all
+    scored on at most 2,000 held-out rows (every candidate's figures on all labels are the recalibration's)."""
     scores = data.scores
     method = budget_method(data.spec, data.champion_method)
     if scores.y.shape[0] < MIN_BUDGET_LABELS:
         return {"skipped": f"{scores.y.shape[0]} labeled rows; a curve needs {MIN_BUDGET_LABELS}"}
     try:
-        methods = tuple(CANDIDATES) + ((method,) if method not in CANDIDATES else ())
-        result = label_budgets(scores.logprobs, scores.y, data.spec.label_names, methods, scores.weight)
+        result = label_budgets(scores.logprobs, scores.y, data.spec.label_names, (method,), scores.weight,
+                               sizes=REPORT_BUDGET_SIZES, max_holdout=REPORT_BUDGET_HOLDOUT)
     except ValueError as exc:
         return {"skipped": str(exc)}
     if result["curves"][method]["points"][-1]["n_fits"] == 0:
         return {"skipped": f"{method} cannot be fitted on the {result['pool_n']} labeled rows of the pool"}
-    # the task's method (the table's detail) beside every registered method's curve and answer
     return label_budget_chart({**result, **result["curves"][method]}, path, highlight=method,
-                              title=figure_title(data.spec.name, f"label budget (every method; {method} the task's)",
+                              title=figure_title(data.spec.name, f"label budget ({method}, the deployed recipe)",
                                                  champion, data.night))
