@@ -91,9 +91,9 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
         say(f"calibrated:  accuracy {_pct(result['calibrated']['accuracy'])}  ECE (15 bins) "
             f"{result['calibrated']['ece']:.3f}")
     else:
-        say("calibrated:  none -- no calibrator was promoted: on the audit sample's held-out labels no challenger "
-            "was significantly better than the raw scores (the recalibration line above), so night 2 was "
-            "decided on raw scores")
+        say("calibrated:  none -- no calibrator was promoted: on the out-of-fold predictions of the audit labels no "
+            "challenger was significantly better than the raw scores (the recalibration line above), so night 2 "
+            "was decided on raw scores")
     say("bucket        rows  accuracy")
     for b in result["buckets"]:
         say(f"{b['bucket']:<12} {b['rows']:>5}  {_pct(b['accuracy'])}")

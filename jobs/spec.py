@@ -67,6 +67,8 @@ class CalibrationPolicy(_Strict):
     certify_fraction: float = Field(0.2, ge=0.0, lt=0.9, description="share of the audit/random-sample labels kept "
                                     "out of every fit, to certify thresholds (0: only labels newer than the champion)")
     reapply_days: int = Field(7, ge=0, description="re-apply a new champion to the last N days of predictions (0: off)")
+    reapply_max_rows: int | None = Field(None, ge=1, description="re-apply to at most the newest N rows of that "
+                                         "window (none: every row)")
 
     @model_validator(mode="before")
     @classmethod
@@ -267,6 +269,23 @@ def check_resources(spec: TaskSpec) -> TaskSpec:
         problem = f"{parent} is not writable"
     if problem:
         raise SpecError(f"{where}: warehouse.path: {warehouse} cannot be used: {problem}")
+    return spec
+
+
+def check_answers(spec: TaskSpec) -> TaskSpec:
+    """What scoring would refuse that the task file alone decides, checked with the model's tokenizer and no
+    weights (answer variants that share a first token, a prompt the tokenizer cannot render): before a scoring
+    run takes the lock. SpecError names the field, on one line."""
+    from calscore.jobs.scoring.errors import ScorerError
+    from calscore.jobs.scoring.prompting import PromptError
+    from calscore.jobs.scoring.registry import check_scorer
+    from calscore.jobs.scoring.verbalizers import VerbalizerError
+
+    try:
+        check_scorer(spec.model, spec.prompt, spec.labels)
+    except ScorerError as exc:
+        field = "labels" if isinstance(exc, VerbalizerError) else "prompt" if isinstance(exc, PromptError) else "model"
+        raise SpecError(f"{spec.source_path or 'task file'}: {field}: {' '.join(str(exc).split())}") from None
     return spec
 
 

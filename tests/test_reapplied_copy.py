@@ -47,9 +47,9 @@ def reapply_everything(spec, chunk_rows: int, monkeypatch) -> tuple[str, int]:
     with writer(spec.warehouse.path) as con:
         version = save_calibrator(con, doc, actor="test")
         con.execute("BEGIN TRANSACTION")
-        n = reapply.reapply(con, spec, cal, version, "run-reapply-test")
+        assert reapply.queue_reapplication(con, spec, version, "run-reapply-test")
         con.execute("COMMIT")
-    return version, n
+    return version, reapply.continue_reapplications(spec)
 
 
 @pytest.fixture

@@ -1,26 +1,40 @@
-"""Re-application: a new champion decides recent predictions again, appended (never overwriting), a chunk at a time.
+"""Re-application: a new champion decides recent predictions again, in bounded, resumable steps.
 
-    n = reapply(con, spec, calibrator, version, run_id)   # in the caller's transaction
+    queue_reapplication(con, spec, version, run_id)   # in the promotion's transaction: the job is part of it
+    continue_reapplications(spec)                      # then, and at the start of the next recalibration
 
-`decisions` keeps every re-applied decision; each prediction carries its newest (migration 004), which
-is what the analyst views read.
+A promotion records a re-application job (table `reapplications`: the champion, the window of the last
+`[calibration] reapply_days`, the row cap `reapply_max_rows`) in its own transaction, superseding any
+unfinished job of an earlier champion. The job then runs in chunks of `REAPPLY_CHUNK_ROWS`, newest rows
+first, each chunk its own transaction: rows of the window whose current decision is not yet the champion's
+are decided, appended to `decisions`, copied onto their predictions, and the job's `rows_done` moves on. A
+SIGKILL loses at most the chunk in flight (rolled back); the next run continues the job where the committed
+chunks left it, so every row of the window is decided by the new champion exactly once. Memory is one chunk,
+whatever the window holds, and each chunk opens its own connection, so readers get in between chunks.
+
+Until a job is done part of the window is still decided by the previous champion: each row's
+`calibrator_version` (current_decisions) says which, `reapplications.status` = 'pending' says the job is not
+finished, and `calscore status` prints its progress.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pyarrow as pa
 
 from calscore.calibration_store.apply import logprob_matrix
+from calscore.calibration_store.store import load_version
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.common.label_maps import label_map
 from calscore.jobs.decisions import AppliedCalibrator, agreement_signal, decide
 from calscore.jobs.spec import TaskSpec
+from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.statements import statement
 
 
-# Rows re-decided per round: re-applying to a week of ten million rows a night never holds the week in memory.
-REAPPLY_CHUNK_ROWS = 100_000
+# Rows re-decided per transaction: memory is one chunk, and a kill loses at most one.
+REAPPLY_CHUNK_ROWS = 50_000
 
 
 def write_decisions(con, decided: pa.Table) -> None:
@@ -51,23 +65,53 @@ def _decided_rows(spec: TaskSpec, calibrator, version: str, run_id: str, scores:
     })
 
 
-def reapply(con, spec: TaskSpec, calibrator, version: str, run_id: str) -> int:
-    """Append decisions by the new champion for recent predictions (never overwrite), a chunk at a time."""
-    if spec.calibration.reapply_days == 0:
-        return 0
-    since = utcnow() - timedelta(days=spec.calibration.reapply_days)
-    # Read through a cursor (its own snapshot of the committed rows), write through `con` (the caller's
-    # transaction): a result being read cannot share its connection with the writes.
-    cursor = con.cursor()
-    try:
-        chunks = cursor.sql(
-            statement("predictions_to_reapply"),
-            params={"task_version": spec.task_version, "since": since, "calibrator_version": version},
-        ).to_arrow_reader(REAPPLY_CHUNK_ROWS)
-        n = 0
-        for scores in chunks:
-            write_decisions(con, _decided_rows(spec, calibrator, version, run_id, scores))
-            n += scores.num_rows
-    finally:
-        cursor.close()
-    return n
+def queue_reapplication(con, spec: TaskSpec, version: str, run_id: str) -> bool:
+    """Record a re-application job for a newly promoted champion, in the caller's transaction, superseding any
+    unfinished job of this task_version; False when re-application is off (`reapply_days` = 0)."""
+    policy = spec.calibration
+    if policy.reapply_days == 0:
+        return False
+    con.execute("UPDATE reapplications SET status = 'superseded', finished_at = ? "
+                "WHERE task_version = ? AND status = 'pending'", [utcnow(), spec.task_version])
+    con.execute("INSERT INTO reapplications VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL)",
+                [spec.task_version, version, run_id, utcnow() - timedelta(days=policy.reapply_days),
+                 policy.reapply_max_rows, utcnow()])
+    return True
+
+
+def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = None) -> int:
+    """Run this task_version's unfinished re-application job, if any, to its end, a chunk (a transaction) at a
+    time; return the rows it decided in this call. `say` gets one line per chunk."""
+    with writer(spec.warehouse.path) as con:
+        job = con.execute("SELECT calibrator_version, run_id, since, max_rows, rows_done FROM reapplications "
+                          "WHERE task_version = ? AND status = 'pending'", [spec.task_version]).fetchone()
+        if job is None:
+            return 0
+        calibrator = load_version(con, job[0], spec.task_version)
+    version, run_id, since, cap, done = job
+    decided = 0
+    while True:
+        with writer(spec.warehouse.path) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                limit = REAPPLY_CHUNK_ROWS if cap is None else min(REAPPLY_CHUNK_ROWS, cap - done)
+                scores = con.sql(statement("predictions_to_reapply"), params={
+                    "task_version": spec.task_version, "since": since, "calibrator_version": version,
+                    "limit": max(limit, 0)}).to_arrow_table()
+                if scores.num_rows:
+                    write_decisions(con, _decided_rows(spec, calibrator, version, run_id, scores))
+                done += scores.num_rows
+                finished = scores.num_rows < limit or (cap is not None and done >= cap)
+                con.execute("UPDATE reapplications SET rows_done = ?, status = ?, finished_at = ? WHERE "
+                            "task_version = ? AND calibrator_version = ? AND run_id = ?",
+                            [done, "done" if finished else "pending", utcnow() if finished else None,
+                             spec.task_version, version, run_id])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        decided += scores.num_rows
+        if say is not None:
+            say(f"re-applied champion {version} to {done} row(s)" + (" (done)" if finished else ""))
+        if finished:
+            return decided

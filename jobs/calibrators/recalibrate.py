@@ -26,7 +26,7 @@ from calscore.calibration_store.signal_comparison import compare_signals, signal
 from calscore.calibration_store.store import champion
 from calscore.jobs.calibrators.evidence_base import current_evidence, headline_labels, load_judged_labels, write_evidence
 from calscore.jobs.calibrators.labeled_rows import load_labeled_rows
-from calscore.jobs.calibrators.reapply import reapply
+from calscore.jobs.calibrators.reapply import continue_reapplications, queue_reapplication
 from calscore.jobs.calibrators.snapshots import snapshot_rows, write_snapshots
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
@@ -44,6 +44,7 @@ def _record_fit_rows(con, version: str, row_ids: np.ndarray) -> None:
 def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     """Split the labels, bring the evidence base up to date, decide, store, re-apply and snapshot (module
     docstring). `diagram(raw_probs, calibrated_probs, y, weights, path)` draws the reliability PNG (optional)."""
+    resumed = continue_reapplications(spec)  # a job a killed run left unfinished comes first
     rows = load_labeled_rows(spec)
     policy = spec.calibration
     certify = certification_slice(spec.name, rows.row_ids.tolist(), rows.certifies, policy.certify_fraction)
@@ -70,11 +71,12 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
             version = record_decision(con, decision, task_name=spec.name, actor=run_id)
             if version is not None:
                 _record_fit_rows(con, version, evidence_rows.row_ids)
-            reapplied = reapply(con, spec, decision.challenger, version, run_id) if decision.promote else 0
+            queued = decision.promote and queue_reapplication(con, spec, version, run_id)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+    reapplied = continue_reapplications(spec) if queued else 0
     figures = decision.figures()
     summary = {"decision": decision_line(figures), "promoted": decision.promote, "version": version,
                "champion": version if decision.promote else (current["version"] if current else None), **counts,
@@ -83,7 +85,7 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
                "comparison": figures["comparison"], "forward": decision.forward, "method": decision.method,
                "refresh": decision.refresh, "candidates": decision.candidates,
                "baseline_metrics": figures["baseline_metrics"], "recomputed": list(evidence.fresh),
-               "reapplied": reapplied, "diagram": None}
+               "reapplied": reapplied, "reapplied_earlier_job": resumed, "diagram": None}
     if evidence_rows.agreement is not None:  # `combined`: each signal alone against both, cross-fitted
         summary["signals"] = compare_signals(spec.label_names, evidence_rows.logprobs, evidence_rows.agreement,
                                              evidence_rows.y, evidence_rows.weights, folds=policy.folds)

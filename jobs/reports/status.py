@@ -58,6 +58,8 @@ def task_status(spec: TaskSpec) -> str:
             " AND scores = 'calibrated' AND segment = 'all' AND created_at = ?", [spec.task_version, snapshot[0][0]]
         ).fetchall() if snapshot else []
         health = con.execute(statement("health_checks_latest"), {"task_name": spec.name}).fetchall()
+        unfinished = con.execute("SELECT calibrator_version, rows_done FROM reapplications WHERE task_version = ? "
+                                 "AND status = 'pending'", [spec.task_version]).fetchall()
     last_run, champion, snapshot = (rows[0] if rows else None for rows in (last_run, champion, snapshot))
     lines = [f"task {spec.name}  task_version {spec.task_version}  warehouse {spec.warehouse.path}",
              *_batch_lines(refs, ledger, spec.input.location), f"predictions for this task_version: {rows}"]
@@ -75,6 +77,9 @@ def task_status(spec: TaskSpec) -> str:
         lines.append(f"champion calibrator: {version} ({method}, {n_labels} labels, {created:%Y-%m-%d %H:%M})")
     else:
         lines.append("champion calibrator: none (buckets use raw confidence)")
+    for version, done in unfinished:  # part of the window is still decided by the previous champion
+        lines.append(f"re-application of champion {version}: {done} row(s) re-decided, not finished (the next "
+                     "recalibration continues it; until then older rows may be decided by the previous champion)")
     lines += _health_lines(health)
     lines.append(f"calibration, {heldout_sentence(champion_heldout(spec))}")
     if snapshot:

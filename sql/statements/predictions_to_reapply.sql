@@ -1,13 +1,10 @@
--- The task_version's predictions scored since a time that a calibrator has not decided, at scoring time or re-applied.
+-- The task_version's newest predictions scored since a time whose current decision is not yet calibrator
+-- $calibrator_version's, at most $limit of them: one chunk of a re-application (rows a committed chunk decided
+-- drop out, so a job killed between chunks resumes where it stopped).
 select row_id, label_logprobs, coverage, agreement, samples  -- agreement: read by a combined calibrator
-from predictions p
+from predictions
 where task_version = $task_version
     and scored_at >= $since
-    and coalesce(calibrator_version, '') <> $calibrator_version
-    and not exists (
-        select 1
-        from decisions d
-        where d.task_version = p.task_version
-            and d.row_id = p.row_id
-            and d.calibrator_version = $calibrator_version
-    )
+    and coalesce(reapplied_calibrator_version, calibrator_version, '') <> $calibrator_version
+order by scored_at desc, row_id
+limit $limit
