@@ -43,7 +43,7 @@ from calscore.jobs.calibrators.champion import applied_from_document, champion_d
 from calscore.jobs.reports.health import health_checks, health_lines, record_checks
 from calscore.jobs.scoring.errors import ScorerError
 from calscore.jobs.scoring.model_loading import ModelLoadError
-from calscore.jobs.spec import TaskSpec, load_spec
+from calscore.jobs.spec import TaskSpec, check_answers, load_spec
 from calscore.jobs.warehouse.connection import WarehouseBusy
 from calscore.jobs.warehouse.ledger import backfill, failed_earlier, pending, record_failed_batch
 from calscore.jobs.warehouse.runs import beating, finish_run, run_provenance, start_run
@@ -157,6 +157,7 @@ def logical_night(night: date | None) -> date:
 def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_seconds: float,
                ray_address: str | None = None, night: date | None = None):
     logger = get_run_logger()
+    check_answers(spec)  # before the lock: a task file scoring would refuse is not a failed run
     champion = champion_document(spec)
     document = canonical_json(champion) if champion else None
     night = logical_night(night)

@@ -6,13 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from calscore import __version__
 from calscore.cli import app
-from flow_fixtures import task_toml
+from flow_fixtures import task_toml, write_batch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,3 +78,50 @@ def test_explain_keeps_library_warnings_off_the_console(tmp_path, tiny_model):
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr and "Loading weights" not in result.stderr, result.stderr
     assert "Top first tokens" in result.stdout
+
+
+def test_answers_that_share_a_first_token_are_a_task_file_error_before_the_lock(tmp_path, tiny_model):
+    """Only the tokenizer can tell that ' positively' starts with the token ' positive': that check runs with
+    the others, before Prefect starts and before the run takes the lock (it failed the run after both)."""
+    task = task_toml(tmp_path, tiny_model)
+    task.write_text(task.read_text().replace('negative = ["negative", "Negative"]', 'negative = ["positively"]'))
+    write_batch(tmp_path, "a", 5)
+    for command in (["score"], ["rescore", "--since", "2000-01-01"]):
+        result = CliRunner().invoke(app, [*command, "--task", str(task)])
+        assert result.exit_code == 2, result.output
+        [line] = result.output.splitlines()
+        assert line.startswith(f"{task}: labels: cannot resolve the answer variants: token ' positive'"), line
+        assert "temporary server" not in result.output
+    assert not (tmp_path / "w.duckdb").exists()  # no run was recorded, no lock taken
+
+
+def test_a_warehouse_file_duckdb_cannot_open_is_one_line_before_any_flow(tmp_path, tiny_model):
+    task = task_toml(tmp_path, tiny_model)
+    (tmp_path / "w.duckdb").write_text("not a DuckDB file\n" * 100)
+    for command in (["score"], ["status"], ["init"]):
+        result = CliRunner().invoke(app, [*command, "--task", str(task)])
+        assert result.exit_code == 2, (command, result.output)
+        [line] = result.output.splitlines()
+        assert line.startswith(f"{task}: warehouse.path: {tmp_path / 'w.duckdb'} cannot be opened: "), line
+        assert "not a valid DuckDB database file" in line
+
+
+def test_a_label_file_with_an_absurd_cell_is_refused_naming_the_row_and_the_limit(tmp_path, tiny_model):
+    """A 100 MB cell: pyarrow's CSV reader said 'straddling object straddles two block boundaries'. The file
+    is refused as a whole, naming the row and the limit: valid rows are imported or nothing is."""
+    from calscore.jobs.labels.importing import MAX_CELL_CHARS
+
+    task = task_toml(tmp_path, tiny_model)
+    assert CliRunner().invoke(app, ["init", "--task", str(task)]).exit_code == 0
+    huge = "x" * 100_000_000
+    (tmp_path / "labels.csv").write_text(f"id,label\nr0,positive\nr1,{huge}\nr2,negative\n")
+    pq.write_table(pa.table({"id": ["r0", huge, "r2"], "label": ["positive", "negative", "negative"]}),
+                   tmp_path / "labels.parquet")
+    # rows are counted from 0, as in the import's report of rejected rows; a CSV's line is named too
+    for name, row in (("labels.csv", "row 1 (line 3)"), ("labels.parquet", "row 1")):
+        result = CliRunner().invoke(app, ["labels", "import", "--task", str(task), str(tmp_path / name)])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == (f"{tmp_path / name}: {row} has a cell longer than {MAX_CELL_CHARS:,} "
+                                         "characters, the limit per cell: nothing was imported")
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM labels").fetchall() == [(0,)]

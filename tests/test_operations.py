@@ -3,8 +3,12 @@ a poison file fails alone, a missing input folder is an error, an empty one a wa
 input folder is not scored again. Real Prefect (test harness), real DuckDB, the lookup backend."""
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from cli_processes import AS_AN_OPERATOR, calscore, finish
+from cli_processes import AS_AN_OPERATOR, calscore, finish, wait_for_line
 from flow_fixtures import task_toml, texts, write_batch, write_lookup_scores
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -175,20 +179,32 @@ def test_run_summary_tables_keep_a_multi_line_error_in_its_cell(task):
     assert table[2:] == ["| `a.parquet` | a.parquet: first line second \\| line |"]
 
 
-def test_an_error_inside_a_run_reads_as_one_line_in_prefect_logs(tmp_path, tiny_model):
-    """An expected error with a multi-line message (answer variants that collide) is the run's Failed state;
+def test_an_expected_error_of_a_flow_run_reads_as_one_line_in_prefect_logs(tmp_path, task):
+    """A task file with a multi-line error fails the flow run (a served run has no command line in front of it);
     Prefect logs states with repr(), which turned each line break into a literal \\n in the UI."""
     from calscore.flows.nightly import nightly_scoring
-    from calscore.jobs.scoring.verbalizers import VerbalizerError
+    from calscore.jobs.spec import SpecError
+
+    task.write_text(task.read_text().replace('negative = ["negative", "Negative"]', 'negative = ["positive"]'))
+    state = nightly_scoring(str(task), return_state=True)
+    error = state.result(raise_on_failure=False)
+    assert state.is_failed() and isinstance(error, SpecError) and "\n" in str(error)  # the command line shows lines
+    with prefect_client() as client:
+        messages = logs_of(client, [state.state_details.flow_run_id], "Finished in state Failed")
+    assert not [m for m in messages if "\\n" in m], messages
+
+
+def test_a_served_run_checks_the_answer_variants_before_the_lock(tmp_path, tiny_model):
+    """Answer variants that share a first token fail the flow run before it takes the lock or records a run."""
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.jobs.spec import SpecError
 
     task = task_toml(tmp_path, tiny_model)
     task.write_text(task.read_text().replace('negative = ["negative", "Negative"]', 'negative = ["positively"]'))
     write_batch(tmp_path, "a", 5)
-    state = nightly_scoring(str(task), return_state=True)
-    assert state.is_failed() and isinstance(state.result(raise_on_failure=False), VerbalizerError)
-    with prefect_client() as client:
-        messages = logs_of(client, [state.state_details.flow_run_id], "Finished in state Failed")
-    assert not [m for m in messages if "\\n" in m], messages
+    with pytest.raises(SpecError, match="labels: cannot resolve the answer variants: token ' positive'"):
+        nightly_scoring(str(task))
+    assert not (tmp_path / "w.duckdb").exists()
 
 
 def test_the_cli_exits_4_and_prints_plain_text_when_batches_failed(tmp_path, task):
@@ -257,3 +273,43 @@ def test_a_copied_input_folder_is_not_scored_again(tmp_path, task):
     again = nightly_scoring(str(task))
     assert again["batches_done"] == 0 and again["rows_quarantined"] == 0
     assert q(tmp_path, "SELECT count(*) FROM quarantine") == [(0,)]
+
+
+def waited_seconds(lines: list[str]) -> list[int]:
+    return [int(re.search(r"waited (\d+) s", line).group(1)) for line in lines]
+
+
+def test_status_on_a_busy_warehouse_says_every_10_s_who_holds_it(tmp_path, task):
+    """Another process holds the warehouse read-write: `calscore status` says within a few seconds, and then
+    every 10 s, which file it waits for and who holds it, until the holder lets go."""
+    from calscore.jobs.warehouse.connection import writer
+
+    with writer(tmp_path / "w.duckdb"):  # this test's process holds the file while status starts
+        status = calscore("status", "--task", str(task))
+        lines = [wait_for_line(status, "waiting for") for _ in range(3)]  # read while the file is still held
+    code, out = finish(status)
+    assert code == 0 and "batches: 0 done" in out, out
+    assert all(f"{tmp_path / 'w.duckdb'}: held by pid {os.getpid()}" in line for line in lines), lines
+    first, *rest = waited = waited_seconds(lines)
+    assert first <= 5 and all(9 <= b - a <= 11 for a, b in zip(waited, rest)), lines
+
+
+def test_waiting_for_another_runs_lock_says_every_10_s_which_run_holds_it(tmp_path, caplog):
+    from calscore.jobs.warehouse.connection import writer
+    from calscore.jobs.warehouse.runs import RunLocked, start_run
+
+    warehouse = tmp_path / "w.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # a live run on this host
+    try:
+        run_id = start_run(warehouse, "t", "tv", "score")
+        with writer(warehouse) as con:
+            con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [holder.pid, run_id])
+        with caplog.at_level(logging.WARNING, logger="calscore"), pytest.raises(RunLocked):
+            start_run(warehouse, "t", "tv", "score", wait_seconds=13)
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [r.getMessage() for r in caplog.records if r.name == "calscore.jobs.warehouse.runs"]
+    assert len(lines) == 2, lines
+    assert all(f"the lock of task 't': score run {run_id} (pid {holder.pid} on " in line for line in lines), lines
+    assert waited_seconds(lines)[0] <= 5 and 9 <= waited_seconds(lines)[1] - waited_seconds(lines)[0] <= 11, lines

@@ -301,16 +301,22 @@ def test_reader_on_an_older_schema_says_to_migrate(tmp_path):
             pass
 
 
-def test_readers_wait_like_writers_and_say_who_holds_the_file(tmp_path, monkeypatch, caplog) -> None:
+def test_readers_wait_like_writers_and_say_who_holds_the_file(tmp_path, caplog) -> None:
     """A reader in a run waits with the writer's policy (not a short timeout) and names the holder as it waits."""
     import calscore.jobs.warehouse.connection as connection
 
     path = tmp_path / "calscore.duckdb"
     with writer(path):
         pass
-    monkeypatch.setattr(connection, "LOG_EVERY", 0.2)
     proc = _hold(path, tmp_path / "held")
-    releaser = threading.Timer(3.0, _release, args=[proc])  # an analyst closes the session after 3 s
+
+    def release_once_told() -> None:  # an analyst closes the session once the reader has said it waits
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("waiting for" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+        _release(proc)
+
+    releaser = threading.Thread(target=release_once_told)
     releaser.start()
     try:
         with caplog.at_level("WARNING", logger="calscore.jobs.warehouse.connection"), reader(path) as con:

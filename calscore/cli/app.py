@@ -118,7 +118,9 @@ TaskOption = typer.Option(..., "--task", "-t", help="Path to the task's TOML fil
 def task_from(path: Path) -> TaskSpec:
     """Load a task spec and check what it points at, before any flow starts (a SpecError becomes
     one line and exit code 2)."""
-    return check_resources(load_spec(path))
+    from calscore.jobs.warehouse.connection import check_opens
+
+    return check_opens(check_resources(load_spec(path)))
 
 
 def prefect_api_configured() -> bool:

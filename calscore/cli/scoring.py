@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from calscore.cli.app import EXIT_BATCHES_FAILED, TaskOption, app, fail, task_from
-from calscore.jobs.spec import TaskSpec
+from calscore.jobs.spec import TaskSpec, check_answers
 
 
 def _scorer_or_exit(spec: TaskSpec, *, dtype: str | None = None, **options):
@@ -118,7 +118,7 @@ def score(
     """
     from calscore.flows.nightly import nightly_scoring
 
-    spec = task_from(task)
+    spec = check_answers(task_from(task))
     echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait, ray_address=ray_address,
                                          night=night.date() if night else None))
 
@@ -138,7 +138,7 @@ def rescore(
     """
     from calscore.flows.nightly import rescore as rescore_flow
 
-    spec = task_from(task)
+    spec = check_answers(task_from(task))
     echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc),
                                       wait_seconds=wait, ray_address=ray_address,
                                       night=night.date() if night else None))

@@ -12,6 +12,10 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
+SAY_AFTER = 2.0  # seconds: a wait shorter than this says nothing (calscore's own short opens overlap)
+SAY_EVERY = 10.0
+
+
 def retry_until_deadline(
     attempt: Callable[[], T],
     retry_on: Callable[[Exception], bool],
@@ -23,12 +27,13 @@ def retry_until_deadline(
 ) -> T:
     """Call `attempt` until it returns; retry while `retry_on(error)` holds and `wait_seconds` have not passed.
 
-    Delays double from `first_delay` up to `max_delay`. `on_wait(error, waited_seconds)` is
-    called before each sleep (progress messages). The error of the last attempt is raised
-    once the deadline has passed.
+    Delays double from `first_delay` up to `max_delay`. `on_wait(error, waited_seconds)` says what is waited
+    for: first after SAY_AFTER seconds, then every SAY_EVERY seconds (a sleep ends in time for it). The error
+    of the last attempt is raised once the deadline has passed.
     """
     started = time.monotonic()
     delay = first_delay
+    say_at = SAY_AFTER if on_wait is not None else float("inf")
     while True:
         try:
             return attempt()
@@ -36,7 +41,8 @@ def retry_until_deadline(
             waited = time.monotonic() - started
             if not retry_on(exc) or waited >= wait_seconds:
                 raise
-            if on_wait is not None:
+            if waited >= say_at:
                 on_wait(exc, waited)
-            time.sleep(min(delay, max(0.0, wait_seconds - waited)) or delay)
+                say_at = waited + SAY_EVERY
+            time.sleep(max(min(delay, wait_seconds - waited, say_at - waited), 0.01))
             delay = min(delay * 2, max_delay)

@@ -22,6 +22,7 @@ Re-importing a label with another design supersedes it like a correction does.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ CONVENIENCE_WARNING = (
     "rows, import the file again with --design random"
 )
 
+# An id, a label or a text kept beside them (a `labels sample` file carries the text): anything longer is absurd.
+MAX_CELL_CHARS = 1_000_000
+MAX_ROW_CHARS = 4_000_000
+_CSV_BLOCK_BYTES = 4 * MAX_ROW_CHARS + 4  # UTF-8: a row within the limits fits in one of pyarrow's blocks
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
@@ -95,17 +100,59 @@ class ImportReport:
         return out
 
 
+def _too_large(source: str, where: str) -> LabelFileError:
+    return LabelFileError(f"{source}: {where} has a cell longer than {MAX_CELL_CHARS:,} characters, the limit per "
+                          "cell: nothing was imported")
+
+
+def _check_csv_sizes(path: Path) -> None:
+    """Refuse a CSV with a cell or row over the limits, naming it, before pyarrow reads it (its reader fails on
+    a row longer than its block with 'straddling object straddles two block boundaries')."""
+    limit = csv.field_size_limit(MAX_CELL_CHARS)
+    row = -1  # data rows count from 0, as in the import's report; -1 is the header
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            rows = csv.reader(f)
+            for row, cells in enumerate(rows, start=-1):
+                if sum(map(len, cells)) > MAX_ROW_CHARS:
+                    raise LabelFileError(f"{path}: row {row} (line {rows.line_num}) is longer than "
+                                         f"{MAX_ROW_CHARS:,} characters, the limit per row: nothing was imported")
+    except csv.Error as exc:
+        if "field limit" not in str(exc):
+            raise LabelFileError(f"{path}: cannot read labels ({exc})") from None
+        raise _too_large(str(path), f"row {row + 1} (line {rows.line_num})") from None
+    except OSError as exc:
+        raise LabelFileError(f"{path}: cannot read labels ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _check_cell_sizes(table: pa.Table, source: str) -> None:
+    """Refuse ids and labels over the cell limit (from Parquet or a table), naming the first such row."""
+    for column in ("id", "label"):
+        if column in table.column_names:
+            lengths = pc.fill_null(pc.utf8_length(pc.cast(table[column], pa.string())), 0)
+            first = pc.index(pc.greater(lengths, MAX_CELL_CHARS), True).as_py()
+            if first >= 0:
+                raise _too_large(source, f"row {first}")
+
+
 def read_label_file(path: Path) -> pa.Table:
     """Read a Parquet or CSV label file (columns id, label, optional inclusion_prob)."""
     path = Path(path)
     if not path.is_file():
         raise LabelFileError(f"{path}: no such file")
+    csv_file = path.suffix.lower() == ".csv"
+    if csv_file:
+        _check_csv_sizes(path)
     try:
-        if path.suffix.lower() == ".csv":
-            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={"id": pa.string()}))
-        return pq.read_table(path)
+        table = (pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+                                convert_options=pacsv.ConvertOptions(column_types={"id": pa.string()}))
+                 if csv_file else pq.read_table(path))
     except (pa.ArrowInvalid, OSError) as exc:
         raise LabelFileError(f"{path}: cannot read labels ({exc})") from None
+    _check_cell_sizes(table, str(path))
+    return table
 
 
 def read_label_table(spec: TaskSpec, name: str) -> pa.Table:
@@ -114,9 +161,11 @@ def read_label_table(spec: TaskSpec, name: str) -> pa.Table:
         raise LabelFileError(f"{name!r} is not a valid table name (letters, digits, '_', optional schema prefix)")
     with reader(spec.warehouse.path) as con:
         try:
-            return con.sql(f"SELECT * FROM {name}").to_arrow_table()
+            table = con.sql(f"SELECT * FROM {name}").to_arrow_table()
         except Exception as exc:  # duckdb raises CatalogException for a missing table
             raise LabelFileError(f"table {name}: {exc}") from None
+    _check_cell_sizes(table, f"table {name}")
+    return table
 
 
 def _validate(spec: TaskSpec, table: pa.Table, source: str) -> tuple[pa.Table, list[dict], list[str]]:

@@ -165,17 +165,11 @@ def _input_device(model) -> str:
     return "cpu" if device.type == "meta" else str(device)
 
 
-def load_model(ref: ModelRef, *, dtype_override: str | None = None, merge_adapter: bool = True) -> LoadedModel:
-    """Load the model and tokenizer a task spec names; raise ModelLoadError with a fix on failure.
+def load_tokenizer(ref: ModelRef):
+    """The fast tokenizer of the model a task spec names (without its weights); ModelLoadError with a fix."""
+    from transformers import AutoTokenizer
 
-    With `[model] adapter`, the adapter is applied (merged unless `merge_adapter=False`)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = resolve_device(ref.device)
-    dtype = resolve_dtype(dtype_override or ref.dtype, device)
     name, extra = _source(ref)
-
     try:
         tokenizer = _from_pretrained(AutoTokenizer, name, {**extra, "trust_remote_code": False}, "tokenizer", ref)
     except ModelLoadError:
@@ -187,6 +181,20 @@ def load_model(ref: ModelRef, *, dtype_override: str | None = None, merge_adapte
             f"the tokenizer of {ref.describe()} is not a fast (Rust) tokenizer; calscore needs one "
             "(save a tokenizer.json with the model)"
         )
+    return tokenizer
+
+
+def load_model(ref: ModelRef, *, dtype_override: str | None = None, merge_adapter: bool = True) -> LoadedModel:
+    """Load the model and tokenizer a task spec names; raise ModelLoadError with a fix on failure.
+
+    With `[model] adapter`, the adapter is applied (merged unless `merge_adapter=False`)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = resolve_device(ref.device)
+    dtype = resolve_dtype(dtype_override or ref.dtype, device)
+    name, extra = _source(ref)
+    tokenizer = load_tokenizer(ref)
 
     weights = "float32" if device == "cpu" else dtype  # see the module docstring
     kwargs = {

@@ -31,6 +31,14 @@ def backend_for(config: BaseModel) -> Backend:
     return BACKENDS[config.backend]
 
 
+def check_scorer(config: BaseModel, prompt: PromptSpec, labels: Mapping[str, Sequence[str]]) -> None:
+    """What building the scorer would refuse that the task file alone decides (e.g. answer variants that share
+    a first token), checked without loading a model; raises ScorerError. A backend without `check` has none."""
+    check = getattr(backend_for(config), "check", None)
+    if check is not None:
+        check(config, prompt, labels)
+
+
 def make_scorer(config: BaseModel, prompt: PromptSpec, labels: Mapping[str, Sequence[str]], **options: Any) -> Scorer:
     """Build the scorer a `[model]` section names; raises ScorerError (or a subclass) with the reason."""
     return backend_for(config).load(config, prompt, labels, **options)

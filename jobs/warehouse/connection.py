@@ -4,7 +4,7 @@ DuckDB lets one process hold a file read-write and then locks out every other
 process -- and while any process holds it read-only, no process can open it
 read-write. So calscore opens the file only for the seconds it needs, and every
 open (read or write) waits with the same policy while someone else holds it: up to
-WAIT_SECONDS, saying every LOG_EVERY seconds who holds it (DuckDB names the pid)
+WAIT_SECONDS, saying after 2 s and then every 10 s who holds it (DuckDB names the pid)
 and how long it has waited, then failing with WarehouseBusy (nothing is lost).
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ import duckdb
 
 from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.common.retry import retry_until_deadline
+from calscore.jobs.spec import SpecError, TaskSpec
 from calscore.jobs.warehouse.migrations import ensure_views, migrate, migration_files
 
 log = logging.getLogger(__name__)
 WAIT_SECONDS = 120.0
-LOG_EVERY = 10.0
 
 
 class WarehouseError(CalscoreError, RuntimeError):
@@ -50,13 +50,9 @@ def holder(exc: Exception) -> str:
 
 
 def _connect_waiting(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
-    said = [0.0]
-
     def say(exc: Exception, waited: float) -> None:
-        if waited - said[0] >= LOG_EVERY:
-            said[0] = waited
-            log.warning("waiting for %s: held by %s for %.0f s so far (read-only sessions block writers too); "
-                        "giving up after %.0f s", path, holder(exc), waited, wait_seconds)
+        log.warning("waiting for %s: held by %s (read-only sessions block writers too); waited %.0f s, "
+                    "giving up after %.0f s", path, holder(exc), waited, wait_seconds)
 
     try:
         return retry_until_deadline(lambda: duckdb.connect(str(path), read_only=read_only), _is_lock_error,
@@ -68,6 +64,19 @@ def _connect_waiting(path: Path, read_only: bool, wait_seconds: float) -> duckdb
                 f"gave up after {wait_seconds:.0f} s. Close it and re-run: nothing was lost."
             ) from exc
         raise
+
+
+def check_opens(spec: TaskSpec) -> TaskSpec:
+    """An existing warehouse file opens as a DuckDB database, checked before any flow starts (one another
+    process holds is busy, not broken); SpecError names the field, with DuckDB's reason."""
+    path = Path(spec.warehouse.path)
+    if path.is_file():
+        try:
+            duckdb.connect(str(path), read_only=True).close()
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise SpecError(f"{spec.source_path}: warehouse.path: {path} cannot be opened: {exc}") from None
+    return spec
 
 
 @contextmanager

@@ -44,7 +44,11 @@ _PACKAGES = ("calscore", "torch", "transformers", "tokenizers", "duckdb", "prefe
 
 
 class RunLocked(CalscoreError, RuntimeError):
-    """Another live run holds the task's lock."""
+    """Another live run holds the task's lock; `holder` names it (kind, run id, pid and host)."""
+
+    def __init__(self, message: str, holder: str):
+        super().__init__(message)
+        self.holder = holder
 
 
 def package_versions() -> dict[str, str]:
@@ -96,7 +100,8 @@ def _try_start(con, run_id: str, task_name: str, task_version: str, kind: str, p
         ).fetchall()
         for holder_id, holder_kind, host, pid, started, beat in holders:
             if not _is_dead(host, pid, beat):
-                raise RunLocked(_refusal(task_name, holder_kind, holder_id, host, pid, started, beat))
+                raise RunLocked(_refusal(task_name, holder_kind, holder_id, host, pid, started, beat),
+                                f"{holder_kind} run {holder_id} (pid {pid} on {host})")
             con.execute(
                 "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE run_id = ?", [utcnow(), holder_id]
             )
@@ -139,8 +144,12 @@ def start_run(
             _try_start(con, run_id, task_name, task_version, kind, provenance or {}, night or utcnow().date())
         return run_id
 
+    def say(exc: RunLocked, waited: float) -> None:
+        log.warning("waiting for the lock of task %r: %s holds it; waited %.0f s, giving up after %.0f s",
+                    task_name, exc.holder, waited, wait_seconds)
+
     return retry_until_deadline(attempt, lambda exc: isinstance(exc, RunLocked), wait_seconds,
-                                first_delay=0.1, max_delay=5.0)
+                                first_delay=0.1, max_delay=5.0, on_wait=say)
 
 
 def heartbeat(warehouse: Path, run_id: str) -> None:

@@ -131,6 +131,11 @@ class LocalSamplingBackend:
     def provenance(self, config: LocalSamplingConfig) -> dict[str, Any]:
         return TRANSFORMERS.provenance(config)
 
+    def check(self, config: LocalSamplingConfig, prompt: PromptSpec, labels: Mapping[str, Sequence[str]]) -> None:
+        """`combined` scores first tokens too: its answer variants are checked as the transformers backend's are."""
+        if config.method == "combined":
+            TRANSFORMERS.check(config, prompt, labels)
+
     def load(self, config: LocalSamplingConfig, prompt: PromptSpec, labels: Mapping[str, Sequence[str]]):
         from calscore.jobs.scoring.engine.first_token import FirstTokenScorer
         from calscore.jobs.scoring.model_loading import load_model

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from calscore.jobs.scoring.fingerprint import model_fingerprint, verify_adapter
 from calscore.jobs.scoring.model_ref import ModelRef
-from calscore.jobs.scoring.prompting import PromptSpec
+from calscore.jobs.scoring.prompting import PromptBuilder, PromptSpec
 
 
 class TransformersBackend:
@@ -35,6 +35,14 @@ class TransformersBackend:
             fingerprint += f"+adapter:{verify_adapter(config.adapter, fingerprint)}"
         return {"model": config.describe(), "model_fingerprint": fingerprint,
                 "dtype": resolve_dtype(config.dtype, device), "device": device}
+
+    def check(self, config: ModelRef, prompt: PromptSpec, labels: Mapping[str, Sequence[str]]) -> None:
+        """What loading would refuse that the tokenizer alone decides (the prompt, answer variants that share
+        a first token), without loading the weights."""
+        from calscore.jobs.scoring.model_loading import load_tokenizer
+        from calscore.jobs.scoring.verbalizers import resolve_verbalizers
+
+        resolve_verbalizers(PromptBuilder(load_tokenizer(config), prompt), labels)
 
     def load(self, config: ModelRef, prompt: PromptSpec, labels: Mapping[str, Sequence[str]], *,
              token_budget: int | None = None, top_k: int = 0):
