@@ -80,13 +80,17 @@ def _summary_parts(con, spec: TaskSpec, night: date | None) -> dict[str, Any]:
 
 def _nll_bootstrap_ci(p_true: np.ndarray, w: np.ndarray, n_boot: int, level: float, seed: int = 0) -> tuple:
     """Percentile bootstrap interval of the weighted mean log-loss (rows resampled, weights kept), each row's
-    loss -log p(true label) with p floored at the float epsilon as sklearn's log_loss does."""
+    loss -log p(true label) with p floored at the float epsilon as sklearn's log_loss does. Above
+    metrics.BOOTSTRAP_ROWS rows, m out of n with the deviations scaled by sqrt(m / n), as the ECE's."""
     loss = -np.log(np.clip(p_true, np.finfo(float).eps, 1.0))
+    n = loss.shape[0]
+    m = min(n, metrics.BOOTSTRAP_ROWS)
+    estimate = float(w @ loss / w.sum())
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_boot):  # one resample at a time: memory stays that of the rows
-        idx = rng.integers(0, loss.shape[0], size=loss.shape[0])
-        values.append(float(w[idx] @ loss[idx] / w[idx].sum()))
+        idx = rng.integers(0, n, size=m)
+        values.append(estimate + np.sqrt(m / n) * (float(w[idx] @ loss[idx] / w[idx].sum()) - estimate))
     low, high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(low), float(high)
 
