@@ -63,11 +63,12 @@ def _transient(task, task_run, state) -> bool:
 def score_batch_task(task_path: str, key: str, content_hash: str, run_id: str, calibrator_document: str | None) -> str:
     """Score one batch into a staged result (on whatever worker runs it); returns its manifest's location."""
     spec = load_spec(task_path)
-    staged = score_batch(
-        spec, batch_ref(spec.input, key, content_hash), run_id, get_scorer(spec),
-        applied_from_document(calibrator_document, spec.task_version), on_chunk=batch_progress(get_run_logger(), key),
-        worker=worker_identity(),
-    )
+    scorer = get_scorer(spec)  # a model load is not scoring time (rows/s)
+    with batch_progress(get_run_logger(), key) as on_chunk:
+        staged = score_batch(
+            spec, batch_ref(spec.input, key, content_hash), run_id, scorer,
+            applied_from_document(calibrator_document, spec.task_version), on_chunk=on_chunk, worker=worker_identity(),
+        )
     return staged.manifest
 
 

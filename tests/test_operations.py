@@ -313,3 +313,25 @@ def test_waiting_for_another_runs_lock_says_every_10_s_which_run_holds_it(tmp_pa
     assert len(lines) == 2, lines
     assert all(f"the lock of task 't': score run {run_id} (pid {holder.pid} on " in line for line in lines), lines
     assert waited_seconds(lines)[0] <= 5 and 9 <= waited_seconds(lines)[1] - waited_seconds(lines)[0] <= 11, lines
+
+
+def test_a_small_batch_reports_progress_while_it_is_scored(tmp_path, tiny_model, monkeypatch):
+    """Progress came once per 2,048-row part, so a smaller batch said nothing until it was done. Now a line
+    (rows done, rows/s, ETA) comes every PROGRESS_EVERY seconds however long a model call takes (10 s; 0.02 s
+    here, so the tiny model's batch spans several), with counts at least every few hundred rows."""
+    import calscore.flows.progress as progress
+    from calscore.flows.nightly import nightly_scoring
+
+    monkeypatch.setattr(progress, "PROGRESS_EVERY", 0.02)
+    task = task_toml(tmp_path, tiny_model)
+    write_batch(tmp_path, "a", 1500)
+    state = nightly_scoring(str(task), return_state=True)
+    assert state.is_completed()
+    with prefect_client() as client:
+        fan_out = flow_run_named(client, state.result()["run_id"])
+        messages = logs_of(client, [state.state_details.flow_run_id, fan_out.id], "batch a.parquet: 1500 scored")
+    lines = [m for m in messages if m.startswith("batch a.parquet: ") and " rows/s, ETA " in m]
+    done = [int(re.match(r"batch a.parquet: (\d+)/1500 rows", line).group(1)) for line in lines]
+    assert len(lines) >= 3 and done[-1] == 1500, lines
+    assert sorted(done) == done and any(0 < n < 1500 for n in done), lines  # counts moved during the batch
+

@@ -16,6 +16,7 @@ import socket
 import time
 from dataclasses import replace
 from functools import lru_cache
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +35,7 @@ from calscore.jobs.scoring.streaming import iter_scores
 from calscore.jobs.spec import TaskSpec, load_spec
 
 CHUNK_ROWS = 2_048
+PROGRESS_ROWS = 256  # rows scored between progress updates, whatever the batch size
 
 
 @lru_cache(maxsize=2)
@@ -127,16 +129,23 @@ def _prediction_rows(scored: pa.Table, spec: TaskSpec, ref: BatchRef, run_id: st
 
 
 def _stage_part(spec: TaskSpec, ref: BatchRef, run_id: str, scorer: Scorer, applied: AppliedCalibrator | None,
-                staged: StagedBatch, part: str, valid: pa.Table, bad: pa.Table) -> dict:
-    """Score one part's valid rows and write its files; its counts file, written last, completes it."""
+                staged: StagedBatch, part: str, on_rows: Callable[[int], None], valid: pa.Table,
+                bad: pa.Table) -> dict:
+    """Score one part's valid rows PROGRESS_ROWS at a time (`on_rows(rows of the part handled)` after each)
+    and write its files; its counts file, written last, completes it."""
     rows_in = valid.num_rows + bad.num_rows
-    rows_scored = 0
-    for scored in iter_scores(scorer, [valid], spec.input.text_column, window_rows=max(1, valid.num_rows)):
+    handled = bad.num_rows  # quarantined before scoring
+    predictions = []
+    windows = valid.to_batches(max_chunksize=PROGRESS_ROWS)
+    for scored in iter_scores(scorer, windows, spec.input.text_column, window_rows=PROGRESS_ROWS):
+        handled += scored.num_rows
         scored, failed = _split_row_errors(scored, spec)
         bad = pa.concat_tables([bad, failed])
-        rows = _prediction_rows(scored, spec, ref, run_id, applied)
-        write_table_atomically(rows, staged.part_files(part, "predictions"))
-        rows_scored = rows.num_rows
+        predictions.append(_prediction_rows(scored, spec, ref, run_id, applied))
+        on_rows(handled)
+    rows_scored = sum(rows.num_rows for rows in predictions)
+    if predictions:
+        write_table_atomically(pa.concat_tables(predictions), staged.part_files(part, "predictions"))
     write_table_atomically(bad, staged.part_files(part, "quarantine"))
     counts = {"rows_in": rows_in, "rows_scored": rows_scored, "rows_quarantined": bad.num_rows,
               "worker": staged.worker}  # which process staged this part (provenance; kill tests find it here)
@@ -172,8 +181,9 @@ def score_batch(
     The batch is read CHUNK_ROWS rows at a time (memory flat in its size), and each chunk
     is staged as one part. A complete staged result from an earlier attempt with the same
     calibrator is reused as is; an interrupted one keeps its complete parts and scores only
-    the rest. `on_chunk(rows_read, rows_total)` is called after each part (progress, kill
-    tests). A file whose data cannot be decoded raises BatchReadError (that batch fails alone).
+    the rest. `on_chunk(rows_done, rows_total)` is called every PROGRESS_ROWS rows scored (progress)
+    and when a part is complete (kill tests; a call inside a part never reaches its end). A file whose
+    data cannot be decoded raises BatchReadError (that batch fails alone).
     """
     folder = batch_folder(stage_root or stage_root_for(spec), ref, spec.task_version,
                           applied.version if applied else "raw")
@@ -188,18 +198,23 @@ def score_batch(
     usage_before = _usage(scorer)
     seen: set[str] = set()  # ids met in earlier parts (rebuilt from the input when a part is reused)
     total = row_count(ref)
+    on_chunk = on_chunk or (lambda done, rows_total: None)
     for index, (offset, chunk) in enumerate(iter_chunks(ref, CHUNK_ROWS)):
         part = f"part-{index:05d}"
         valid, bad = split_rows(chunk, offset, spec.input, seen)
         done = filesystems.join(folder_path, f"{part}.json")
+
+        def within_part(handled: int, before: int = totals["rows_in"], size: int = chunk.num_rows) -> None:
+            if handled < size:  # the part's end is reported once its files are written
+                on_chunk(before + handled, total)
+
         if filesystems.exists(fs, done):
             counts = json.loads(filesystems.read_text(fs, done))
         else:
-            counts = _stage_part(spec, ref, run_id, scorer, applied, staged, part, valid, bad)
+            counts = _stage_part(spec, ref, run_id, scorer, applied, staged, part, within_part, valid, bad)
         staged.parts.append(part)
         totals = {k: totals[k] + counts[k] for k in totals}  # per-part worker info stays in the part file
-        if on_chunk:
-            on_chunk(totals["rows_in"], total)
+        on_chunk(totals["rows_in"], total)
     staged = replace(staged, seconds=round(time.perf_counter() - started, 3), usage=_usage_since(scorer, usage_before),
                      **totals)
     staged.write_manifest()
