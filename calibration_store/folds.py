@@ -50,18 +50,28 @@ def cross_fit_on(
     weights: Any,
     n_labels: int,
     tests: list[np.ndarray],
+    max_fit_rows: int | None = None,
 ) -> np.ndarray:
-    """(n, K) held-out probabilities: the rows of each `tests[i]` predicted by a calibrator fitted on all others."""
+    """(n, K) held-out probabilities: the rows of each `tests[i]` predicted by a calibrator fitted on all others
+    (on a seeded random `max_fit_rows` of them when there are more: `fit_subsample`)."""
     x, t, w = _checked(logprobs, y, weights, n_labels)
     out = np.empty((x.shape[0], n_labels))
     for i, test in enumerate(tests):
-        train = np.setdiff1d(np.arange(t.shape[0]), test, assume_unique=True)
+        train = fit_subsample(np.setdiff1d(np.arange(t.shape[0]), test, assume_unique=True), max_fit_rows, i)
         try:
             cal = factory().fit(x[train], t[train], None if w is None else w[train])
         except ValueError as exc:
             raise ValueError(f"cross-fitting fold {i + 1}/{len(tests)}: {exc}") from exc
         out[test] = cal.predict_proba(x[test])
     return out
+
+
+def fit_subsample(rows: np.ndarray, max_rows: int | None, seed: int = 0) -> np.ndarray:
+    """`rows`, or a seeded random `max_rows` of them (sorted): a calibration map has a handful of parameters, and
+    past some ten thousand rows more of them move it less than their fitting costs."""
+    if max_rows is None or rows.shape[0] <= max_rows:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))
 
 
 def _checked(logprobs: Any, y: Any, weights: Any, n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -64,6 +64,15 @@ def _smece_at(smoother: _KernelSmoother, sigma: float) -> float:
     return float(np.abs(np.interp(t, grid, res)).sum() / density.sum())
 
 
+def smece_at_sigma(c: np.ndarray, k: np.ndarray, w: np.ndarray, sigma: float) -> float:
+    """smECE_sigma at a given bandwidth (no search): what a bootstrap of many rows resamples, where the
+    bandwidth found on all of them barely moves."""
+    if w.sum() <= 0:
+        return 0.0
+    w = normalised_weights(w, c.shape[0])
+    return _smece_at(_KernelSmoother(c, np.stack([w * (c - k), w])), sigma)
+
+
 def smece_with_sigma(c: np.ndarray, k: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """(smECE, sigma) of confidences c for outcomes k; sigma is the fixed point smECE_sigma = sigma.
 

@@ -1,10 +1,11 @@
 """Calibration metrics: accuracy, top-label ECE / MCE, smooth and debiased ECE, NLL, Brier, AUROC, reliability bins.
 
-Accuracy, NLL, Brier and AUROC are scikit-learn's (accuracy_score, log_loss,
-brier_score_loss, roc_auc_score) behind this module's input checks; the binned
-figures (reliability bins, ECE, MCE and the ECE's bootstrap interval), the
-smooth ECE and the debiased ECE are computed here, weighted, as scikit-learn
-has no such metrics.
+AUROC is scikit-learn's roc_auc_score behind this module's input checks; accuracy,
+NLL and Brier are plain numpy (a recalibration scores many candidates on hundreds
+of thousands of rows, where scikit-learn's per-call validation dominated), held by
+the tests to accuracy_score, log_loss and brier_score_loss; the binned figures
+(reliability bins, ECE, MCE and the ECE's bootstrap interval), the smooth ECE and
+the debiased ECE are computed here, weighted, as scikit-learn has no such metrics.
 
 Conventions (all functions take optional per-row `weights`, e.g. inverse
 inclusion probabilities of an audit sample, and then estimate the figure for
@@ -38,16 +39,14 @@ the whole population the labeled rows were drawn from):
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
-from calscore.calibration_store.kernel_ece import smece_with_sigma
+from calscore.calibration_store.kernel_ece import smece_at_sigma, smece_with_sigma
 from calscore.calibration_store.validation import (
     check_confidence,
     check_logprobs,
@@ -83,29 +82,27 @@ def _top_label(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def accuracy(probs: Any, y: Any, weights: Any = None) -> float:
     """Weighted share of rows whose most probable label is the true one."""
     p, t, w = _checked(probs, y, weights)
-    return float(accuracy_score(t, np.argmax(p, axis=1), sample_weight=w))
+    return float(w @ (np.argmax(p, axis=1) == t) / w.sum())
 
 
 def nll(probs: Any, y: Any, weights: Any = None) -> float:
-    """Weighted mean negative log-likelihood of the true label (natural log)."""
+    """Weighted mean negative log-likelihood of the true label (natural log), each p floored at the float
+    epsilon as scikit-learn's log_loss does; a certain and correct row costs exactly nothing (log_loss would
+    also cap p at 1 - eps and charge it eps). Plain numpy: recalibrations score many candidates on hundreds of
+    thousands of rows, where log_loss's validation took most of the time (the tests hold it to log_loss)."""
     p, t, w = _checked(probs, y, weights)
-    # log_loss also caps p at 1 - eps, charging a certain and correct row eps; under the floor-only
-    # convention such a row costs exactly nothing, so it is left out of the sum (but not of the weight).
-    uncertain = p[np.arange(p.shape[0]), t] < 1.0
-    if not uncertain.any():
-        return 0.0
-    with _validated_probs():
-        total = log_loss(t[uncertain], p[uncertain], sample_weight=w[uncertain], labels=np.arange(p.shape[1]),
-                         normalize=False)
-    return float(total / w.sum())
+    p_true = p[np.arange(p.shape[0]), t]
+    loss = np.where(p_true < 1.0, -np.log(np.maximum(p_true, np.finfo(np.float64).eps)), 0.0)
+    return float(w @ loss / w.sum())
 
 
 def brier(probs: Any, y: Any, weights: Any = None) -> float:
-    """Weighted mean of (1/2) sum_k (p_k - [y == k])^2; the usual binary Brier score for two labels."""
+    """Weighted mean of (1/2) sum_k (p_k - [y == k])^2; the usual binary Brier score for two labels (halved for
+    every K: scikit-learn's "auto" halves only for two labels, the convention here always does)."""
     p, t, w = _checked(probs, y, weights)
-    # scale_by_half for every K: sklearn's "auto" halves only for two labels, the convention here always does.
-    with _validated_probs():
-        return float(brier_score_loss(t, p, sample_weight=w, labels=np.arange(p.shape[1]), scale_by_half=True))
+    onehot = np.zeros_like(p)
+    onehot[np.arange(p.shape[0]), t] = 1.0
+    return float(w @ (0.5 * ((p - onehot) ** 2).sum(axis=1)) / w.sum())
 
 
 def auroc(probs: Any, y: Any, weights: Any = None) -> float | None:
@@ -124,14 +121,6 @@ def auroc_from_confidence(confidence: Any, correct: Any, weights: Any = None) ->
     if w @ k <= 0 or w @ (1.0 - k) <= 0:
         return None
     return float(roc_auc_score(k, c, sample_weight=w))
-
-
-@contextmanager
-def _validated_probs():
-    """check_probs already accepted each row's sum (within 1e-6); sklearn's stricter warning would only repeat it."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The y_(prob|pred) values do not sum to one", category=UserWarning)
-        yield
 
 
 # --- binning -----------------------------------------------------------------------
@@ -362,13 +351,20 @@ def smece_bootstrap_ci(
     chosen again in every resample): like the binned ECE the smooth ECE is an absolute error, biased upwards,
     and its percentile interval missed its own estimate in 13-28% of perfectly calibrated samples, so it is
     built as ece_bootstrap_ci's (`_bias_corrected_interval`): basic bootstrap, widened to contain the
-    estimate, 0 when the rows are consistent with perfect calibration (that test on the 15-bin ECE)."""
+    estimate, 0 when the rows are consistent with perfect calibration (that test on the 15-bin ECE). Above
+    BOOTSTRAP_ROWS rows (resampled m out of n) every resample keeps the bandwidth chosen on all the rows: with
+    that many rows it barely moves, and its search was most of the cost."""
     p, t, w = _checked(probs, y, weights)
     _check_bootstrap(n_boot, level)
     c, k = _top_label(p, t)
-    return _bias_corrected_interval(smece_with_sigma(c, k, w)[0],
-                                    lambda idx: smece_with_sigma(c[idx], k[idx], w[idx])[0],
-                                    _BinnedEce(c, w, DEFAULT_N_BINS), k, n_boot, level, seed)
+    estimate, sigma = smece_with_sigma(c, k, w)
+    if c.shape[0] > BOOTSTRAP_ROWS:  # m out of n: the bandwidth of all the rows, searched once
+        def statistic(idx):
+            return smece_at_sigma(c[idx], k[idx], w[idx], sigma)
+    else:
+        def statistic(idx):
+            return smece_with_sigma(c[idx], k[idx], w[idx])[0]
+    return _bias_corrected_interval(estimate, statistic, _BinnedEce(c, w, DEFAULT_N_BINS), k, n_boot, level, seed)
 
 
 def debiased_ece(

@@ -52,7 +52,8 @@ from calscore.calibration_store.auto import AutoCalibrator
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.combined import calibrator_input
 from calscore.calibration_store.document import load_document, recipe_of
-from calscore.calibration_store.evidence import OutOfFold
+from calscore.calibration_store.evidence import EVIDENCE_FIT_ROWS, OutOfFold
+from calscore.calibration_store.folds import fit_subsample
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.paired_comparison import (
     LEVEL,
@@ -210,10 +211,10 @@ def forward_check(challenger: str, baseline: str | None, labels: tuple[str, ...]
         return not_run(f"{n_new} labels on the newest night {distinct[-1]} (needs {FORWARD_MIN_ROWS}) and {n_old} "
                        f"on the older ones (needs min_labels={min_labels})")
     sub = (lambda v, m: None if v is None else v[m])
+    fit = fit_subsample(np.flatnonzero(older), EVIDENCE_FIT_ROWS, seed)
     try:
-        ch = _fit_recipe(challenger, labels, x[older], t[older], sub(w, older), sub(a, older))
-        base = None if baseline is None else _fit_recipe(baseline, labels, x[older], t[older], sub(w, older),
-                                                          sub(a, older))
+        ch = _fit_recipe(challenger, labels, x[fit], t[fit], sub(w, fit), sub(a, fit))
+        base = None if baseline is None else _fit_recipe(baseline, labels, x[fit], t[fit], sub(w, fit), sub(a, fit))
     except ValueError as exc:
         return not_run(f"a recipe could not be fitted on the older nights: {exc}")
     ch_probs = ch.predict_proba(calibrator_input(ch, x[newest], sub(a, newest)))

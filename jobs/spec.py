@@ -99,6 +99,8 @@ class ExecutionSpec(_Strict):
     num_cpus: float = Field(1.0, gt=0, description="CPUs each scoring task asks Ray for")
     num_gpus: float | None = Field(None, ge=0, description="GPUs each scoring task asks for; default 1 on CUDA, else 0")
     max_retries: int = Field(2, ge=0, description="times Ray runs a scoring task again when its worker dies")
+    connect_timeout: float = Field(60.0, gt=0, description="seconds the Ray cluster at ray_address may take to "
+                                   "answer before the run fails (Ray's own client retries for many minutes)")
 
 
 class TaskSpec(_Strict):

@@ -335,3 +335,20 @@ def test_a_small_batch_reports_progress_while_it_is_scored(tmp_path, tiny_model,
     assert len(lines) >= 3 and done[-1] == 1500, lines
     assert sorted(done) == done and any(0 < n < 1500 for n in done), lines  # counts moved during the batch
 
+
+def test_an_unreachable_ray_address_fails_the_run_within_its_deadline_and_releases_the_lock(tmp_path, task):
+    """Nothing listens at 127.0.0.1:1: Ray's own client retried for many minutes while the run held the lock.
+    The run fails after [execution] connect_timeout with one line naming the address."""
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.flows.runners import ExecutionError
+
+    task.write_text(task.read_text() + '\n[execution]\nrunner = "ray"\nray_address = "127.0.0.1:1"\nconnect_timeout = 3\n')
+    write_batch(tmp_path, "a", 5)
+    started = time.monotonic()
+    with pytest.raises(ExecutionError) as failed:
+        nightly_scoring(str(task))
+    assert time.monotonic() - started < 60
+    assert str(failed.value).startswith("cannot reach the Ray cluster at 127.0.0.1:1 within 3 s ([execution] "
+                                        "connect_timeout): ") and "\n" not in str(failed.value)
+    assert q(tmp_path, "SELECT status FROM runs") == [("failed",)]  # the lock is free
+    assert q(tmp_path, "SELECT count(*) FROM batches") == [(0,)]  # the batch is still pending

@@ -23,7 +23,7 @@ from calscore.calibration_store import (
 from sklearn.metrics import log_loss
 
 from calscore.calibration_store.document import recipe_of
-from calscore.calibration_store.evidence import stable_folds
+from calscore.calibration_store.evidence import certification_slice, stable_folds
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.paired_comparison import Interval, PairedComparison
 from calscore.calibration_store.champion_changes import promote, record_decision, rollback
@@ -281,3 +281,46 @@ def test_manual_promote_and_rollback_walk_the_champion_history(empty_warehouse):
     assert (c, "manual_promote", "bo", "reviewed the beta fit") in events
     assert events[-1] == (a, "rollback", "ana", "c was premature")
     assert sum(1 for e in events if e[1] == "retired") == 4  # a, b, a, c each lost the title once
+
+
+def test_folds_are_a_fixed_hash_of_task_and_row_id():
+    """The fold (and the certification slice) of a row never changes: FNV-1a and splitmix64 recomputed here
+    byte by byte in plain Python give the same folds; the folds are balanced and the slice takes its share."""
+    def unit(key: str) -> float:
+        h = 0xCBF29CE484222325
+        for byte in key.encode():
+            h = ((h ^ byte) * 0x100000001B3) % 2**64
+        for _ in range(max(len(f"fold:0\x1fsentiment\x1f{r}".encode()) for r in ids) - len(key.encode())):
+            h = (h * 0x100000001B3) % 2**64  # the NUL padding to the longest key
+        h ^= h >> 30
+        h = (h * 0xBF58476D1CE4E5B9) % 2**64
+        h ^= h >> 27
+        h = (h * 0x94D049BB133111EB) % 2**64
+        h ^= h >> 31
+        return (h >> 11) / 2.0**53
+
+    ids = row_ids(2_000) + ["a-longer-row-id-than-the-others-éü"]
+    fold = stable_folds("sentiment", ids, 5)
+    assert fold.tolist() == [min(int(unit(f"fold:0\x1fsentiment\x1f{r}") * 5), 4) for r in ids]
+    assert np.bincount(fold).min() > 350  # about 400 each
+    again = stable_folds("sentiment", list(reversed(ids)), 5)
+    assert again.tolist() == fold.tolist()[::-1]  # a row's fold, not its position
+    share = certification_slice("sentiment", ids, np.ones(len(ids), bool), 0.2).mean()
+    assert 0.17 < share < 0.23
+
+
+def test_evidence_fits_use_at_most_a_seeded_subsample_of_their_training_rows(monkeypatch):
+    """Past EVIDENCE_FIT_ROWS training rows a fold's map is fitted on a seeded random subsample of them (the cost
+    stays bounded at hundreds of thousands of labels); every prediction is still out-of-fold."""
+    from calscore.calibration_store import evidence
+
+    monkeypatch.setattr(evidence, "EVIDENCE_FIT_ROWS", 300)
+    s = synthetic_scores(1_000, 2, scale=2.5, lean=1.0, seed=44)
+    fold = stable_folds("sentiment", row_ids(1_000), 5)
+    got = evidence.out_of_fold(["platt"], LABELS, s.logprobs, s.y, None, fold, 5).probs["platt"]
+    by_hand = np.empty((1_000, 2))
+    for k in range(5):
+        train = np.random.default_rng(k).choice(np.flatnonzero(fold != k), size=300, replace=False)
+        fit = make_calibrator("platt", LABELS).fit(s.logprobs[np.sort(train)], s.y[np.sort(train)])
+        by_hand[fold == k] = fit.predict_proba(s.logprobs[fold == k])
+    np.testing.assert_allclose(got, by_hand, rtol=0, atol=1e-12)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flow_fixtures import task_toml, write_batch
-from test_crash_safety import DEADLINE, REPO, _env
+from cli_processes import DEADLINE, REPO, env as _env
 
 
 def _free_port() -> int:

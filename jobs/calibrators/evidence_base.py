@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calscore.calibration_store.apply import logprob_matrix
 from calscore.calibration_store.combined import calibrator_input
@@ -75,16 +76,15 @@ def _stored_sets(spec: TaskSpec, prints: dict[str, str]) -> dict[str, str | None
 def _stored_probs(spec: TaskSpec, recipes: list[str], row_ids: np.ndarray) -> dict[str, np.ndarray]:
     if not recipes:
         return {}
-    position = {r: i for i, r in enumerate(row_ids.tolist())}
+    wanted = pa.array(row_ids.tolist(), pa.string())
     out = {}
     with reader(spec.warehouse.path) as con:
         for recipe in recipes:
             table = con.sql("SELECT row_id, probs FROM evidence WHERE task_version = ? AND recipe = ?",
                             params=[spec.task_version, recipe]).to_arrow_table()
-            at = np.array([position[r] for r in table["row_id"].to_pylist()], dtype=np.int64)
+            at = pc.index_in(table["row_id"], value_set=wanted).to_numpy()  # the rows' positions, columnar
             probs = np.empty((len(row_ids), len(spec.label_names)))
-            flat = table["probs"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            probs[at] = flat.reshape(-1, len(spec.label_names))
+            probs[at] = table["probs"].combine_chunks().flatten().to_numpy().reshape(-1, len(spec.label_names))
             out[recipe] = probs
     return out
 
