@@ -14,6 +14,12 @@ LLAMA_BUILD := $(LLAMA_CPP_PYTHON)-portable-avx2
 LLAMA_WHEELS := .cache/llama-wheels/$(LLAMA_BUILD)
 LLAMA_STAMP := $(LLAMA_VENV)/.installed-$(LLAMA_BUILD)
 export CALSCORE_LLAMA_PYTHON ?= $(CURDIR)/$(LLAMA_VENV)/bin/python
+# The Label Studio server the labeling round-trip tests run against, in its own venv for the same reason
+# (Django and ~150 packages: ~3 minutes, once).
+LABEL_STUDIO_VENV ?= .venv-labelstudio
+LABEL_STUDIO_VERSION ?= 1.23.2
+LABEL_STUDIO_STAMP := $(LABEL_STUDIO_VENV)/.installed-$(LABEL_STUDIO_VERSION)
+export CALSCORE_LABEL_STUDIO ?= $(CURDIR)/$(LABEL_STUDIO_VENV)/bin/label-studio
 # Caches and Prefect state stay inside the checkout (both git-ignored).
 export CALSCORE_CACHE ?= $(CURDIR)/.cache/calscore
 export PREFECT_HOME ?= $(CURDIR)/.cache/prefect
@@ -24,7 +30,7 @@ export HF_HUB_OFFLINE ?= 1
 .PHONY: setup demo finetune-demo test clean
 
 # setup also installs Debian's chromium when missing: tests/test_report_browser.py renders the report in it (as root)
-setup: $(VENV)/.installed $(LLAMA_STAMP)
+setup: $(VENV)/.installed $(LLAMA_STAMP) $(LABEL_STUDIO_STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 # A torch that is already in the venv (for example your CUDA build) is kept;
@@ -46,6 +52,12 @@ $(LLAMA_STAMP):
 		$(LLAMA_VENV)/bin/python -m pip wheel --quiet --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_CPP_PYTHON)"
 	$(LLAMA_VENV)/bin/python -m pip install --quiet --only-binary llama-cpp-python --find-links $(LLAMA_WHEELS) \
 		"llama-cpp-python[server]==$(LLAMA_CPP_PYTHON)"
+	touch $@
+
+$(LABEL_STUDIO_STAMP):
+	test -x $(LABEL_STUDIO_VENV)/bin/python || python3 -m venv $(LABEL_STUDIO_VENV)
+	$(LABEL_STUDIO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LABEL_STUDIO_VENV)/bin/python -m pip install --quiet "label-studio==$(LABEL_STUDIO_VERSION)"
 	touch $@
 
 demo: $(VENV)/.installed

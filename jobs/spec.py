@@ -24,6 +24,7 @@ from calscore.jobs.scoring.prompting import PromptSpec
 from calscore.jobs.scoring.registry import BACKENDS, DEFAULT_BACKEND, MODEL_CONFIGS, backend_for
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # `[model]` is validated by its backend's config class (see calscore.jobs.scoring.registry).
 ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="backend")]
 
@@ -103,6 +104,23 @@ class ExecutionSpec(_Strict):
                                    "answer before the run fails (Ray's own client retries for many minutes)")
 
 
+class LabelStudioSpec(_Strict):
+    """Where `labels push` and `labels pull` find a team's Label Studio; the API token only ever comes from the
+    environment, so it is never in a task file, the warehouse or a log."""
+
+    url: str | None = Field(None, description="the server, e.g. http://labelstudio.internal:8080; none: "
+                            "--url or $LABEL_STUDIO_URL")
+    project: str | None = Field(None, description="a project's title (created when missing) or id; none: the task's name")
+    api_key_env: str = Field("LABEL_STUDIO_API_KEY", description="the NAME of the variable holding the API token")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not _ENV_NAME.match(v):
+            raise ValueError("give the NAME of an environment variable (e.g. LABEL_STUDIO_API_KEY), never the token")
+        return v
+
+
 class TaskSpec(_Strict):
     name: str
     model: ModelConfig
@@ -115,6 +133,7 @@ class TaskSpec(_Strict):
     calibration: CalibrationPolicy = CalibrationPolicy()
     health: HealthPolicy = HealthPolicy()
     execution: ExecutionSpec = ExecutionSpec()
+    label_studio: LabelStudioSpec = LabelStudioSpec()
     source_path: Path | None = Field(None, exclude=True)
 
     @field_validator("model", mode="before")
