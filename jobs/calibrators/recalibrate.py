@@ -89,7 +89,8 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     if evidence_rows.agreement is not None:  # `combined`: each signal alone against both, cross-fitted
         summary["signals"] = compare_signals(spec.label_names, evidence_rows.logprobs, evidence_rows.agreement,
                                              evidence_rows.y, evidence_rows.weights, folds=policy.folds)
-    summary.update(_snapshot(spec, run_id, diagram))
+    if evidence.fresh or decision.promote:  # else the labels and the champion are the last snapshot's: no new point
+        summary.update(_snapshot(spec, run_id, diagram))
     return summary
 
 
