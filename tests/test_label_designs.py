@@ -141,7 +141,7 @@ def test_a_plain_import_is_convenience_and_says_it_will_not_certify(scored):
 
     out = thresholds_text(spec, target=TARGET)
     assert "no threshold can be chosen for 90%: there are no audit labels above 0.50" in out
-    assert "0 with audit labels (audit or random sample), 800 with convenience labels" in out
+    assert "0 with certifying labels (audit or random sample, never fitted on), 800 with convenience labels" in out
     assert "800 convenience label(s) are not used: chosen without a sampling design, they never certify" in out
     assert "--design random" in out
 
@@ -228,7 +228,7 @@ def test_an_audit_sample_still_certifies_with_its_inclusion_probabilities(scored
                                   "AND is_audit_label").fetchall())
     assert stored == {i: pytest.approx(1 / probs[i]) for i in ids}
     out = thresholds_text(spec, target=0.80)
-    assert "300 with audit labels (audit or random sample)" in out and "convenience" not in out
+    assert "300 with certifying labels (audit or random sample, never fitted on)" in out and "convenience" not in out
     assert all(b["warning"] is None for b in _bucket_accuracy(spec).values())
 
 
