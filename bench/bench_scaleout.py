@@ -111,10 +111,14 @@ def main(argv=None) -> int:
     for name, (later, first) in overheads.items():
         r = next(x for x in results if x["name"] == name)
         per_batch_scoring = r["scoring"] / max(1, len(r["summary"]["done"]))
-        share = statistics.mean(later) / per_batch_scoring if later else float("nan")
-        print(f"{name}: per-batch Ray overhead {statistics.mean(later) if later else float('nan'):.2f} s "
-              f"({share:.1%} of {per_batch_scoring:.1f} s scoring; first batch per worker, with the model load: "
-              f"{', '.join(f'{x:.1f}' for x in first)} s)")
+        loads = f"first batch per worker, with the model load: {', '.join(f'{x:.1f}' for x in first)} s"
+        if not later:  # every worker scored one batch: the steady overhead was never seen, so nothing is judged
+            print(f"{name}: per-batch Ray overhead not measured -- no worker scored a second batch ({loads}); "
+                  f"give each worker two or more (--batches >= 4)")
+            continue
+        share = statistics.mean(later) / per_batch_scoring
+        print(f"{name}: per-batch Ray overhead {statistics.mean(later):.2f} s ({share:.1%} of "
+              f"{per_batch_scoring:.1f} s scoring; {loads})")
         passed = share < TARGETS["ray overhead / scoring"]
         ok &= passed
         print(f"  ray overhead / scoring: {share:.1%}  target < {TARGETS['ray overhead / scoring']:.0%}  "
