@@ -56,12 +56,14 @@ reapply_days = 7
 """
 
 
-def _schema_of_migration(con: duckdb.DuckDBPyConnection, last: int) -> None:
-    """The warehouse schema as migrations 001..`last` left it (recorded, so `migrate` applies the rest)."""
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
-                " applied_at TIMESTAMPTZ NOT NULL)")
+def _schema_of_migration(con: duckdb.DuckDBPyConnection, last: int, after: int = 0) -> None:
+    """The warehouse schema as migrations 001..`last` leave it, applying those after `after` (recorded, so
+    `migrate` applies the rest)."""
+    if after == 0:
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                    " applied_at TIMESTAMPTZ NOT NULL)")
     for number, name, sql in migration_files():
-        if number <= last:
+        if after < number <= last:
             con.execute(sql)
             con.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                         [number, name, datetime.now(timezone.utc)])
@@ -87,9 +89,11 @@ def _store_champion(con: duckdb.DuckDBPyConnection, spec: TaskSpec, calibrated_f
     return version, cal.temperature_
 
 
-def build_warehouse(folder: Path, rows: int, labeled_share: float = 0.02, seed: int = 13) -> TaskSpec:
+def build_warehouse(folder: Path, rows: int, labeled_share: float = 0.02, seed: int = 13,
+                    schema: int | None = None) -> TaskSpec:
     """Write folder/task.toml and a warehouse of `rows` synthetic predictions beside it (`labeled_share` of them
-    audited and labeled); return the task."""
+    audited and labeled), migrated to the latest schema or to `schema` (an older one, to time or interrupt the
+    migrations after it); return the task."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "task.toml").write_text(TASK_FILE, encoding="utf-8")
@@ -107,6 +111,9 @@ def build_warehouse(folder: Path, rows: int, labeled_share: float = 0.02, seed: 
         con.execute("SET VARIABLE champion = ?", [champion])
         con.execute("SET VARIABLE temperature = ?", [temperature])
         con.execute((HERE / "synthetic_fill.sql").read_text(encoding="utf-8"))
+        if schema is not None:
+            _schema_of_migration(con, schema, after=FILLED_SCHEMA)
+            return spec
         migrate(con)
         ensure_views(con)
     return spec
