@@ -159,16 +159,18 @@ def _score_all(task_path: str, spec: TaskSpec, kind: str, find_batches, wait_sec
                ray_address: str | None = None, night: date | None = None):
     logger = get_run_logger()
     check_answers(spec)  # before the lock: a task file scoring would refuse is not a failed run
-    champion = champion_document(spec)
-    document = canonical_json(champion) if champion else None
     night = logical_night(night)
+    # the lock first: its writer brings an older schema up to date, and the champion read under it is the one
+    # the run applies (a reader before it refused an old schema, and could miss a promotion made meanwhile)
     run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, kind,
                        provenance=run_provenance(spec), wait_seconds=wait_seconds, night=night)
     summary = {"run_id": run_id, "kind": kind, "task": spec.name, "task_version": spec.task_version,
-               "night": night.isoformat(),
-               "calibrator": champion["version"] if champion else None, "batches_done": 0, "batches_failed": [],
+               "night": night.isoformat(), "calibrator": None, "batches_done": 0, "batches_failed": [],
                "rows_scored": 0, "rows_quarantined": 0, "seconds_scoring": 0.0, "warnings": []}
     try:
+        champion = champion_document(spec)
+        document = canonical_json(champion) if champion else None
+        summary["calibrator"] = champion["version"] if champion else None
         with beating(spec.warehouse.path, run_id):
             refs = find_batches(summary)
             logger.info("run %s: %d batch(es) to score", run_id, len(refs))

@@ -168,3 +168,25 @@ def test_an_interrupted_batch_keeps_its_complete_parts_and_the_retry_scores_only
     assert scored_rows == [2048, 904]  # the first part was reused, not scored again
     assert write_staged(spec, staged, run_id)["rows_scored"] == 5000
     assert q(tmp_path, "SELECT count(*), count(DISTINCT row_id) FROM predictions") == [(5000, 5000)]
+
+
+def test_a_scoring_run_brings_an_older_schema_up_to_date_under_its_own_lock(tmp_path, tiny_model):
+    """A warehouse left at an older schema (here the one of migration 8): the nightly run migrates it itself (its
+    lock's writer) instead of refusing with 'run calscore init', then reads the champion and scores."""
+    import duckdb
+
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.jobs.warehouse.migrations import migration_files
+
+    task = task_toml(tmp_path, tiny_model)
+    write_batch(tmp_path, "n1", 20)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                    " applied_at TIMESTAMPTZ NOT NULL)")
+        for number, name, sql in migration_files():
+            if number <= 8:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    assert nightly_scoring(str(task))["rows_scored"] == 20
+    latest = [number for number, _, _ in migration_files()]
+    assert [v for (v,) in q(tmp_path, "SELECT version FROM schema_migrations ORDER BY version")] == latest
