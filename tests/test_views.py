@@ -13,6 +13,7 @@ import pytest
 from calscore.jobs.warehouse.views import create_views, creation_order, query_files, question, run_query, view_files
 from calscore.jobs.warehouse.connection import writer
 from report_fixtures import fill_report_warehouse
+from review_queue_oracle import OLD_REVIEW_NEXT, keep_queue, new_queue, old_queue
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -23,6 +24,7 @@ def filled(tmp_path_factory):
     truths = fill_report_warehouse(path)
     with writer(path) as con:  # stored views, as `calscore init` creates them
         create_views(con)
+        keep_queue(con)  # the fixture writes its rows and labels straight into the tables, past the writers
     return path, truths
 
 
@@ -134,13 +136,34 @@ def test_bucket_counts_nightly(con, filled):
 def test_review_queue(con, filled):
     _, t = filled
     r = t["rows"]
-    expected = set(r["row_id"][(r["bucket"] == "review") & ~r["is_labeled"]])
-    got = con.sql("select queue_position, row_id, decision_confidence from review_queue order by queue_position"
-                  ).fetchall()
-    assert {g[1] for g in got} == expected
-    assert [g[0] for g in got] == list(range(1, len(expected) + 1))
-    assert all(a[2] <= b[2] for a, b in zip(got, got[1:]))  # least confident first
-    assert len(run_query(con, "review_next")) == min(50, len(expected))
+    waiting = (r["bucket"] == "review") & ~r["is_labeled"]
+    expected = dict(zip(r["row_id"][waiting], r["decision_confidence"][waiting]))
+    got = con.sql("select row_id, decision_confidence from review_queue order by decision_confidence, scored_at, row_id"
+                  " limit 50").fetchall()
+    assert con.execute("select count(*) from review_queue").fetchall()[0][0] == len(expected)
+    assert [g[0] for g in got] == sorted(expected, key=lambda i: expected[i])[:50]  # least confident first
+    assert all(conf == pytest.approx(expected[row_id]) for row_id, conf in got)
+    next_rows = run_query(con, "review_next").to_pylist()
+    assert [(n["queue_position"], n["row_id"]) for n in next_rows] == list(enumerate((g[0] for g in got), start=1))
+
+
+def test_review_queue_and_review_next_return_the_rows_they_returned_before(con):
+    """Before migration 013 the view decided at read time which rows wait and numbered them; same rows, same order."""
+    assert new_queue(con) == old_queue(con)
+    assert run_query(con, "review_next").to_pylist() == con.sql(OLD_REVIEW_NEXT).to_arrow_table().to_pylist()
+
+
+def _readme_sql() -> list[str]:
+    """Every SQL statement the README shows inline: `select ...` code spans and `duckdb ... -c "select ..."`."""
+    text = README.read_text(encoding="utf-8")
+    spans = re.findall(r"`(select [^`]+)`", text, flags=re.IGNORECASE)
+    commands = re.findall(r'duckdb [^\n]*-c "([^"]+)"', text)
+    return sorted(set(spans + commands))
+
+
+@pytest.mark.parametrize("sql", _readme_sql())
+def test_every_query_the_readme_shows_runs(con, sql):
+    con.sql(sql).fetchall()
 
 
 def test_calibrator_history_and_trend(con, filled):

@@ -7,7 +7,14 @@ set reapplied_calibrator_version = decided.calibrator_version,
     reapplied_bucket = decided.bucket,
     reapplied_bucket_reason = decided.bucket_reason,
     reapplied_at = decided.decided_at,
-    reapplied_run_id = decided.run_id
+    reapplied_run_id = decided.run_id,
+    -- the review queue (migration 013): in it with the new decision's confidence when that decision is 'review'
+    -- and the row has no label, out of it otherwise
+    queue_confidence = case when decided.bucket = 'review' and not exists (
+        select 1 from labels
+        where labels.task_name = predictions.task_name and labels.row_id = predictions.row_id
+            and labels.superseded_at is null
+    ) then decided.confidence end
 from decided
 where predictions.task_version = decided.task_version
     and predictions.row_id = decided.row_id
