@@ -25,12 +25,14 @@ import atexit
 import json
 import math
 import os
+import resource
 import runpy
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -92,7 +94,10 @@ def measured(peak_file: str, args: list[str]) -> None:
     """Run `args` in this process and write its peak resident memory (VmHWM, kB) to `peak_file` at exit."""
     def write_peak() -> None:
         status = Path("/proc/self/status").read_text()
-        Path(peak_file).write_text(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        own = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        # a command that runs its work in a child (the CLI's supervisor) peaks there: the largest reaped child
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        Path(peak_file).write_text(str(max(own, children)))
 
     atexit.register(write_peak)
     if args[0] == "-m":
@@ -100,6 +105,10 @@ def measured(peak_file: str, args: list[str]) -> None:
         runpy.run_module(args[1], run_name="__main__", alter_sys=True)
     elif args[0] == "--child-view":
         child_view(*args[1:3])
+    elif args[0] == "--child-write":
+        child_write(args[1])
+    elif args[0] == "--child-migrate":
+        child_migrate(args[1])
     else:
         child_recalibration(args[1])
 
@@ -121,14 +130,47 @@ def child_view(path: str, name: str) -> None:
 
 
 def child_recalibration(task: str) -> None:
-    """In a fresh process: what the recalibration flow does, without Prefect: recalibrate, then the summary."""
+    """In a fresh process: what the recalibration flow does, without Prefect: recalibrate (promoting, with its
+    re-application, on a warehouse with a temperature champion), then the summary; what it did, as JSON."""
     from calscore.jobs.calibrators.recalibrate import recalibrate
     from calscore.jobs.reports.html_report import report_markdown
     from calscore.jobs.spec import load_spec
 
     spec = load_spec(task)
-    recalibrate(spec, "bench-recalibrate")
+    result = recalibrate(spec, "bench-recalibrate")
     report_markdown(spec)
+    print(json.dumps({k: result.get(k) for k in ("promoted", "method", "n_evidence", "reapplied", "recomputed")}))
+
+
+def child_write(path: str) -> None:
+    """In a fresh process: a 10,000-row batch written as the writer writes one (its insert statements, one
+    transaction), the rows copied from the warehouse under new ids; seconds and CPU seconds as JSON."""
+    from calscore.jobs.warehouse.connection import writer
+    from calscore.jobs.warehouse.statements import statement
+
+    with writer(Path(path)) as con:
+        batch = con.sql("select * exclude (row_id, written_at, night, queue_confidence, reapplied_calibrator_version,"
+                        " reapplied_label, reapplied_confidence, reapplied_calibrated_probs, reapplied_bucket,"
+                        " reapplied_bucket_reason, reapplied_at, reapplied_run_id), 'bench-' || row_id as row_id,"
+                        " 0 as row_index from predictions limit 10000").to_arrow_table()
+        start, cpu = time.perf_counter(), time.process_time()
+        con.execute("BEGIN TRANSACTION")
+        con.register("staged_predictions", batch)
+        con.execute(statement("quarantine_insert_already_scored"),
+                    {"reason": "already_scored", "run_id": "bench-write", "quarantined_at": datetime.now(timezone.utc)})
+        con.execute(statement("predictions_insert_new"), {"written_at": datetime.now(timezone.utc),
+                                                          "run_id": "bench-write"})
+        con.execute("COMMIT")
+        print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
+
+
+def child_migrate(task: str) -> None:
+    """In a fresh process: `calscore init` on a warehouse left at schema 8, the one before the nights (009)."""
+    from calscore.jobs.spec import load_spec
+    from calscore.jobs.warehouse.connection import writer
+
+    with writer(load_spec(task).warehouse.path):
+        pass
 
 
 def operations(task: Path, out: Path) -> dict[str, list[str]]:
@@ -138,9 +180,10 @@ def operations(task: Path, out: Path) -> dict[str, list[str]]:
         "calscore report": cli + ["report", "--task", str(task), "--out", str(out)],
     }
     ops.update({name: ["--child-view", str(task.parent / "calscore.duckdb"), name] for name in VIEWS})
-    # recalibrating writes to the warehouse (a calibrator, a snapshot): last
-    ops["recalibration flow's work (+ summary)"] = ["--child-recalibration", str(task)]
-    ops["calscore recalibrate"] = cli + ["recalibrate", "--task", str(task)]
+    # writing to the warehouse: last
+    ops["a 10,000-row batch write"] = ["--child-write", str(task.parent / "calscore.duckdb")]
+    ops["promoting recalibration (re-application included; + summary)"] = ["--child-recalibration", str(task)]
+    ops["calscore recalibrate (no new labels)"] = cli + ["recalibrate", "--task", str(task)]
     return ops
 
 
@@ -158,10 +201,16 @@ def run_size(rows: int, labels: int | None, folder: Path, env: dict) -> dict[str
     results = {}
     for name, cmd in operations(folder / "task.toml", folder / "report").items():
         seconds, cpu, peak, stdout = measure(cmd, env)
-        if name in VIEWS:
-            seconds, cpu = json.loads(stdout).values()
+        if name in VIEWS or cmd[0] == "--child-write":  # the child timed the query or the write itself
+            seconds, cpu = json.loads(stdout.splitlines()[-1]).values()
         results[name] = (seconds, cpu, peak)
-        print(f"#   {name}: {seconds:.2f} s (CPU {cpu:.2f} s), {peak:.0f} MB", flush=True)
+        said = f" {stdout.splitlines()[-1]}" if cmd[0] == "--child-recalibration" else ""
+        print(f"#   {name}: {seconds:.2f} s (CPU {cpu:.2f} s), {peak:.0f} MB{said}", flush=True)
+    old = build_warehouse(folder / "schema-8", rows, **({"labeled_share": labels / rows} if labels else {}),
+                          schema=8)
+    results["migration from schema 8 (calscore init)"] = measure(["--child-migrate", str(old.source_path)], env)[:3]
+    print(f"#   migration from schema 8: {results['migration from schema 8 (calscore init)'][0]:.2f} s", flush=True)
+    shutil.rmtree(folder / "schema-8", ignore_errors=True)
     return results
 
 
