@@ -50,7 +50,7 @@ def synthetic_multiclass(out: Path, seed: int = 5, n: int = 600) -> list[Path]:
     raw /= raw.sum(axis=1, keepdims=True)
     cal = np.exp(logits / 1.6 - (logits / 1.6).max(axis=1, keepdims=True))
     cal /= cal.sum(axis=1, keepdims=True)
-    inputs = {"raw": raw, "calibrated": cal, "y": y, "weights": None, "decided": cal.argmax(axis=1), "left_out": 0}
+    inputs = {"raw": raw, "calibrated": cal, "y": y, "weights": None, "decided": cal.argmax(axis=1)}
     labels = ["joy", "anger", "fear"]
     tmp = out / "tmp"
     cw = classwise_chart(inputs, labels, tmp / "classwise.png",

@@ -50,20 +50,37 @@ REVIEW_LABELS = 20
 COVERAGE_FLOOR = 0.5
 
 
+def report_task(path: Path) -> dict:
+    """The task file's fields of the fixture's task (a hub model id: task_version needs no model files)."""
+    return {
+        "name": "report-demo",
+        "coverage_floor": COVERAGE_FLOOR,
+        "model": {"hub_id": "example/tiny-sentiment", "revision": "0123abcd"},
+        "prompt": {"template": "Review: {text}\nSentiment:"},
+        "labels": {"positive": ["positive", "Positive"], "negative": ["negative", "Negative"]},
+        "input": {"location": str(Path(path).parent / "batches"), "segment_column": "category"},
+        "warehouse": {"path": str(path)},
+        "calibration": {"method": "platt"},
+    }
+
+
 def report_spec(path: Path) -> TaskSpec:
-    """The task the fixture's rows belong to (a hub model id: task_version needs no model files)."""
-    return TaskSpec.model_validate(
-        {
-            "name": "report-demo",
-            "model": {"hub_id": "example/tiny-sentiment", "revision": "0123abcd"},
-            "prompt": {"template": "Review: {text}\nSentiment:"},
-            "labels": {"positive": ["positive", "Positive"], "negative": ["negative", "Negative"]},
-            "coverage_floor": COVERAGE_FLOOR,
-            "input": {"location": str(Path(path).parent / "batches"), "segment_column": "category"},
-            "warehouse": {"path": str(path)},
-            "calibration": {"method": "platt"},
-        }
-    )
+    """The task the fixture's rows belong to."""
+    return TaskSpec.model_validate(report_task(path))
+
+
+def report_task_file(path: Path, out: Path) -> Path:
+    """The fixture's task as a TOML file at `out`, for the commands (`calscore ... --task`). JSON strings and
+    lists are TOML's too; top-level values come before the tables."""
+    lines = []
+    for key, value in report_task(path).items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in value.items()]
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(out)
 
 
 def _model_rows(rng: np.random.Generator, n: int, night: int) -> dict[str, np.ndarray]:

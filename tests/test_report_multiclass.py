@@ -19,7 +19,6 @@ from calscore.calibration_store.store import champion
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.calibrators.recalibrate import run_recalibration
 from calscore.jobs.labels.importing import import_labels
-from calscore.jobs.reports.classwise import label_probs
 from calscore.jobs.reports.html_report import write_report
 from calscore.jobs.reports.reliability_diagram import snapshot_diagram
 from calscore.jobs.reports.report_data import load_report_data
@@ -107,15 +106,14 @@ def test_champion_promoted_and_reapplied(reported):
 
 def test_classwise_and_confusion_of_the_report(reported):
     spec, logp, y, ids = reported["spec"], reported["logp"], reported["y"], reported["ids"]
-    data = load_report_data(spec)
-    lp = label_probs(spec, data.labeled, data.scores)
+    judged = load_report_data(spec).judged  # what the class-wise figures draw
     with reader(spec.warehouse.path) as con:
         doc = champion(con, spec.task_version)
     with reader(spec.warehouse.path) as con:
         fit = [r for (r,) in con.execute("select row_id from calibrator_fit_rows where version = ? order by row_id",
                                          [doc["version"]]).fetchall()]
     position = {r: i for i, r in enumerate(ids)}
-    held = np.array([position[r] for r in data.labeled.row_id[data.labeled.calibrated_labeled]])
+    held = np.array([position[r] for r in judged.row_id])
     assert len(held) == 900  # every label: the fit rows through their out-of-fold predictions
     # by hand: the champion's own probabilities where it never saw the row, temperature scaling fitted on the
     # other folds (by the stable hash of task and row id) on its fit rows
@@ -126,8 +124,8 @@ def test_classwise_and_confusion_of_the_report(reported):
         cal = make_calibrator("temperature", list(LABELS)).fit(logp[fit_at[fold != k]], y[fit_at[fold != k]])
         for i in fit_at[fold == k]:
             expected[held.tolist().index(i)] = cal.predict_proba(logp[[i]])[0]
-    np.testing.assert_allclose(lp["calibrated"], expected, atol=1e-9)
-    assert list(lp["y"]) == list(y[held]) and lp["versions"] == [doc["version"]]
+    np.testing.assert_allclose(judged.calibrated, expected, atol=1e-9)
+    assert list(judged.y) == list(y[held])
 
     page = reported["page"].read_text(encoding="utf-8")
     assert "<h2>Class-wise reliability and confusion matrix</h2>" in page
@@ -136,7 +134,7 @@ def test_classwise_and_confusion_of_the_report(reported):
     cm = confusion_matrix(y[held], expected.argmax(axis=1), labels=[0, 1, 2])
     for i, name in enumerate(LABELS):
         assert f'<td class="l">{name}</td><td>{cm[i, 0]}</td><td>{cm[i, 1]}</td><td>{cm[i, 2]}</td>' in page
-    w = data.labeled.label_weight[data.labeled.calibrated_labeled]
+    w = judged.weight
     cal = hand_classwise_ece(expected, y[held], w)
     raw = np.exp(logp[held])
     raw = raw / raw.sum(axis=1, keepdims=True)

@@ -12,14 +12,16 @@ import pytest
 from scipy.stats import binomtest, norm
 from sklearn.calibration import calibration_curve
 
+from calscore.calibration_store.document import load_document
+from calscore.calibration_store.store import document
 from calscore.jobs.reports.reliability_diagram import (
     diagram_from_probs,
     figure_title,
-    positive_class_inputs,
     reliability_diagram,
     reliability_numbers,
     snapshot_diagram,
 )
+from calscore.jobs.reports.report_data import load_report_data, reliability_inputs
 from calscore.jobs.reports.report_figures import trend_chart, trend_window
 from calscore.jobs.reports.queries import load_rows, report_connection
 from report_fixtures import fill_report_warehouse
@@ -79,18 +81,24 @@ def test_bin_wilson_intervals_weighted_use_kish_n():
         assert (b["low"], b["high"]) == pytest.approx(hand_wilson(p, n_eff), abs=1e-12)
 
 
+def champion_probs(filled, mask):
+    """The champion's own probabilities on the fixture's rows in `mask` (it records no fit rows: it never saw
+    them)."""
+    with report_connection(filled["spec"].warehouse.path) as con:
+        doc = document(con, filled["champion"])
+    return load_document(doc, filled["task_version"]).predict_proba(filled["rows"]["logprobs"][mask])
+
+
 def test_positive_class_view_matches_sklearn_calibration_curve(filled, tmp_path):
-    spec = filled["spec"]
-    with report_connection(spec.warehouse.path) as con:
-        rows = load_rows(con, spec.task_version, labeled_only=True)
-    sel = rows.calibrated_labeled
-    p, is_pos = positive_class_inputs(rows.label[sel], rows.confidence[sel], rows.is_correct[sel], "positive")
-    # the same from the fixture's own rows: P(positive) and the true label, hand-derived
+    rel = reliability_inputs(load_report_data(filled["spec"]).judged, "positive-class")
+    # the same by hand: the headline's labels (the audit ones), P(positive) under the champion and the raw scores
     r = filled["rows"]
-    m = r["is_labeled"] & ~np.isnan(r["confidence"])
-    p_ref = np.where(r["label"][m] == "positive", r["confidence"][m], 1 - r["confidence"][m])
-    np.testing.assert_allclose(np.sort(p), np.sort(p_ref))
-    assert int(is_pos.sum()) == int((r["true_label"][m] == "positive").sum())
+    m = r["is_audit_label"]
+    np.testing.assert_allclose(np.sort(rel["calibrated_confidence"]), np.sort(champion_probs(filled, m)[:, 0]))
+    raw = np.exp(r["logprobs"][m]) / np.exp(r["logprobs"][m]).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.sort(rel["raw_confidence"]), np.sort(raw[:, 0]))
+    assert int(rel["calibrated_correct"].sum()) == int((r["true_label"][m] == "positive").sum())
+    p, is_pos = rel["calibrated_confidence"], rel["calibrated_correct"]
     out = reliability_diagram(p, is_pos, None, None, tmp_path / "pos.png", view="positive-class",
                               positive="positive")
     prob_true, prob_pred = calibration_curve(is_pos, p, n_bins=15, strategy="uniform")
@@ -250,7 +258,7 @@ def test_classwise_ece_and_confusion_against_hand_loop_and_sklearn(tmp_path):
     assert [c["accuracy"] for c in numbers["labels"]] == pytest.approx([np.average(y == k, weights=w)
                                                                         for k in range(3)])
     inputs = {"raw": probs, "calibrated": probs ** 2 / (probs ** 2).sum(axis=1, keepdims=True), "y": y,
-              "weights": w, "decided": probs.argmax(axis=1), "left_out": 0}
+              "weights": w, "decided": probs.argmax(axis=1)}
     chart = classwise_chart(inputs, labels, tmp_path / "cw.png", "t")
     assert chart["path"].read_bytes()[:8] == PNG_MAGIC
     assert chart["calibrated"]["classwise_ece"] == pytest.approx(np.mean(hand_classwise_ece(inputs["calibrated"],
@@ -260,38 +268,31 @@ def test_classwise_ece_and_confusion_against_hand_loop_and_sklearn(tmp_path):
     assert cm["path"].read_bytes()[:8] == PNG_MAGIC
 
 
-def test_label_probs_recompute_each_rows_decision(filled):
-    """At report time each labeled row's probabilities come from the calibrator that decided it: their top label
-    and confidence are the stored decision's, and the true labels are the fixture's."""
-    from calscore.jobs.reports.classwise import label_probs
-    from calscore.jobs.reports.report_data import load_report_data
+def test_the_diagrams_draw_what_the_headline_measures(filled, tmp_path):
+    """Both reliability views draw the headline's labels: raw and the champion, with the headline's n and ECE."""
+    from calscore.jobs.reports.report_figures import render_figures
 
     data = load_report_data(filled["spec"])
-    lp = label_probs(filled["spec"], data.labeled, data.scores)
-    sel = data.labeled.calibrated_labeled
-    assert lp["calibrated"].shape == (int(sel.sum()), 2) and lp["left_out"] == 0
-    np.testing.assert_allclose(lp["calibrated"].max(axis=1), data.labeled.confidence[sel], atol=1e-9)
-    names = np.array(filled["labels"], dtype=object)
-    assert list(names[lp["decided"]]) == list(data.labeled.label[sel])
-    assert list(names[lp["calibrated"].argmax(axis=1)]) == list(data.labeled.label[sel])
-    r = filled["rows"]
-    truth_by_row = dict(zip(r["row_id"], r["true_label"]))
-    assert list(names[lp["y"]]) == [truth_by_row[i] for i in data.labeled.row_id[sel]]
-    assert len(lp["versions"]) >= 1
+    figures = render_figures(data, tmp_path, "r")
+    heldout = data.heldout
+    for name in ("raw", "calibrated"):
+        drawn = figures["reliability"][name]
+        assert drawn["n"] == heldout[name]["n"] == int(filled["rows"]["is_audit_label"].sum())
+        assert drawn["ece"] == pytest.approx(heldout[name]["ece"], abs=1e-12)
+        assert figures["reliability_positive"][name]["n"] == heldout[name]["n"]
 
 
 def test_multiclass_section_on_the_page(filled, tmp_path):
     from calscore.jobs.reports.classwise import classwise_chart, confusion_chart
     from calscore.jobs.reports.html_report import render_html
-    from calscore.jobs.reports.report_data import load_report_data, summary
+    from calscore.jobs.reports.report_data import summary
     from calscore.jobs.reports.report_figures import render_figures
 
     data = load_report_data(filled["spec"])
     figures = render_figures(data, tmp_path, "r")
     assert "classwise" not in figures  # a binary task: the positive-class view instead
     probs, y, w = three_labels()
-    inputs = {"raw": probs, "calibrated": probs, "y": y, "weights": w, "decided": probs.argmax(axis=1),
-              "left_out": 0}
+    inputs = {"raw": probs, "calibrated": probs, "y": y, "weights": w, "decided": probs.argmax(axis=1)}
     figures["classwise"] = classwise_chart(inputs, ["a", "b", "c"], tmp_path / "cw.png", "t")
     figures["confusion"] = confusion_chart(inputs, ["a", "b", "c"], tmp_path / "cm.png", "t")
     page = render_html(data, figures, summary(data))

@@ -15,6 +15,7 @@ from calscore.calibration_store.registry import make_calibrator
 from calscore.calibration_store.store import document
 from calscore.jobs.reports.bucket_chart import bucket_chart, bucket_stats
 from calscore.jobs.reports.html_report import report_markdown, write_report
+from calscore.jobs.reports.report_data import load_summary_data, summary
 from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
 from calscore.jobs.reports.queries import load_labeled_scores, load_rows, report_connection
 from calscore.jobs.reports.reliability_diagram import reliability_diagram
@@ -289,7 +290,7 @@ def test_html_report(filled, tmp_path):
     for version in filled["calibrators"].values():
         assert version in page
     for event in ("fitted", "promoted", "manual_promote", "retired", "rejected"):
-        assert f'<td class="l">{event} <span class="note">by ' in page
+        assert f'<td class="l wrap">{event} <span class="note">by ' in page
     assert "Platt&#x27;s intercept corrects the lean" in page and "challenger_nll=" not in page
     # bucket counts per night
     counts = Counter(zip(r["night"], r["bucket"]))
@@ -367,3 +368,38 @@ def test_html_report_shows_the_nightly_health_checks(filled, tmp_path):
         checks = con.execute("SELECT check_name, status FROM health_nightly").fetchall()
     rows = re.findall(r'<tr><td class="l">[^<]*</td><td class="l">([^<]*)</td><td class="l">([^<]*)</td>', page)
     assert checks and sorted(rows) == sorted(checks)  # every check of the night, with its status
+
+
+def card_rows(page: str) -> dict[str, list[str]]:
+    """The key-figures card of a page: {row heading: its cells' HTML}."""
+    card = page[page.index('<table id="key-figures">'):]
+    card = card[:card.index("</table>")]
+    return {head: re.findall(r"<td[^>]*>(.*?)</td>", cells)
+            for head, cells in re.findall(r"<tr><th>([^<]*)</th>(.*?)</tr>", card)}
+
+
+def test_key_figures_card_shows_the_headline_numbers(filled, tmp_path):
+    """The card at the top shows summary()["heldout"]'s numbers (raw -> calibrated, each with its 95% interval),
+    the share the certified threshold automates and the labels by design, before any section."""
+    spec = filled["spec"]
+    s = summary(load_summary_data(spec), target=0.8)
+    page = write_report(spec, tmp_path / "out", target=0.8).read_text(encoding="utf-8")
+    assert page.index('<table id="key-figures">') < page.index("<h2>")
+    rows = card_rows(page)
+    h = s["heldout"]
+
+    def shown(figures, name):
+        low, high = figures[f"{name}_ci"]
+        return f"{figures[name]:.3f} [{low:.3f}, {high:.3f}]"
+
+    for name, head in (("ece", "ECE"), ("accuracy", "accuracy"), ("nll", "NLL")):
+        assert rows[head] == [shown(h["raw"], name), "&rarr;", shown(h["calibrated"], name)], head
+    t = s["threshold"]
+    assert t is not None and rows["automated"] == [
+        f"{100 * t['share']:.1f}% of the rows, at confidence &ge; {t['threshold']:.2f} (certified &ge; 80% accurate)"]
+    assert h["designs"] == {"audit": filled["n_audit_labels"]}
+    convenience = filled["n_current_labels"] - filled["n_audit_labels"]
+    assert rows["labels used"] == [f"{h['n']}: {filled['n_audit_labels']} audit; {convenience} convenience left out"]
+    # without a certified threshold, the card says so
+    assert card_rows(write_report(spec, tmp_path / "strict", target=0.999).read_text())["automated"] == [
+        "none: no threshold certified for 99.9%"]

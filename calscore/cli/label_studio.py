@@ -7,7 +7,6 @@ import typer
 
 from calscore.cli.app import TaskOption, fail, labels_app, task_from
 
-# (no square brackets in help texts: the help formatter reads them as markup)
 UrlOption = typer.Option(None, "--url", help="The Label Studio server (default: the task file's label_studio.url, "
                          "else $LABEL_STUDIO_URL). The API token comes only from the environment: "
                          "$LABEL_STUDIO_API_KEY, or the variable label_studio.api_key_env names.")

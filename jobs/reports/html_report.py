@@ -18,11 +18,11 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from calscore.jobs.reports.classwise import label_probs
 from calscore.jobs.reports.markdown_summary import report_markdown  # noqa: F401  (flows import it from here)
 from calscore.jobs.reports.plotting import pct
 from calscore.jobs.reports.report_data import DEFAULT_TARGET, ReportData, load_report_data, summary
 from calscore.jobs.reports.report_figures import render_figures
+from calscore.jobs.reports.thresholds import percent
 from calscore.jobs.spec import TaskSpec
 
 
@@ -86,7 +86,7 @@ _TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_TEMPLATES.filters.update(num=_num, pct=pct, when=_when, png_base64=_png_base64)
+_TEMPLATES.filters.update(num=_num, pct=pct, percent=percent, when=_when, png_base64=_png_base64)
 
 
 def _nightly_table(spec: TaskSpec, nightly: list[dict]) -> tuple[list[str], list[dict]]:
@@ -133,9 +133,7 @@ def write_report(spec: TaskSpec, out_dir: Path, night: date | str | None = None,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"report-{spec.name}-{data.night or 'all'}"
-    multiclass = len(spec.label_names) > 2 and bool(data.labeled.is_labeled.any())
-    figures = render_figures(data, out_dir, stem, target,
-                             label_probs=label_probs(spec, data.labeled, data.scores) if multiclass else None)
+    figures = render_figures(data, out_dir, stem, target)
     page = render_html(data, figures, summary(data, target))
     path = out_dir / f"{stem}.html"
     path.write_text(page, encoding="utf-8")

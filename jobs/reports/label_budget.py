@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from calscore.calibration_store import metrics
 from calscore.calibration_store.methods import CANDIDATES
 from calscore.calibration_store.registry import make_calibrator
-from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, legend_outside, save
 
 SIZES = (100, 200, 500, 1000, 2000, 5000, 10_000)
 FIGURES = ("ece", "nll", "brier", "accuracy")
@@ -204,7 +204,7 @@ def label_budget_chart(result: dict, path: Path, title: str | None = None, highl
     """ECE and NLL on the held-out set against labels used, one line per method (mean; the 95% range for the
     highlighted one), each method's answer ringed, raw as a dashed line."""
     highlight = highlight or result.get("method") or result["methods"][0]
-    fig = Figure(figsize=(11, 4.4))
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
     ticks: list[dict] = []
     for ax, name, label in ((axes[0], "ece", "ECE (15 bins)"), (axes[1], "nll", "NLL")):
@@ -232,6 +232,6 @@ def label_budget_chart(result: dict, path: Path, title: str | None = None, highl
                       [p["label"] if p["label"] != "all" else f"all\n({p['size']})" for p in ticks])
         ax.minorticks_off()
         ax.set(xlabel="labeled rows used to fit (ring: enough labels)", ylabel=f"held-out {label}")
-        ax.legend(fontsize=7)
+    legend_outside(fig, *axes, ncols=min(len(result["curves"]) + 1, 4), fontsize=8)
     fig.suptitle(title or f"Label budget: held-out set of {result['holdout_n']} rows", fontsize=11)
     return {"path": save(fig, path), **result}

@@ -36,7 +36,7 @@ from calscore.calibration_store.metrics import (
     reliability_bins,
 )
 from calscore.jobs.reports.intervals import wilson_interval
-from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, legend_outside, lower_limit, save
 
 VIEWS = ("top-label", "positive-class")
 
@@ -130,11 +130,11 @@ def reliability_diagram(
     start = axis_start(view, n_labels)
     curves = [("raw", raw, RAW_COLOR)] + ([("calibrated", cal, CALIBRATED_COLOR)] if cal is not None else [])
 
-    fig = Figure(figsize=(7.2, 6.4))
-    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1.15), hspace=0.08)
+    fig = Figure(figsize=(7.2, 6.6), layout="constrained")
+    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1.15))
     ax, hist = fig.add_subplot(grid[0]), fig.add_subplot(grid[1], sharex=None)
     ax.plot([start, 1], [start, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
-    lows = [start]
+    lows = []
     tallest = 1
     labels_at: list[tuple[str, float, int]] = []  # (curve, x, count) of each count label of the histogram
     for i, (name, numbers, color) in enumerate(curves):
@@ -155,40 +155,28 @@ def reliability_diagram(
         counts = [b["count"] for b in bins]
         tallest = max(tallest, max(counts))
         bars = hist.bar(left + i * part, counts, width=part, align="edge", color=color, alpha=0.75,
-                        edgecolor="white", label=name)
+                        edgecolor="white")
         for bar, n in zip(bars, counts):
             labels_at.append((name, float(bar.get_x() + bar.get_width() / 2), n))
             hist.annotate(str(n), (bar.get_x() + bar.get_width() / 2, bar.get_height()), textcoords="offset points",
                           xytext=(0, 1), ha="center", va="bottom", fontsize=6, clip_on=True)
-    bottom = min(start, math.floor(min(lows) * 10) / 10)
-    ax.set(xlim=(start, 1), ylim=(bottom, 1.02), ylabel="observed accuracy" if view == "top-label"
+    ax.set(xlim=(start, 1), ylim=(lower_limit(start, lows), 1.02), ylabel="observed accuracy" if view == "top-label"
            else f"share of rows that are {positive or 'positive'}")
     ax.tick_params(labelbottom=False)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, title="bins with 95% Wilson intervals", title_fontsize=7)
+    legend_outside(fig, ax, ncols=len(curves) + 1, fontsize=8, title_fontsize=7,
+                   title="bins with 95% Wilson intervals; above them, rows per bin in the same colours")
     hist.set(xlim=(start, 1), ylim=(0, tallest * 1.35), ylabel="rows per bin",
              xlabel="confidence of the predicted label" if view == "top-label"
              else f"P({positive or 'positive'})")
     hist.set_xticks(np.round(np.arange(math.ceil(start * n_bins), n_bins + 1, 3 if start == 0 else 1) / n_bins, 3))
     hist.tick_params(axis="x", labelsize=7)
-    if len(curves) > 1:
-        hist.legend(loc="upper left", fontsize=7)
     weighted = "; weighted by 1 / inclusion probability" if weights is not None else ""
     title = f"{title or 'Reliability'}\n{view_note(view, n_labels, positive)}{weighted}"
     fig.suptitle(title, fontsize=9.5)
     return {"path": save(fig, path), "title": title, "weighted": weights is not None, "view": view,
             "x_range": (start, 1.0), "count_labels": labels_at,
             "positive": positive if view == "positive-class" else None, "raw": raw, "calibrated": cal}
-
-
-def positive_class_inputs(label: Any, confidence: Any, is_correct: Any, positive: str) -> tuple[np.ndarray, np.ndarray]:
-    """A binary task's P(positive) and whether each row is positive, from its top label, that label's confidence
-    and whether the label was right (with two labels the other label holds the rest of the probability)."""
-    label = np.asarray(label, dtype=object)
-    conf = np.asarray(confidence, dtype=float)
-    ok = np.asarray(is_correct, dtype=bool)
-    said_positive = label == positive
-    return np.where(said_positive, conf, 1.0 - conf), said_positive == ok
 
 
 def figure_title(task: str, what: str, calibrator: str | None = None, when: Any = None) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from calscore.calibration_store import metrics
 from calscore.calibration_store.document import recipe_of
 from calscore.calibration_store.store import champion as champion_document
-from calscore.jobs.calibrators.evidence_base import basis_text, headline_labels, load_judged_labels
+from calscore.jobs.calibrators.evidence_base import JudgedLabels, basis_text, headline_labels, load_judged_labels
 from calscore.jobs.reports import queries
 from calscore.jobs.reports.bucket_chart import bucket_stats
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
@@ -39,8 +39,9 @@ HELDOUT_LEVEL = 0.95
 
 @dataclass
 class SummaryData:
-    """What the headline numbers need: one task's row counts and labeled rows (of one night or all) and its
-    calibrator history."""
+    """What the headline numbers need: one task's row counts and labeled rows (of one night or all), its
+    calibrator history, and the headline's figures with the labels they rest on (`judged`: the champion judged on
+    each by a map that never saw it, which the reliability diagrams draw)."""
 
     spec: TaskSpec
     night: date | None
@@ -48,6 +49,7 @@ class SummaryData:
     labeled: queries.ReportRows
     history: list[dict]
     heldout: dict
+    judged: JudgedLabels
 
     @property
     def scope(self) -> str:
@@ -73,9 +75,10 @@ def _summary_parts(con, spec: TaskSpec, night: date | None) -> dict[str, Any]:
         known = ", ".join(str(n) for n in queries.nights(con, tv)) or "none yet"
         raise ValueError(f"task {spec.name} has no predictions scored on night {night} (nights: {known})")
     history = queries.calibrator_history(con, tv)
+    doc, judged, used = headline_evidence(con, spec, night)
     return {"spec": spec, "night": night, "counts": counts,
             "labeled": queries.load_rows(con, tv, night, labeled_only=True),
-            "history": history, "heldout": heldout_figures(con, spec, night)}
+            "history": history, "heldout": _heldout(doc, judged, used), "judged": judged}
 
 
 def _nll_bootstrap_ci(p_true: np.ndarray, w: np.ndarray, n_boot: int, level: float, seed: int = 0) -> tuple:
@@ -112,13 +115,24 @@ def _heldout_numbers(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[st
     }
 
 
+def headline_evidence(con, spec: TaskSpec, night: date | None = None) -> tuple[dict | None, JudgedLabels, str]:
+    """The champion's document (None before any), the current labels (of `night`, or all) the headline rests on
+    with the raw and the champion's probabilities, each judged by a map that never saw it, and which labels
+    those are (`headline_labels`)."""
+    doc = champion_document(con, spec.task_version)
+    judged, used = headline_labels(load_judged_labels(con, spec, doc, night))
+    return doc, judged, used
+
+
 def heldout_figures(con, spec: TaskSpec, night: date | None = None) -> dict:
     """The headline's evidence: the champion's calibrated and the raw figures on the current labels (of `night`,
     or all), each judged by a map that never saw it; before any champion, the raw figures. Also what the figures
     rest on (`basis`: rows held out / out-of-fold), which labels (`labels`: designs used and left out) and the
     champion's recipe."""
-    doc = champion_document(con, spec.task_version)
-    judged, used = headline_labels(load_judged_labels(con, spec, doc, night))
+    return _heldout(*headline_evidence(con, spec, night))
+
+
+def _heldout(doc: dict | None, judged: JudgedLabels, used: str) -> dict:
     out: dict[str, Any] = {"champion": None if doc is None else doc["version"], "n": len(judged), "raw": None,
                            "calibrated": None, "labels": used, "designs": judged.counts("design"),
                            "basis": basis_text(judged, None if doc is None else recipe_of(doc))}
@@ -183,24 +197,25 @@ def load_report_data(spec: TaskSpec, night: date | str | None = None) -> ReportD
         )
 
 
-def reliability_inputs(rows: queries.ReportRows) -> dict[str, Any]:
-    """Raw and calibrated confidence/correctness of the same labeled rows, with their weights.
+def reliability_inputs(judged: JudgedLabels, view: str = "top-label") -> dict[str, Any]:
+    """What the reliability diagrams draw: the headline's labels, raw and calibrated (the champion, each row
+    judged by a map that never saw it; None before any champion), so a diagram shows what the headline measures
+    whatever calibrator decided the rows (after a manual promotion they may still be raw-decided).
 
-    The rows are the labeled ones with a calibrated confidence; when no row has one yet (no calibrator was
-    ever applied) only the raw figures exist, on every labeled row.
-    """
-    sel = rows.calibrated_labeled
-    calibrated = bool(sel.any())
-    if not calibrated:
-        sel = rows.is_labeled
-    return {
-        "raw_confidence": rows.raw_confidence[sel],
-        "raw_correct": rows.raw_correct[sel],
-        "calibrated_confidence": rows.confidence[sel] if calibrated else None,
-        "calibrated_correct": rows.is_correct[sel] if calibrated else None,
-        "weights": rows.label_weight[sel],
-        "segment": rows.segment[sel],
-    }
+    Top-label view: each row's highest probability and whether its label is right; positive-class view: P(the
+    first label) and whether the row is it."""
+    def outcome(probs: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if probs is None:
+            return None, None
+        if view == "positive-class":
+            return probs[:, 0], judged.y == 0
+        return probs.max(axis=1), probs.argmax(axis=1) == judged.y
+
+    (raw_confidence, raw_correct), (calibrated_confidence, calibrated_correct) = map(outcome, (judged.raw,
+                                                                                              judged.calibrated))
+    return {"raw_confidence": raw_confidence, "raw_correct": raw_correct,
+            "calibrated_confidence": calibrated_confidence, "calibrated_correct": calibrated_correct,
+            "weights": judged.weight}
 
 
 def task_thresholds(counts: queries.RowCounts, labeled: queries.ReportRows) -> list[dict]:
@@ -226,19 +241,20 @@ def task_segments(spec: TaskSpec, counts: queries.RowCounts, labeled: queries.Re
 
 
 def labels_note(labeled: queries.ReportRows) -> str:
-    """Which labels the row-level figures (reliability, buckets, segments) rest on, by design and basis, with a
-    visible warning when convenience labels are among them."""
+    """Which labels the row-level figures (buckets, segments) rest on, by design and basis, with a visible warning
+    when convenience labels are among them (the reliability diagrams rest on the headline's labels)."""
     rows = labeled.take(labeled.is_labeled)
     if not len(rows):
         return "Row-level figures: no labels yet."
     designs = ", ".join(f"{int((rows.label_design == d).sum())} {d}" for d in ("audit", "random", "convenience")
                         if (rows.label_design == d).any())
     oof = int((rows.evidence_basis == "out_of_fold").sum())
-    note = (f"Row-level figures (reliability, buckets, segments) use {len(rows)} labels: {designs}; "
+    note = (f"Row-level figures (buckets, segments) use {len(rows)} labels: {designs}; "
             f"{oof} judged by out-of-fold predictions, {len(rows) - oof} never seen by the deciding calibrator.")
     if (rows.label_design == "convenience").any():
         note += (" Warning: convenience labels are not a sample of the predictions, so figures that include them "
-                 "may not hold for all rows; the headline and the threshold certification leave them out.")
+                 "may not hold for all rows; the headline, the reliability diagrams and the threshold certification "
+                 "leave them out.")
     return note
 
 

@@ -17,8 +17,8 @@ from calscore.jobs.reports.bucket_chart import bucket_chart
 from calscore.jobs.reports.bucket_order import order_warnings
 from calscore.jobs.reports.classwise import classwise_chart, confusion_chart
 from calscore.jobs.reports.label_budget import label_budget_chart, label_budgets
-from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, save
-from calscore.jobs.reports.reliability_diagram import figure_title, positive_class_inputs, reliability_diagram
+from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, legend_outside, save
+from calscore.jobs.reports.reliability_diagram import figure_title, reliability_diagram
 from calscore.jobs.reports.report_data import (
     DEFAULT_TARGET,
     ReportData,
@@ -47,7 +47,7 @@ def trend_window(times: list[datetime]) -> tuple[datetime, datetime]:
 def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict:
     """ECE of each reliability snapshot over time (segment 'all'), raw and calibrated, with its interval; the
     time axis spans the snapshots (see `trend_window`)."""
-    fig = Figure(figsize=(7.6, 3.4))
+    fig = Figure(figsize=(7.6, 3.7), layout="constrained")
     ax = fig.subplots()
     drawn = {}
     for scores, color in (("raw", RAW_COLOR), ("calibrated", CALIBRATED_COLOR)):
@@ -73,17 +73,15 @@ def trend_chart(trend: list[dict], path: Path, title: str | None = None) -> dict
            title=title or "Calibration trend (reliability snapshots)")
     ax.title.set_fontsize(9.5)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(fig, ax, ncols=2, fontsize=8)
     return {"path": save(fig, path), "series": drawn, "x_range": window}
 
 
-def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = DEFAULT_TARGET,
-                   label_probs: dict[str, Any] | None = None) -> dict[str, Any]:
+def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = DEFAULT_TARGET) -> dict[str, Any]:
     """Draw every figure the data allows into out_dir; return each one's numbers (or why it was skipped).
 
-    A task with more than two labels also gets class-wise reliability and a confusion matrix, drawn from
-    `label_probs` (`classwise.label_probs`: each labeled row's probabilities under the calibrator that
-    decided it)."""
+    The reliability diagrams (and, for more than two labels, class-wise reliability and the confusion matrix)
+    draw the headline's labels, the champion judged on each by a map that never saw it (`data.judged`)."""
     spec, counts, labeled, scope = data.spec, data.counts, data.labeled, data.scope
     champion = data.heldout.get("champion")
 
@@ -91,18 +89,17 @@ def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = D
         return figure_title(spec.name, f"{what}, {scope}", champion, data.night)
 
     out: dict[str, Any] = {}
-    if labeled.is_labeled.any():
-        rel = reliability_inputs(labeled)
+    if len(data.judged):
         k = len(spec.label_names)
-        out["reliability"] = reliability_diagram(
-            rel["raw_confidence"], rel["raw_correct"], rel["calibrated_confidence"], rel["calibrated_correct"],
-            out_dir / f"{stem}-reliability.png", weights=rel["weights"], n_labels=k,
-            title=title("reliability of the labeled rows"))
+        what = title(f"reliability of the headline's {len(data.judged)} labels")
+        out["reliability"] = _reliability_figure(data.judged, out_dir / f"{stem}-reliability.png", what,
+                                                 view="top-label", n_labels=k)
         if k == 2:
-            out["reliability_positive"] = _positive_class_figure(
-                spec, labeled, out_dir / f"{stem}-reliability-positive.png", title("reliability of the labeled rows"))
+            out["reliability_positive"] = _reliability_figure(
+                data.judged, out_dir / f"{stem}-reliability-positive.png", what, view="positive-class",
+                positive=spec.label_names[0])
         else:
-            out.update(_multiclass_figures(label_probs, spec.label_names, out_dir, stem, title))
+            out.update(_multiclass_figures(data.judged, spec.label_names, out_dir, stem, title))
     else:
         out["reliability"] = {"skipped": "no labeled rows yet"}
     if counts.total:
@@ -132,29 +129,22 @@ def render_figures(data: ReportData, out_dir: Path, stem: str, target: float = D
     return out
 
 
-def _multiclass_figures(label_probs: dict[str, Any] | None, labels, out_dir: Path, stem: str, title) -> dict:
-    if label_probs is None or "skipped" in label_probs:
-        why = {"skipped": "no per-label probabilities loaded" if label_probs is None else label_probs["skipped"]}
-        return {"classwise": why, "confusion": why}
-    return {"classwise": classwise_chart(label_probs, labels, out_dir / f"{stem}-classwise.png",
-                                         title("class-wise reliability of the labeled rows")),
-            "confusion": confusion_chart(label_probs, labels, out_dir / f"{stem}-confusion.png",
-                                         title("confusion matrix of the labeled rows"))}
+def _reliability_figure(judged, path: Path, title: str, **view) -> dict[str, Any]:
+    rel = reliability_inputs(judged, view["view"])
+    return reliability_diagram(rel["raw_confidence"], rel["raw_correct"], rel["calibrated_confidence"],
+                               rel["calibrated_correct"], path, weights=rel["weights"], title=title, **view)
 
 
-def _positive_class_figure(spec, labeled, path: Path, title: str) -> dict[str, Any]:
-    """A binary task's other view: P(first label) on 0-1, raw and calibrated, of the reliability's rows."""
-    positive = spec.label_names[0]
-    rel = reliability_inputs(labeled)
-    sel = labeled.calibrated_labeled if rel["calibrated_confidence"] is not None else labeled.is_labeled
-    raw_p, raw_y = positive_class_inputs(labeled.raw_label[sel], labeled.raw_confidence[sel],
-                                         labeled.raw_correct[sel], positive)
-    cal_p = cal_y = None
-    if rel["calibrated_confidence"] is not None:
-        cal_p, cal_y = positive_class_inputs(labeled.label[sel], labeled.confidence[sel], labeled.is_correct[sel],
-                                             positive)
-    return reliability_diagram(raw_p, raw_y, cal_p, cal_y, path, weights=labeled.label_weight[sel],
-                               title=title, view="positive-class", positive=positive)
+def _multiclass_figures(judged, labels, out_dir: Path, stem: str, title) -> dict:
+    """Class-wise reliability and the confusion matrix of the headline's labels (decided: the champion's top
+    label, the raw one before any champion)."""
+    inputs = {"raw": judged.raw, "calibrated": judged.calibrated, "y": judged.y, "weights": judged.weight,
+              "decided": (judged.raw if judged.calibrated is None else judged.calibrated).argmax(axis=1)}
+    what = f"of the headline's {len(judged)} labels"
+    return {"classwise": classwise_chart(inputs, labels, out_dir / f"{stem}-classwise.png",
+                                         title(f"class-wise reliability {what}")),
+            "confusion": confusion_chart(inputs, labels, out_dir / f"{stem}-confusion.png",
+                                         title(f"confusion matrix {what}"))}
 
 
 # The label-budget curve's points in a report: its cost is fixed (5 x 20 fits on at most 2,000 rows, plus one).

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from calscore.calibration_store.metrics import DEFAULT_N_BINS
 from calscore.jobs.reports.bucket_chart import bucket_stats
 from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
-from calscore.jobs.reports.plotting import error_bars, save
+from calscore.jobs.reports.plotting import error_bars, legend_outside, lower_limit, save
 from calscore.jobs.reports.reliability_diagram import axis_start, reliability_numbers
 from calscore.jobs.spec import Bucket
 
@@ -79,7 +79,7 @@ def segment_chart(stats: list[dict], path: Path, title: str | None = None, n_lab
     panels = len(stats) + 1
     cols = min(3, panels)
     rows_ = -(-panels // cols)
-    fig = Figure(figsize=(3.4 * cols, 3.1 * rows_))
+    fig = Figure(figsize=(3.4 * cols, 3.1 * rows_ + 0.4), layout="constrained")
     axes = fig.subplots(rows_, cols, squeeze=False).ravel()
     colors = colormaps["tab10"]
     for i, s in enumerate(stats):
@@ -91,13 +91,15 @@ def segment_chart(stats: list[dict], path: Path, title: str | None = None, n_lab
             acc = np.array([b["accuracy"] for b in bins])
             ax.errorbar(conf, acc, yerr=error_bars(acc, [b["low"] for b in bins], [b["high"] for b in bins]),
                         fmt="o-", markersize=3, capsize=2, linewidth=1, color=colors(i % 10))
-            for b in bins:
-                ax.annotate(str(b["count"]), (b["confidence"], start), textcoords="offset points", xytext=(0, 2),
-                            ha="center", va="bottom", fontsize=6, color="dimgray", clip_on=True, zorder=4,
+            for b in bins:  # at the bottom of the frame, wherever the y axis starts
+                ax.annotate(str(b["count"]), (b["confidence"], 0), xycoords=("data", "axes fraction"),
+                            textcoords="offset points", xytext=(0, 2), ha="center", va="bottom", fontsize=6,
+                            color="dimgray", clip_on=True, zorder=4,
                             bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.4, "alpha": 0.85})
         ece = "n/a" if s["ece"] is None else f"{s['ece']:.3f}"
         ax.set_title(f"{s['segment']}: n={s['labeled']}, ECE {ece}", fontsize=8.5)
-        ax.set(xlim=(start, 1), ylim=(start - 0.02 if start else -0.02, 1.02))
+        # down to the lowest interval: a segment's accuracy may be far below where its confidences start
+        ax.set(xlim=(start, 1), ylim=(lower_limit(start, [b["low"] for b in bins]), 1.02))
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if i % cols == 0:
@@ -116,10 +118,9 @@ def segment_chart(stats: list[dict], path: Path, title: str | None = None, n_lab
     right.set_xticklabels([str(s["segment"]) for s in stats], fontsize=7, rotation=30, ha="right")
     right.set_title("accuracy vs mean confidence", fontsize=8.5)
     right.tick_params(labelsize=7)
-    right.legend(fontsize=6, loc="lower left")
+    legend_outside(fig, right, ncols=2, fontsize=7)
     for ax in axes[panels:]:
         ax.set_visible(False)
-    fig.tight_layout()
     if title:
-        fig.suptitle(title, fontsize=9.5, y=1.02)
+        fig.suptitle(title, fontsize=9.5)
     return {"path": save(fig, path), "segments": stats, "x_range": (start, 1.0)}

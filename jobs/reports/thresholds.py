@@ -36,6 +36,7 @@ from calscore.jobs.reports.plotting import (
     CALIBRATED_COLOR,
     NEUTRAL_COLOR,
     RAW_COLOR,
+    legend_outside,
     save,
 )
 from calscore.jobs.spec import TaskSpec
@@ -149,7 +150,7 @@ def threshold_chart(table: list[dict], path: Path, target: float | None = None, 
     low = [np.nan if r["lower_bound"] is None else r["lower_bound"] for r in table]
     share = [r["share"] for r in table]
     level = table[0].get("level", 0.95) if table else 0.95
-    fig = Figure(figsize=(8, 4.2))
+    fig = Figure(figsize=(8, 4.6), layout="constrained")
     ax = fig.subplots()
     ax.plot(t, acc, color=CALIBRATED_COLOR, marker=".", label="estimated accuracy (audit labels)")
     ax.plot(t, low, color=CALIBRATED_COLOR, linestyle="--", label=f"{level:.0%} lower bound (Clopper-Pearson)")
@@ -169,7 +170,7 @@ def threshold_chart(table: list[dict], path: Path, target: float | None = None, 
     share_ax = ax.twinx()
     share_ax.fill_between(t, share, color=NEUTRAL_COLOR, alpha=0.15, step="mid")
     share_ax.set(ylabel="share of rows automated", ylim=(0, 1.02))
-    ax.legend(loc="lower left", fontsize=8)
+    legend_outside(fig, ax, ncols=2, fontsize=8)
     ax.set_title(title or "Threshold analysis (fixed-sequence test from the highest threshold down)", fontsize=11)
     return {"path": save(fig, path), "target": target, "chosen": sequence["chosen"], "start": sequence["start"],
             "stopped": sequence["stopped"], "thresholds": table}
