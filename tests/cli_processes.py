@@ -13,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE = 240  # seconds any single subprocess step may take on a slow, shared machine
+MARK = "CALSCORE_TEST_PROCESS_MARK"
 # Root reads every file whatever its mode; an operator's account does not. Dropping root's DAC
 # override makes a `chmod 000` file unreadable for the command, as it is for the operator.
 AS_AN_OPERATOR = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
@@ -25,12 +26,27 @@ def env() -> dict:
     return environment
 
 
-def calscore(*args: str, prefix: list[str] | None = None) -> subprocess.Popen:
-    # its own process group, so a kill takes its ephemeral Prefect server down with it
+def calscore(*args: str, prefix: list[str] | None = None, mark: str = "", **variables: str) -> subprocess.Popen:
+    """`calscore args` in its own process group (a kill takes its ephemeral Prefect server down with it), with
+    these environment `variables`; every process it starts inherits `mark` (see `marked_processes`)."""
     return subprocess.Popen(
-        [*(prefix or []), sys.executable, "-m", "calscore.cli", *args], cwd=REPO, env=env(),
+        [*(prefix or []), sys.executable, "-m", "calscore.cli", *args], cwd=REPO,
+        env={**env(), **variables, MARK: mark},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
+
+
+def marked_processes(mark: str) -> list[str]:
+    """Live processes whose environment carries `mark`: what a command started, wherever it was reparented."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if f"{MARK}={mark}".encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append(f"{entry} {command}")
+        except OSError:  # gone meanwhile
+            continue
+    return found
 
 
 def sigkill(proc: subprocess.Popen) -> None:

@@ -1,16 +1,21 @@
 """Exactly once under crashes and concurrency, with real subprocesses and SIGKILL."""
 from __future__ import annotations
 
+import os
+import random
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from cli_processes import DEADLINE, REPO, calscore, env, finish, sigkill, wait_for_line
+from cli_processes import DEADLINE, REPO, calscore, env, finish, marked_processes, sigkill, wait_for_line
 from flow_fixtures import task_toml, write_batch
+from test_served_deployments import prefect_server  # noqa: F401  (the real-server fixture: Ray workers report to it)
 
 
 def rows(task_dir: Path, sql: str):
@@ -48,6 +53,62 @@ def test_sigkill_mid_run_then_rerun_gives_every_row_once(five_batches):
     assert_exactly_once(task_dir, 1500, 5)
     # the killed run is recognised as dead (same host, pid gone) and marked so
     assert rows(task_dir, "SELECT status FROM runs ORDER BY started_at") == [("abandoned",), ("completed",)]
+
+
+# moments after the run took the lock: just taken, a batch being scored, a batch just written
+STOP_POINTS = ("batch(es) to score", "rows/s", ": 300 scored")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_run_in_seconds_and_every_process_it_started(five_batches, signum):
+    """Ctrl-C (SIGINT to the process group) or SIGTERM to the command, at a random moment of the run: the run
+    stops within seconds, says so in one line, exits 128 + the signal, is recorded as cancelled, leaves no
+    process behind (its temporary Prefect server included), and the next run writes every row once."""
+    task_dir, task = five_batches
+    moment, extra_lines = random.choice(STOP_POINTS), random.randint(0, 3)
+    mark = uuid.uuid4().hex
+    run = calscore("score", "--task", str(task), mark=mark)
+    wait_for_line(run, moment)
+    for _ in range(extra_lines):
+        run.stdout.readline()
+    assert marked_processes(mark), "the run had no process to stop"
+    (os.killpg if signum == signal.SIGINT else os.kill)(run.pid, signum)
+    stopped_at = time.monotonic()
+    code, out = finish(run)
+    seconds, when = time.monotonic() - stopped_at, f"{signal.Signals(signum).name} at {moment!r} + {extra_lines} line(s)"
+    assert code == 128 + signum and seconds < 30, (when, seconds, out[-3000:])
+    assert out.splitlines()[-1].startswith(f"calscore: stopped by {signal.Signals(signum).name}; run score-"), when
+    assert "recorded as cancelled" in out.splitlines()[-1] and "Traceback" not in out, (when, out[-3000:])
+    assert marked_processes(mark) == [], when  # nothing the run started outlives it
+    assert rows(task_dir, "SELECT status FROM runs") == [("cancelled",)], when
+    done = rows(task_dir, "SELECT count(*) FROM batches WHERE status = 'done'")[0][0]
+    assert rows(task_dir, "SELECT count(*) FROM predictions") == [(300 * done,)], when  # whole batches only
+
+    code, out = finish(calscore("score", "--task", str(task)))
+    assert code == 0, (when, out)
+    assert_exactly_once(task_dir, 1500, 5)
+    assert rows(task_dir, "SELECT status FROM runs ORDER BY started_at") == [("cancelled",), ("completed",)], when
+
+
+@pytest.mark.ray
+def test_sigterm_ends_the_ray_instance_the_run_started(five_batches, prefect_server):
+    """A run on `runner = "ray"` without an address starts a Ray instance of its own (raylet, GCS, workers):
+    SIGTERM mid-batch ends every one of its processes too."""
+    task_dir, task = five_batches
+    task.write_text(task.read_text() + '\n[execution]\nrunner = "ray"\n')
+    mark = uuid.uuid4().hex
+    run = calscore("score", "--task", str(task), mark=mark, PREFECT_API_URL=prefect_server["PREFECT_API_URL"])
+    wait_for_line(run, "batch(es) to score")
+    deadline = time.monotonic() + DEADLINE
+    while not any("ray::" in process for process in marked_processes(mark)):  # a Ray worker is scoring
+        assert run.poll() is None and time.monotonic() < deadline, "no Ray worker ever started"
+        time.sleep(0.2)
+    assert any("raylet" in process for process in marked_processes(mark))
+    os.kill(run.pid, signal.SIGTERM)
+    code, out = finish(run)
+    assert code == 143 and out.splitlines()[-1].startswith("calscore: stopped by SIGTERM; run score-"), out[-3000:]
+    assert marked_processes(mark) == []
+    assert rows(task_dir, "SELECT status FROM runs") == [("cancelled",)]
 
 
 COMMIT_STALL = """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from typer.core import TyperGroup
 
 from calscore import __version__
 from calscore.calibration_store.document import DocumentError
+from calscore.cli.supervisor import needs_supervision, supervise
 from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.spec import SpecError, TaskSpec, check_resources, load_spec
 
@@ -40,28 +42,8 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
-def escape_markup(command) -> None:
-    """Escape rich markup in the help texts of `command`, its parameters and sub-commands, in place: the texts
-    are plain, and rich's help formatter read a '[execution]' or '[calibration]' (a task file's section) as a
-    style tag and dropped it."""
-    from rich.markup import escape
-
-    for item in (command, *command.params):
-        for field in ("help", "short_help", "epilog"):
-            if getattr(item, field, None):
-                setattr(item, field, escape(getattr(item, field)))
-    for sub in getattr(command, "commands", {}).values():
-        escape_markup(sub)
-
-
 class CleanFailures(TyperGroup):
-    """Runs a command; an expected error becomes one line on stderr and its exit code. Built with every command
-    below it, it escapes their help texts (`escape_markup`)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.rich_markup_mode == "rich":
-            escape_markup(self)
+    """Runs a command; an expected error becomes one line on stderr and its exit code."""
 
     def invoke(self, ctx):
         try:
@@ -84,7 +66,17 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-app = typer.Typer(
+class SupervisedApp(typer.Typer):
+    """Called as the console script: a command that runs work runs under the supervisor, which stops it and
+    everything it started on SIGINT/SIGTERM (calscore.cli.supervisor). Tests invoke the commands in-process."""
+
+    def __call__(self, *args, **kwargs):
+        if needs_supervision(sys.argv[1:]):
+            sys.exit(supervise(sys.argv[1:]))
+        return super().__call__(*args, **kwargs)
+
+
+app = SupervisedApp(
     help="calscore: calibrated confidence scores from a causal LM's first-token probabilities.",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,

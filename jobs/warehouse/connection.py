@@ -13,14 +13,16 @@ import logging
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import duckdb
 
 from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.common.retry import retry_until_deadline
-from calscore.jobs.spec import SpecError, TaskSpec
 from calscore.jobs.warehouse.migrations import ensure_views, migrate, migration_files
+
+if TYPE_CHECKING:
+    from calscore.jobs.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 WAIT_SECONDS = 120.0
@@ -69,6 +71,8 @@ def _connect_waiting(path: Path, read_only: bool, wait_seconds: float) -> duckdb
 def check_opens(spec: TaskSpec) -> TaskSpec:
     """An existing warehouse file opens as a DuckDB database, checked before any flow starts (one another
     process holds is busy, not broken); SpecError names the field, with DuckDB's reason."""
+    from calscore.jobs.spec import SpecError  # here: this module stays light (a signal's supervisor imports it)
+
     path = Path(spec.warehouse.path)
     if path.is_file():
         try:

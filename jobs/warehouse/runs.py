@@ -34,6 +34,7 @@ from calscore.jobs.common.retry import retry_until_deadline
 from calscore.jobs.scoring.registry import backend_for
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
+from calscore.jobs.warehouse.run_registry import close_running, register
 from calscore.jobs.warehouse.statements import statement
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def start_run(
     def attempt() -> str:
         with writer(warehouse) as con:
             _try_start(con, run_id, task_name, task_version, kind, provenance or {}, night or utcnow().date())
+        register(run_id, warehouse)  # a signal's supervisor records it as cancelled
         return run_id
 
     def say(exc: RunLocked, waited: float) -> None:
@@ -187,15 +189,10 @@ def beating(warehouse: Path, run_id: str, every: timedelta = BEAT_EVERY) -> Iter
 def release(warehouse: Path, task_name: str, run_id: str, actor: str, reason: str) -> str:
     """Free a run's lock by hand (its process is gone for sure); recorded in `runs`."""
     with writer(warehouse) as con:
-        rows = con.execute(
-            "UPDATE runs SET status = 'released', finished_at = ?,"
-            " summary = json_merge_patch(coalesce(summary, '{}'), ?)"
-            " WHERE run_id = ? AND task_name = ? AND status = 'running' RETURNING kind",
-            [utcnow(), json.dumps({"released_by": actor, "release_reason": reason}), run_id, task_name],
-        ).fetchall()
-    if not rows:
+        kind = close_running(con, run_id, "released", {"released_by": actor, "release_reason": reason}, task_name)
+    if kind is None:
         raise CalscoreError(f"task {task_name!r} has no running run {run_id!r}: nothing to release")
-    return f"released the lock of {rows[0][0]} run {run_id} (recorded as released by {actor}: {reason})"
+    return f"released the lock of {kind} run {run_id} (recorded as released by {actor}: {reason})"
 
 
 def finish_run(warehouse: Path, run_id: str, status: str, summary: dict | None = None) -> None:
