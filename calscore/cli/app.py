@@ -42,8 +42,28 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
+def escape_markup(command) -> None:
+    """Escape rich markup in the help texts of `command`, its parameters and sub-commands, in place: the texts
+    are plain, and rich's help formatter read a '[execution]' or '[calibration]' (a task file's section) as a
+    style tag and dropped it."""
+    from rich.markup import escape
+
+    for item in (command, *command.params):
+        for field in ("help", "short_help", "epilog"):
+            if getattr(item, field, None):
+                setattr(item, field, escape(getattr(item, field)))
+    for sub in getattr(command, "commands", {}).values():
+        escape_markup(sub)
+
+
 class CleanFailures(TyperGroup):
-    """Runs a command; an expected error becomes one line on stderr and its exit code."""
+    """Runs a command; an expected error becomes one line on stderr and its exit code. Built with every command
+    below it, it escapes their help texts (`escape_markup`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.rich_markup_mode == "rich":
+            escape_markup(self)
 
     def invoke(self, ctx):
         try:
