@@ -9,7 +9,7 @@ already exist, as it would on a user's warehouse.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -35,7 +35,7 @@ hub_id = "example/synthetic-sentiment"
 revision = "0"
 
 [prompt]
-template = "Review: {text}\\nSentiment:"
+template = "Review: {{text}}\\nSentiment:"
 
 [labels]
 positive = ["positive", "Positive"]
@@ -52,8 +52,15 @@ path = "calscore.duckdb"
 method = "auto"
 min_labels = 100
 folds = 5
-reapply_days = 7
+reapply_days = {reapply_days}
 """
+FIRST_NIGHT = date(2025, 3, 1)  # synthetic_rows.sql's first night (scored from 22:00 UTC)
+
+
+def week_before_last_night() -> int:
+    """[calibration] reapply_days for a window of the synthetic nights' last week, as a promotion re-applies a new
+    champion to a live warehouse's (the nights lie in the past)."""
+    return (date.today() - FIRST_NIGHT).days - (NIGHTS - 7)
 
 
 def _schema_of_migration(con: duckdb.DuckDBPyConnection, last: int, after: int = 0) -> None:
@@ -96,7 +103,7 @@ def build_warehouse(folder: Path, rows: int, labeled_share: float = 0.02, seed: 
     migrations after it); return the task."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "task.toml").write_text(TASK_FILE, encoding="utf-8")
+    (folder / "task.toml").write_text(TASK_FILE.format(reapply_days=week_before_last_night()), encoding="utf-8")
     spec = load_spec(folder / "task.toml")
     calibrated_from = NIGHTS // 4
     with duckdb.connect(str(spec.warehouse.path)) as con:

@@ -4,6 +4,7 @@ chunks), a re-run finishes the job and every row of the window ends decided by t
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 import time
@@ -78,7 +79,7 @@ def kill_after(proc: subprocess.Popen, lines: int, pause: float) -> list[str]:
 def test_sigkill_at_a_random_point_then_a_rerun_decides_every_row_once(tmp_path, lines):
     spec = build_warehouse(tmp_path, ROWS)
     task = tmp_path / "task.toml"
-    task.write_text(task.read_text().replace("reapply_days = 7", "reapply_days = 100000"))
+    task.write_text(re.sub(r"reapply_days = \d+", "reapply_days = 100000", task.read_text()))
     seen = kill_after(run(task), lines, random.Random(lines).uniform(0.0, 0.4))
     code, out = finish(run(task))
     assert code == 0 and "finished" in out, "".join(seen) + out
@@ -99,7 +100,7 @@ def test_status_says_a_killed_re_application_is_not_finished_until_a_rerun_finis
 
     spec = build_warehouse(tmp_path, ROWS)
     task = tmp_path / "task.toml"
-    task.write_text(task.read_text().replace("reapply_days = 7", "reapply_days = 100000"))
+    task.write_text(re.sub(r"reapply_days = \d+", "reapply_days = 100000", task.read_text()))
     seen = kill_after(run(task), 3, 0.0)  # the promotion and two chunks committed
     assert seen[0].startswith("promoted") and "re-applied" in seen[2]
     assert "row(s) re-decided, not finished" in task_status(spec)
