@@ -29,6 +29,7 @@ from calscore.jobs.labels.audit import draw_audit_sample, write_sample
 from calscore.jobs.reports.html_report import write_report
 from calscore.jobs.scoring.embedded_model import ensure_demo_model
 from calscore.jobs.spec import load_spec
+from calscore.jobs.warehouse.read_copy import read_copy_path
 
 AUDIT_ROWS = 600
 ROWS_PER_NIGHT = 1_000
@@ -111,7 +112,8 @@ def run_demo(task_path: str, say: Callable[[str], None] = print) -> dict:
     say(f"\nreport: {report}")
     say(f"warehouse: {spec.warehouse.path}")
     say("try: .venv/bin/python -c \"import duckdb; print(duckdb.connect('"
-        f"{spec.warehouse.path}', read_only=True).sql('SELECT bucket, count(*) FROM predictions GROUP BY ALL'))\"")
+        f"{read_copy_path(spec.warehouse.path)}', read_only=True).sql('SELECT bucket, count(*) FROM predictions "
+        "GROUP BY ALL'))\" (the analysts' read copy: a session on it never holds up a run)")
     return {"night1": night1, "night2": night2, "labels": imported, "evaluation": result, "report": report}
 
 

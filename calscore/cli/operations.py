@@ -16,11 +16,13 @@ def init(task: Path = TaskOption) -> None:
     Example: calscore init --task infra/tasks/demo.toml
     """
     from calscore.jobs.warehouse.connection import writer
+    from calscore.jobs.warehouse.read_copy import publish_read_copy
 
     spec = task_from(task)
     with writer(spec.warehouse.path) as con:
         version = con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0]
-    typer.echo(f"warehouse {spec.warehouse.path} at schema version {version}")
+    copy = publish_read_copy(spec.warehouse.path)
+    typer.echo(f"warehouse {spec.warehouse.path} at schema version {version}; analysts' read copy: {copy}")
     typer.echo(f"task {spec.name}  task_version {spec.task_version}")
 
 @app.command("prepare-demo")

@@ -9,6 +9,7 @@ from calscore.calibration_store.champion_changes import promote, rollback
 from calscore.calibration_store.store import document, list_calibrators, list_events, save_calibrator
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
+from calscore.jobs.warehouse.read_copy import publish_read_copy
 
 
 def _figure(metrics: dict | None, key: str) -> str:
@@ -40,12 +41,14 @@ def manual_promote(spec: TaskSpec, version: str, actor: str | None, reason: str)
         if version not in {c["version"] for c in list_calibrators(con, task_version=spec.task_version)}:
             raise ValueError(f"calibrator {version} does not belong to task {spec.name} ({spec.task_version})")
         retired = promote(con, version, actor or getpass.getuser(), reason)
+    publish_read_copy(spec.warehouse.path)
     return f"{version} is now the champion" + (f" (retired {retired})" if retired else "")
 
 
 def manual_rollback(spec: TaskSpec, actor: str | None, reason: str) -> str:
     with writer(spec.warehouse.path) as con:
         previous = rollback(con, spec.task_version, actor or getpass.getuser(), reason)
+    publish_read_copy(spec.warehouse.path)
     return f"rolled back: {previous} is the champion again"
 
 
@@ -61,4 +64,5 @@ def import_calibrator(spec: TaskSpec, path: Path, actor: str | None) -> str:
     doc = import_document(path, expected_task_version=spec.task_version)
     with writer(spec.warehouse.path) as con:
         version = save_calibrator(con, doc, actor=actor or getpass.getuser(), reason=f"imported from {path}")
+    publish_read_copy(spec.warehouse.path)
     return f"{version} stored as a candidate (promote it with `calscore calibrators promote`)"

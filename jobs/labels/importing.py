@@ -37,6 +37,7 @@ from calscore.jobs.common.clock import utcnow
 from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
+from calscore.jobs.warehouse.read_copy import publish_read_copy
 from calscore.jobs.warehouse.statements import statement
 
 DESIGNS = ("random", "audit", "convenience")
@@ -300,6 +301,7 @@ def import_labels(spec: TaskSpec, table: pa.Table, source: str, design: str | No
         except BaseException:
             con.execute("ROLLBACK")
             raise
+    publish_read_copy(spec.warehouse.path)
     return report
 
 

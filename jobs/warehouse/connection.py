@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WAIT_SECONDS = 120.0
+# The storage format of a new warehouse: the newest that the DuckDB CLI on PyPI reads (duckdb-cli 1.5.6 reads
+# formats up to DuckDB 1.5's; the Python package, 2.x, would otherwise write its own, which that CLI refuses).
+STORAGE_VERSION = "v1.5.0"
 
 
 class WarehouseError(CalscoreError, RuntimeError):
@@ -56,9 +59,12 @@ def _connect_waiting(path: Path, read_only: bool, wait_seconds: float) -> duckdb
         log.warning("waiting for %s: held by %s (read-only sessions block writers too); waited %.0f s, "
                     "giving up after %.0f s", path, holder(exc), waited, wait_seconds)
 
+    # a new file is written in a storage format the DuckDB CLI analysts can install reads (it persists: later
+    # writes keep the file's format)
+    config = {} if read_only or path.exists() else {"storage_compatibility_version": STORAGE_VERSION}
     try:
-        return retry_until_deadline(lambda: duckdb.connect(str(path), read_only=read_only), _is_lock_error,
-                                    wait_seconds, on_wait=say)
+        return retry_until_deadline(lambda: duckdb.connect(str(path), read_only=read_only, config=config),
+                                    _is_lock_error, wait_seconds, on_wait=say)
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             raise WarehouseBusy(

@@ -34,6 +34,7 @@ from calscore.jobs.common.retry import retry_until_deadline
 from calscore.jobs.scoring.registry import backend_for
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
+from calscore.jobs.warehouse.read_copy import publish_read_copy
 from calscore.jobs.warehouse.run_registry import close_running, register
 from calscore.jobs.warehouse.statements import statement
 
@@ -196,11 +197,15 @@ def release(warehouse: Path, task_name: str, run_id: str, actor: str, reason: st
 
 
 def finish_run(warehouse: Path, run_id: str, status: str, summary: dict | None = None) -> None:
+    """Record how a run ended, and refresh the analysts' read copy (not after a stop: the cancelled record is the
+    only thing a stopped run writes)."""
     with writer(warehouse) as con:
         con.execute(
             "UPDATE runs SET status = ?, finished_at = ?, heartbeat_at = ?, summary = ? WHERE run_id = ?",
             [status, utcnow(), utcnow(), json.dumps(summary or {}, default=str), run_id],
         )
+    if status != "cancelled":
+        publish_read_copy(warehouse)
 
 
 def run_provenance(spec: TaskSpec) -> dict:
