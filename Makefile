@@ -27,7 +27,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo finetune-demo test clean
+.PHONY: setup demo finetune-demo test docs clean
 
 # setup also installs Debian's chromium when missing: tests/test_report_browser.py renders the report in it (as root)
 setup: $(VENV)/.installed $(LLAMA_STAMP) $(LABEL_STUDIO_STAMP)
@@ -64,7 +64,7 @@ demo: $(VENV)/.installed
 	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
 	$(VENV)/bin/calscore demo
 
-# `make demo`, then a LoRA adapter trained on night 1's audit labels, judged on night 2 (README: Fine-tuning)
+# `make demo`, then a LoRA adapter trained on night 1's audit labels, judged on night 2 (docs/fine-tuning.md)
 finetune-demo: $(VENV)/.installed
 	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
 	$(VENV)/bin/calscore finetune-demo
@@ -72,6 +72,10 @@ finetune-demo: $(VENV)/.installed
 test: setup
 	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
 	$(VENV)/bin/python -m pytest
+
+# The documentation site, built as the tests build it (strict: a broken link fails); `$(VENV)/bin/mkdocs serve` previews it.
+docs: $(VENV)/.installed
+	$(VENV)/bin/mkdocs build --strict --site-dir var/site
 
 clean:
 	rm -rf var .cache

@@ -1,7 +1,7 @@
 """Analysts never block the night: they read `<warehouse>-read.duckdb`, which every writing run republishes by a
 copy and an atomic rename; a session kept open across a whole night's scoring, label import and recalibration
 does not stop them, and keeps its snapshot. The copy opens in the DuckDB CLI analysts install (duckdb-cli
-1.5.6), and every `duckdb` command the README shows runs through it."""
+1.5.6), and every `duckdb` command the documentation shows runs through it."""
 from __future__ import annotations
 
 import re
@@ -13,11 +13,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+import doc_pages
 from flow_fixtures import task_toml, write_batch
 from report_fixtures import fill_report_warehouse
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
 DEMO_COPY = "var/demo/calscore-read.duckdb"
 
 
@@ -55,9 +55,9 @@ def test_a_session_held_open_on_the_read_copy_across_a_night_never_stops_it(tmp_
         assert fresh.execute("select count(*) from runs where kind = 'recalibrate'").fetchone()[0] == 1
 
 
-def readme_cli_commands() -> list[str]:
-    """The `duckdb -readonly ...` lines the README shows for analysts."""
-    lines = [ln.strip() for ln in README.read_text(encoding="utf-8").splitlines()]
+def documented_cli_commands() -> list[str]:
+    """The `duckdb -readonly ...` lines the documentation shows analysts (docs/warehouse/index.md)."""
+    lines = [ln.strip() for ln in doc_pages.text().splitlines()]
     commands = [ln for ln in lines if ln.startswith("duckdb -readonly ")]
     assert len(commands) >= 3 and all(DEMO_COPY in c for c in commands), commands
     return commands
@@ -72,8 +72,8 @@ def read_copy(tmp_path_factory) -> Path:
     return publish_read_copy(path)
 
 
-@pytest.mark.parametrize("command", readme_cli_commands())
-def test_every_readme_duckdb_command_runs_in_the_cli_analysts_install(read_copy, command):
+@pytest.mark.parametrize("command", documented_cli_commands())
+def test_every_documented_duckdb_command_runs_in_the_cli_analysts_install(read_copy, command):
     cli = Path(sys.executable).parent / "duckdb"
     assert cli.is_file(), "duckdb-cli is in the test extra: `make setup` installs it"
     version = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=True).stdout

@@ -1,10 +1,10 @@
 """Every analyst view and example query runs on a real warehouse file, returns rows with the columns the
-README documents, and holds its invariants (one current decision per row, newest decision wins, ...)."""
+documentation lists (docs/warehouse/index.md), and holds its invariants (one current decision per row, newest
+decision wins, ...)."""
 from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -12,10 +12,9 @@ import pytest
 
 from calscore.jobs.warehouse.views import create_views, creation_order, query_files, question, run_query, view_files
 from calscore.jobs.warehouse.connection import writer
+import doc_pages
 from report_fixtures import fill_report_warehouse
 from review_queue_oracle import OLD_REVIEW_NEXT, keep_queue, new_queue, old_queue
-
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +35,10 @@ def con(filled):
 
 
 def _documented_columns(name: str) -> list[str]:
-    """The backticked names in the README table row of a view or query, without the name itself."""
-    text = README.read_text(encoding="utf-8")
+    """The backticked names in the documented table row of a view or query, without the name itself."""
+    text = doc_pages.QUERYING.read_text(encoding="utf-8")
     line = next((ln for ln in text.splitlines() if ln.startswith(f"| `{name}` |")), None)
-    assert line is not None, f"README.md documents no `{name}`"
+    assert line is not None, f"{doc_pages.QUERYING} documents no `{name}`"
     columns_cell = line.rstrip(" |").rsplit(" | ", 1)[1]
     return re.findall(r"`([a-z_]+)`", columns_cell)
 
@@ -153,16 +152,16 @@ def test_review_queue_and_review_next_return_the_rows_they_returned_before(con):
     assert run_query(con, "review_next").to_pylist() == con.sql(OLD_REVIEW_NEXT).to_arrow_table().to_pylist()
 
 
-def _readme_sql() -> list[str]:
-    """Every SQL statement the README shows inline: `select ...` code spans and `duckdb ... -c "select ..."`."""
-    text = README.read_text(encoding="utf-8")
+def _documented_sql() -> list[str]:
+    """Every SQL statement the documentation shows inline: `select ...` code spans and `duckdb ... -c "select ..."`."""
+    text = doc_pages.text()
     spans = re.findall(r"`(select [^`]+)`", text, flags=re.IGNORECASE)
     commands = re.findall(r'duckdb [^\n]*-c "([^"]+)"', text)
     return sorted(set(spans + commands))
 
 
-@pytest.mark.parametrize("sql", _readme_sql())
-def test_every_query_the_readme_shows_runs(con, sql):
+@pytest.mark.parametrize("sql", _documented_sql())
+def test_every_query_the_documentation_shows_runs(con, sql):
     con.sql(sql).fetchall()
 
 
