@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from calscore.jobs.reports.report_data import load_report_data
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 
 from calscore.jobs.reports.classwise import classwise_chart, confusion_chart
 from calscore.jobs.reports.html_report import write_report
 from calscore.jobs.reports.label_budget import label_budget_chart, label_budgets
-from calscore.jobs.reports.queries import load_labeled_scores, report_connection
 from calscore.jobs.reports.segments import segment_chart
 from report_fixtures import fill_report_warehouse
 from test_report_pictures import three_labels
@@ -41,8 +42,7 @@ def figures(tmp_path_factory) -> list[Figure]:
                   "weights": w, "decided": probs.argmax(axis=1)}
         classwise_chart(inputs, ["a", "b", "c"], tmp / "cw.png", "t")
         confusion_chart(inputs, ["a", "b", "c"], tmp / "cm.png", "t")
-        with report_connection(spec.warehouse.path) as con:
-            scores = load_labeled_scores(con, spec.task_version, spec.label_names)
+        scores = load_report_data(spec).scores
         budget = label_budgets(scores.logprobs, scores.y, spec.label_names, ("platt", "temperature", "isotonic"),
                                scores.weight, sizes=(25, 50, 100), n_repeats=20)
         label_budget_chart(budget, tmp / "budget.png", highlight="platt")

@@ -17,7 +17,8 @@ from calscore.jobs.reports.bucket_chart import bucket_chart, bucket_stats
 from calscore.jobs.reports.html_report import report_markdown, write_report
 from calscore.jobs.reports.report_data import load_summary_data, summary
 from calscore.jobs.reports.label_budget import label_budget, label_budget_chart
-from calscore.jobs.reports.queries import load_labeled_scores, load_rows, report_connection
+from calscore.jobs.reports.queries import load_rows, report_connection
+from calscore.jobs.reports.report_data import load_report_data
 from calscore.jobs.reports.reliability_diagram import reliability_diagram
 from calscore.jobs.reports.segments import segment_chart, segment_stats
 from calscore.jobs.reports.thresholds import (
@@ -86,7 +87,8 @@ def filled(tmp_path_factory):
 def loaded(filled):
     spec = filled["spec"]
     with report_connection(spec.warehouse.path) as con:
-        return load_rows(con, spec.task_version), load_labeled_scores(con, spec.task_version, spec.label_names)
+        rows = load_rows(con, spec.task_version)
+    return rows, load_report_data(spec).scores  # the label budget's: the headline's labels, raw scores as stored
 
 
 def truth(filled):
@@ -108,8 +110,8 @@ def test_rows_load_as_inserted(filled, loaded):
     assert int(rows.is_labeled.sum()) == filled["n_current_labels"]
     assert int(rows.is_audit_label.sum()) == filled["n_audit_labels"]
     np.testing.assert_allclose(rows.decision_confidence, r["decision_confidence"])
-    assert scores.logprobs.shape == (filled["n_current_labels"], 2)
-    labeled = r["is_labeled"]
+    assert scores.logprobs.shape == (filled["n_audit_labels"], 2)  # convenience labels left out, as the headline's
+    labeled = r["is_audit_label"]
     np.testing.assert_allclose(scores.logprobs, r["logprobs"][labeled])
     assert list(scores.y) == list(r["y"][labeled])
 

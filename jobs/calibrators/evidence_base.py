@@ -137,6 +137,7 @@ class JudgedLabels:
     design: np.ndarray
     segment: np.ndarray
     basis: np.ndarray  # per row: 'held_out' (the calibrator never saw it) or 'out_of_fold' (its recipe's)
+    logprobs: np.ndarray  # (n, K) stored label log-probabilities
     raw: np.ndarray  # (n, K) raw label shares
     calibrated: np.ndarray | None  # (n, K); None when there is no calibrator
 
@@ -181,6 +182,7 @@ def load_judged_labels(con, spec: TaskSpec, document: dict | None, night=None) -
         design=table["label_design"].to_numpy(zero_copy_only=False),
         segment=table["segment"].to_numpy(zero_copy_only=False),
         basis=basis,
+        logprobs=logprobs,
         raw=raw_probs(logprobs) if len(logprobs) else np.empty((0, len(labels))),
         calibrated=calibrated,
     )

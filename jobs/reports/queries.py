@@ -112,19 +112,20 @@ _ROW_COLUMNS = (
 )
 
 
-def _night_filter(task_version: str, night: date | None) -> tuple[str, list]:
+def _night_filter(task_version: str, night: date | None, up_to: bool = False) -> tuple[str, list]:
     where, args = "task_version = ?", [task_version]
     if night is not None:
-        where, args = where + " and night = ?", args + [night]
+        where, args = where + (" and night <= ?" if up_to else " and night = ?"), args + [night]
     return where, args
 
 
 def load_rows(
-    con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None, labeled_only: bool = False
+    con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None, labeled_only: bool = False,
+    up_to: bool = False,
 ) -> ReportRows:
-    """The task version's predictions (one night, or all), ordered by row id; with `labeled_only`, the rows
-    with a judged label (`is_labeled`), which is all the report reads row by row."""
-    where, args = _night_filter(task_version, parse_night(night))
+    """The task version's predictions (one night, with `up_to` every night up to it, or all), ordered by row id;
+    with `labeled_only`, the rows with a judged label (`is_labeled`), which is all the report reads row by row."""
+    where, args = _night_filter(task_version, parse_night(night), up_to)
     if labeled_only:
         where += " and is_labeled"
     table = con.sql(
@@ -142,9 +143,10 @@ def load_rows(
 
 @dataclass(frozen=True)
 class RowCounts:
-    """How many predictions (of one night, or all) fall in each segment x bucket x off-format x hundredth of
-    decision confidence (`hundredths` h: h / 100 <= confidence < (h + 1) / 100; -1 when there is none)."""
+    """How many predictions fall in each night x segment x bucket x off-format x hundredth of decision confidence
+    (`hundredths` h: h / 100 <= confidence < (h + 1) / 100; -1 when there is none)."""
 
+    night: np.ndarray
     segment: np.ndarray
     bucket: np.ndarray
     off_format: np.ndarray
@@ -154,6 +156,22 @@ class RowCounts:
     @property
     def total(self) -> int:
         return int(self.rows.sum())
+
+    def of_night(self, night: date | None) -> "RowCounts":
+        """The groups of one night (all of them for None)."""
+        if night is None:
+            return self
+        keep = self.night == night
+        return RowCounts(**{k: v[keep] for k, v in self.__dict__.items()})
+
+    def by_night(self) -> dict[date, dict[str, tuple[int, int]]]:
+        """{night: {bucket: (rows, off-format rows)}}, oldest night first."""
+        out: dict[date, dict[str, tuple[int, int]]] = {}
+        for night, bucket, off, n in sorted(zip(self.night.tolist(), self.bucket.tolist(), self.off_format.tolist(),
+                                                self.rows.tolist()), key=lambda g: g[0]):
+            rows, off_rows = out.setdefault(night, {}).get(bucket, (0, 0))
+            out[night][bucket] = (rows + n, off_rows + n * off)
+        return out
 
     def by_bucket(self, mask: np.ndarray | None = None) -> dict[str, int]:
         """{bucket: rows}, of the groups in `mask` (all by default)."""
@@ -174,12 +192,16 @@ class RowCounts:
         return [int(self.rows[ok & (self.hundredths >= round(100 * t))].sum()) for t in thresholds], self.total
 
 
-def load_counts(con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None) -> RowCounts:
-    """The task version's predictions (one night, or all) counted in DuckDB (see RowCounts)."""
+def load_counts(con: duckdb.DuckDBPyConnection, task_version: str, night: date | str | None = None,
+                up_to: bool = False) -> RowCounts:
+    """The task version's predictions (one night, all nights for None; with `up_to` every night up to it, each
+    night's groups apart, else `night` is None in every group) counted in DuckDB (see RowCounts)."""
+    night = parse_night(night)
     table = con.sql(
-        statement("report_row_counts"), params={"task_version": task_version, "night": parse_night(night)}
+        statement("report_row_counts"), params={"task_version": task_version, "night": night, "up_to": up_to}
     ).to_arrow_table()
     return RowCounts(
+        night=table.column("night").to_numpy(zero_copy_only=False),
         segment=_column(table, "segment"),
         bucket=_column(table, "bucket"),
         off_format=_column(table, "off_format", bool),
@@ -204,50 +226,6 @@ class LabeledScores:
     logprobs: np.ndarray  # (n, K) in the task's label order
     y: np.ndarray         # index of the true label
     weight: np.ndarray
-
-
-def load_labeled_scores(
-    con: duckdb.DuckDBPyConnection, task_version: str, labels: Sequence[str], night: date | str | None = None
-) -> LabeledScores:
-    """Raw scores of every labeled row (the input of calibrator fits), in label order."""
-    where, args = _night_filter(task_version, parse_night(night))
-    where, args = where + " and is_labeled", [list(labels)] + args
-    table = con.sql(
-        "select row_id, list_transform(?::varchar[], lambda k: label_logprobs[k]) as logprobs, true_label,"
-        f" label_weight from predictions_current where {where} order by row_id",
-        params=args,
-    ).to_arrow_table()
-    index = {label: i for i, label in enumerate(labels)}
-    values = table.column("logprobs").combine_chunks().flatten()
-    logprobs = pc.fill_null(values, np.nan).to_numpy().reshape(table.num_rows, len(labels))
-    if np.isnan(logprobs).any():
-        row = table.column("row_id")[int(np.flatnonzero(np.isnan(logprobs).any(axis=1))[0])].as_py()
-        raise ValueError(f"row {row!r} has no stored log-probability for some of the labels {list(labels)}")
-    return LabeledScores(
-        row_id=_column(table, "row_id"),
-        logprobs=logprobs,
-        y=_label_indices(table.column("true_label").to_pylist(), index, table.column("row_id").to_pylist()),
-        weight=_column(table, "label_weight", float),
-    )
-
-
-def _label_indices(values: list[str], index: dict[str, int], row_ids: list[str]) -> np.ndarray:
-    unknown = next((i for i, v in enumerate(values) if v not in index), None)
-    if unknown is not None:
-        raise ValueError(f"row {row_ids[unknown]!r} is labeled {values[unknown]!r}, not one of the task's labels "
-                         f"{list(index)}")
-    return np.array([index[v] for v in values], dtype=np.int64)
-
-
-def nightly_bucket_counts(
-    con: duckdb.DuckDBPyConnection, task_version: str, until: date | str | None = None
-) -> list[dict]:
-    """bucket_counts_nightly rows of the task version (up to a night), oldest night first."""
-    until = parse_night(until)
-    where, args = "task_version = ?", [task_version]
-    if until is not None:
-        where, args = where + " and night <= ?", args + [until]
-    return _records(con.sql(f"select * from bucket_counts_nightly where {where} order by night, bucket", params=args))
 
 
 def calibrator_history(con: duckdb.DuckDBPyConnection, task_version: str) -> list[dict]:

@@ -15,6 +15,7 @@ night.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -68,17 +69,36 @@ class ReportData(SummaryData):
     health: list[dict]
 
 
-def _summary_parts(con, spec: TaskSpec, night: date | None) -> dict[str, Any]:
+def _summary_parts(con, spec: TaskSpec, night: date | None, up_to: bool = False) -> tuple[
+        dict[str, Any], queries.RowCounts, queries.ReportRows]:
+    """The summary's inputs; with `up_to`, also the counts and labeled rows of every night up to `night` they were
+    cut from (the nightly table's: one scan of the warehouse each, whichever scope)."""
     tv = spec.task_version
-    counts = queries.load_counts(con, tv, night)
+    all_counts = queries.load_counts(con, tv, night, up_to=up_to)
+    counts = all_counts.of_night(night) if up_to else all_counts
     if night is not None and counts.total == 0:
         known = ", ".join(str(n) for n in queries.nights(con, tv)) or "none yet"
         raise ValueError(f"task {spec.name} has no predictions scored on night {night} (nights: {known})")
+    all_labeled = queries.load_rows(con, tv, night, labeled_only=True, up_to=up_to)
     history = queries.calibrator_history(con, tv)
     doc, judged, used = headline_evidence(con, spec, night)
-    return {"spec": spec, "night": night, "counts": counts,
-            "labeled": queries.load_rows(con, tv, night, labeled_only=True),
-            "history": history, "heldout": _heldout(doc, judged, used), "judged": judged}
+    parts = {"spec": spec, "night": night, "counts": counts,
+             "labeled": all_labeled.take(all_labeled.night == night) if up_to and night else all_labeled,
+             "history": history, "heldout": _heldout(doc, judged, used), "judged": judged}
+    return parts, all_counts, all_labeled
+
+
+def nightly_counts(counts: queries.RowCounts, labeled: queries.ReportRows) -> list[dict]:
+    """Per night and bucket, oldest first: rows, their share of the night, off-format rows and labeled rows
+    (each labeled row in the bucket its judged prediction lands in, as bucket_counts_nightly counts them)."""
+    judged = Counter(zip(labeled.night[labeled.is_labeled].tolist(), labeled.bucket[labeled.is_labeled].tolist()))
+    out = []
+    for night, buckets in counts.by_night().items():
+        total = sum(rows for rows, _ in buckets.values())
+        out += [{"night": night, "bucket": bucket, "rows": rows, "share_of_night": rows / total,
+                 "off_format_rows": off_rows, "labeled_rows": judged[(night, bucket)]}
+                for bucket, (rows, off_rows) in sorted(buckets.items())]
+    return out
 
 
 def _nll_bootstrap_ci(p_true: np.ndarray, w: np.ndarray, n_boot: int, level: float, seed: int = 0) -> tuple:
@@ -179,7 +199,7 @@ def load_summary_data(spec: TaskSpec, night: date | str | None = None) -> Summar
     """What the headline numbers need (the Markdown summary a flow attaches after every run), read-only."""
     night = queries.parse_night(night)
     with queries.report_connection(spec.warehouse.path) as con:
-        return SummaryData(**_summary_parts(con, spec, night))
+        return SummaryData(**_summary_parts(con, spec, night)[0])
 
 
 def load_report_data(spec: TaskSpec, night: date | str | None = None) -> ReportData:
@@ -187,10 +207,13 @@ def load_report_data(spec: TaskSpec, night: date | str | None = None) -> ReportD
     night = queries.parse_night(night)
     tv = spec.task_version
     with queries.report_connection(spec.warehouse.path) as con:
+        parts, all_counts, all_labeled = _summary_parts(con, spec, night, up_to=True)
+        judged = parts["judged"]  # the label budget fits on the headline's labels, raw scores as stored
         return ReportData(
-            **_summary_parts(con, spec, night),
-            scores=queries.load_labeled_scores(con, tv, spec.label_names),
-            nightly=queries.nightly_bucket_counts(con, tv, until=night),
+            **parts,
+            scores=queries.LabeledScores(row_id=judged.row_id, logprobs=judged.logprobs, y=judged.y,
+                                         weight=judged.weight),
+            nightly=nightly_counts(all_counts, all_labeled),
             trend=queries.calibration_trend(con, tv),
             champion_method=queries.champion_method(con, tv),
             health=queries.health_checks(con, spec.name),
