@@ -8,7 +8,7 @@ memory of that process (VmHWM, Linux):
 - the commands as an analyst types them: `calscore thresholds`, `calscore report`, `calscore recalibrate` (in
   this process when no Prefect API is configured), and what the recalibration flow does besides: `recalibrate`
   and the report summary it attaches to the run;
-- every read the README shows, exactly as written (VIEWS: the review queue's head, the CLI example, its size,
+- every read the docs show, exactly as written (VIEWS: the review queue's head, the CLI example, its size,
   each example query in sql/queries, the NLL one-liner), and two a UI makes (one row of predictions_current,
   bucket_counts_nightly for the last 7 nights): the median of three runs of the query in a fresh read-only
   session with DuckDB's default settings, as an analyst's session has them.
@@ -40,7 +40,7 @@ import duckdb
 from calscore.jobs.warehouse.views import query_files
 
 ROOT = Path(__file__).resolve().parents[1]
-# Every read the README shows, exactly as written there (tests/test_views.py runs each), then two a UI makes.
+# Every read the docs show (docs/warehouse), exactly as written there (tests/test_views.py runs each), then two a UI makes.
 # '@name' is sql/queries/name.sql; $tv, $row and $last are filled in from the warehouse.
 VIEWS = {
     "review queue head: order by decision_confidence, scored_at, row_id limit 50":

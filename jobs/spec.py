@@ -76,7 +76,7 @@ class CalibrationPolicy(_Strict):
     def _removed(cls, data):
         if isinstance(data, dict) and "holdout_fraction" in data:
             raise ValueError("holdout_fraction was removed: a promotion now compares out-of-fold predictions of every "
-                             "label, with a forward check across nights (README: How a promotion is decided); delete "
+                             "label, with a forward check across nights (docs/calibration/promotion.md); delete "
                              "the line")
         return data
 

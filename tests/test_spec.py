@@ -145,6 +145,12 @@ BROKEN = {
     "missing section": ({"warehouse": _DELETE}, "warehouse", "Field required"),
     "bad device": ({"model.device": "gpu"}, "model.device", "device must be"),
     "confidence out of range": ({"coverage_floor": 1.5}, "coverage_floor", "less than or equal to 1"),
+    "the time split's removed setting": (
+        {"calibration": {"holdout_fraction": 0.2}}, "calibration", "holdout_fraction was removed: a promotion now"
+    ),
+    "certification slice of every label": (
+        {"calibration": {"certify_fraction": 0.95}}, "calibration.certify_fraction", "less than 0.9"
+    ),
 }
 
 
