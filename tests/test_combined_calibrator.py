@@ -147,7 +147,7 @@ def test_a_combined_champion_decides_nights_from_both_signals(tmp_path, tiny_mod
     from calscore.jobs.calibrators.admin import manual_promote
     from calscore.jobs.calibrators.champion import (applied_from_document, champion_document, explain_calibrated,
                                                    load_champion)
-    from calscore.jobs.calibrators.reapply import reapply
+    from calscore.jobs.calibrators.reapply import continue_reapplications, queue_reapplication
     from calscore.jobs.calibrators.recalibrate import run_recalibration
     from calscore.jobs.labels.importing import import_labels
     from calscore.jobs.spec import load_spec
@@ -181,8 +181,11 @@ def test_a_combined_champion_decides_nights_from_both_signals(tmp_path, tiny_mod
         manual_promote(spec, result["version"], "test", "the combined champion under test")
     cal, _ = load_champion(spec.warehouse.path, spec.task_version)
     assert cal.method == "combined"
-    with writer(spec.warehouse.path) as con:  # re-applied to night 1 under a fresh version name
-        assert reapply(con, spec, cal, "combined-reapplied", "run-reapply") == 120
+    with writer(spec.warehouse.path) as con:  # re-applied to night 1 (a promotion by the recalibration already did)
+        con.execute("BEGIN TRANSACTION")
+        assert queue_reapplication(con, spec, result["version"], "run-reapply")
+        con.execute("COMMIT")
+    continue_reapplications(spec)
     score_night("n2", 40, 120)
 
     with duckdb.connect(str(spec.warehouse.path), read_only=True) as con:
