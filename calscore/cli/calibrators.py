@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from calscore.cli.app import TaskOption, app, calibrators_app, fail, prefect_api_configured, task_from
+from calscore.cli.prefect_api import prefect_ready
 from calscore.jobs.warehouse.connection import WarehouseError
 
 
@@ -29,6 +30,7 @@ def recalibrate_task(spec) -> dict:
     if prefect_api_configured():
         from calscore.flows.recalibration import recalibration
 
+        prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
         return recalibration(str(spec.source_path))
     from calscore.jobs.calibrators.recalibrate import run_recalibration
     from calscore.jobs.reports.reliability_diagram import snapshot_diagram

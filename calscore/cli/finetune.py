@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from calscore.cli.app import TaskOption, app, prefect_api_configured, task_from
+from calscore.cli.prefect_api import prefect_ready
 
 
 def _progress_bar():
@@ -65,6 +66,7 @@ def finetune(
                    validation_fraction=validation_fraction, root=str(out) if out else None,
                    report_dir=str(report_out) if report_out else None)
     if prefect_api_configured():
+        prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
         result = finetune_flow(str(spec.source_path), max_epochs=epochs, learning_rate=learning_rate, seed=seed,
                                **options)
     else:
@@ -89,4 +91,5 @@ def finetune_demo(task: Path = typer.Option(Path("infra/tasks/demo.toml"), "--ta
     from calscore.flows.demo import run_finetune_demo
 
     spec = task_from(task)
+    prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
     run_finetune_demo(str(spec.source_path), say=typer.echo, on_step=_progress_bar())

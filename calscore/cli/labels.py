@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from calscore.cli.app import TaskOption, fail, labels_app, prefect_api_configured, task_from
+from calscore.cli.prefect_api import prefect_ready
 
 
 @labels_app.command("import")
@@ -49,6 +50,7 @@ def labels_import(
     if prefect_api_configured():
         from calscore.flows.labels import ingest_labels
 
+        prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
         result = ingest_labels(str(spec.source_path), file=file_path, table=from_table, source=source,
                                trigger=not no_trigger, design=design)
     else:  # no Prefect API: the same work in this process, at once

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from calscore.cli.app import EXIT_BAD_INPUT, TaskOption, app, batches_app, fail, runs_app, task_from
+from calscore.cli.prefect_api import prefect_ready
 
 
 @app.command()
@@ -53,6 +54,7 @@ def demo(task: Path = typer.Option(Path("infra/tasks/demo.toml"), "--task", "-t"
     from calscore.flows.demo import run_demo
 
     spec = task_from(task)
+    prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
     run_demo(str(spec.source_path), say=typer.echo)
 
 @app.command()
@@ -70,6 +72,7 @@ def serve(
     from calscore.infra.deployments import serve_task
 
     spec = task_from(task)
+    prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
     serve_task(str(spec.source_path), interval=timedelta(seconds=interval) if interval else None)
     typer.echo("calscore serve: stopped")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from calscore.cli.app import EXIT_BATCHES_FAILED, TaskOption, app, fail, task_from
+from calscore.cli.prefect_api import prefect_ready
 from calscore.jobs.spec import TaskSpec, check_answers
 
 
@@ -49,7 +50,7 @@ def explain(
     from calscore.jobs.calibrators.champion import explain_calibrated
     from calscore.jobs.scoring.explain import render_explanation
 
-    spec = task_from(task)
+    spec = check_answers(task_from(task))  # as score does: a task-file error (exit 2) before the model loads
     scorer = _scorer_or_exit(spec, dtype=dtype)
     about = scorer.describe()
     typer.echo(f"model {about['model']}  precision {about['precision']}  task {spec.name} ({spec.task_version})")
@@ -74,7 +75,7 @@ def score_file_command(
 
     from calscore.jobs.scoring.score_file import score_file
 
-    spec = task_from(task)
+    spec = check_answers(task_from(task))  # as score does: a task-file error (exit 2) before the model loads
     scorer = _scorer_or_exit(spec, dtype=dtype, **({"token_budget": token_budget} if token_budget else {}))
     try:
         summary = score_file(scorer, input, output, text_column=spec.input.text_column, progress=progress)
@@ -119,6 +120,7 @@ def score(
     from calscore.flows.nightly import nightly_scoring
 
     spec = check_answers(task_from(task))
+    prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
     echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait, ray_address=ray_address,
                                          night=night.date() if night else None))
 
@@ -139,6 +141,7 @@ def rescore(
     from calscore.flows.nightly import rescore as rescore_flow
 
     spec = check_answers(task_from(task))
+    prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
     echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc),
                                       wait_seconds=wait, ray_address=ray_address,
                                       night=night.date() if night else None))
