@@ -1,33 +1,46 @@
 -- How accurate is each decision bucket, estimated for all its rows from the audit- and random-sample labels (and what do convenience labels say)?
-with predictions_current as (
+-- Bounded by what it needs: the volume is one pass over the decisions' few columns (current_decisions: no labels
+-- joined), and the accuracies read the labeled rows only (`where is_labeled` joins the current labels into the
+-- predictions by key); predictions_current read whole would join the labels, fit rows and evidence to every row.
+with current_decisions as (
+
+    select * from current_decisions
+
+),
+
+predictions_current as (
 
     select * from predictions_current
 
 ),
 
+labeled as (
+
+    -- each label judged in the bucket of its held-out or out-of-fold prediction
+    select task_version, evidence_bucket as bucket, label_design, label_weight, is_correct
+    from predictions_current
+    where is_labeled
+
+),
+
 audited as (
 
-    -- labels of a sampling design (label_design 'audit' or 'random'), each judged in the bucket of its held-out or
-    -- out-of-fold prediction: an estimate for all the bucket's rows
-    select * exclude (bucket), evidence_bucket as bucket
-    from predictions_current
-    where is_labeled and label_design in ('audit', 'random')
+    -- labels of a sampling design (label_design 'audit' or 'random'): an estimate for all the bucket's rows
+    select * from labeled where label_design in ('audit', 'random')
 
 ),
 
 convenience as (
 
     -- labels chosen without a design (a review queue, hand-picked): shown, never an estimate for the bucket
-    select * exclude (bucket), evidence_bucket as bucket
-    from predictions_current
-    where is_labeled and label_design = 'convenience'
+    select * from labeled where label_design = 'convenience'
 
 ),
 
 volume as (
 
     select task_name, task_version, bucket, count(*) as rows, avg(decision_confidence) as mean_confidence
-    from predictions_current
+    from current_decisions
     group by all
 
 ),

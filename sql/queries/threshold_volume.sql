@@ -1,5 +1,14 @@
 -- For thresholds 0.50 to 0.95, how many rows would be automated and how accurate are they (audit labels, weighted)?
-with predictions_current as (
+-- Bounded by what it needs: the volume is one pass over the decisions' few columns (current_decisions: no labels
+-- joined), the accuracy reads the audit labels only (`where is_audit_label` joins the current labels into the
+-- predictions by key); predictions_current read whole would join the labels, fit rows and evidence to every row.
+with current_decisions as (
+
+    select * from current_decisions
+
+),
+
+predictions_current as (
 
     select * from predictions_current
 
@@ -13,18 +22,25 @@ thresholds as (
 
 automatable as (
 
-    -- off-format rows go to manual whatever their confidence
-    select
-        task_name,
-        task_version,
-        decision_confidence,
-        cast(floor(decision_confidence * 20) as integer) as near_step,
-        is_audit_label,
-        label_weight,
-        is_correct
-
-    from predictions_current
+    -- off-format rows go to manual whatever their confidence: every other row once (is_audit false), and each
+    -- audit label once more with its weight and correctness (is_audit true)
+    select task_name, task_version, decision_confidence, false as is_audit, null::double as label_weight,
+        null::boolean as is_correct
+    from current_decisions
     where coalesce(bucket_reason, '') <> 'off_format'
+
+    union all
+
+    select task_name, task_version, decision_confidence, true as is_audit, label_weight, is_correct
+    from predictions_current
+    where is_audit_label and coalesce(bucket_reason, '') <> 'off_format'
+
+),
+
+near as (
+
+    select *, cast(floor(decision_confidence * 20) as integer) as near_step
+    from automatable
 
 ),
 
@@ -40,12 +56,12 @@ per_step as (
             when decision_confidence < near_step * 5 / 100 then -1
             else 0
         end as step,
-        count(*) as rows,
-        count(*) filter (where is_audit_label) as audit_labels,
-        sum(label_weight * cast(is_correct as double)) filter (where is_audit_label) as correct_weight,
-        sum(label_weight) filter (where is_audit_label) as audit_weight
+        count(*) filter (where not is_audit) as rows,
+        count(*) filter (where is_audit) as audit_labels,
+        sum(label_weight * cast(is_correct as double)) filter (where is_audit) as correct_weight,
+        sum(label_weight) filter (where is_audit) as audit_weight
 
-    from automatable
+    from near
     group by all
 
 ),

@@ -90,9 +90,13 @@ final as (
         case evidence_basis when 'out_of_fold' then oof_bucket when 'held_out' then bucket end as evidence_bucket,
         case evidence_basis when 'out_of_fold' then oof_bucket_reason when 'held_out' then bucket_reason end
             as evidence_bucket_reason,
-        coalesce(is_sample_label, false) and evidence_basis = 'held_out' as is_audit_label,
+        -- `true_label is not null and` changes no value (evidence_basis is NULL without a label) but lets DuckDB
+        -- read `where is_labeled` / `where is_audit_label` as the labeled rows only: it joins the current labels
+        -- into the predictions by key (an inner join) instead of every prediction to the labels, the fit rows and
+        -- the evidence (3 s of CPU at ten million predictions for 2% of them labeled)
+        true_label is not null and coalesce(is_sample_label, false) and evidence_basis = 'held_out' as is_audit_label,
         true_label is not null as has_label,
-        evidence_basis is not null as is_labeled,
+        true_label is not null and evidence_basis is not null as is_labeled,
         case evidence_basis when 'out_of_fold' then oof_label when 'held_out' then label end = true_label
             as is_correct,
         raw_label = true_label as raw_correct,
