@@ -66,8 +66,12 @@ joined as (
 
     from decided_predictions
     left join current_labels
-        on decided_predictions.task_name = current_labels.task_name
-        and decided_predictions.row_id = current_labels.row_id
+        -- one hash key, row_id, and task_name (NOT NULL on both sides) as a range that is its equality: with a single
+        -- key DuckDB pushes a Bloom filter of the labels' row ids into the scan of predictions when the join is an
+        -- inner one (under `where is_labeled`), so it reads the other columns of the labeled rows only
+        on decided_predictions.row_id = current_labels.row_id
+        and decided_predictions.task_name >= current_labels.task_name
+        and decided_predictions.task_name <= current_labels.task_name
     left join calibrators
         on decided_predictions.calibrator_version = calibrators.version
     left join fit_rows
