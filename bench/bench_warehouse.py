@@ -7,7 +7,8 @@ a fresh process and records its wall time, its CPU time (less sensitive to a bus
 memory of that process (VmHWM, Linux):
 - the commands as an analyst types them: `calscore thresholds`, `calscore report`, `calscore recalibrate` (in
   this process when no Prefect API is configured), and what the recalibration flow does besides: `recalibrate`
-  and the report summary it attaches to the run;
+  and the report summary it attaches to the run; a new champion re-applied to the newest 200,000 rows, whose
+  rows per CPU second should not fall as the warehouse grows;
 - every read the docs show, exactly as written (VIEWS: the review queue's head, the CLI example, its size,
   each example query in sql/queries, the NLL one-liner), and two a UI makes (one row of predictions_current,
   bucket_counts_nightly for the last 7 nights): the median of three runs of the query in a fresh read-only
@@ -63,6 +64,11 @@ PARAMS = {
 }
 
 
+# The re-application's rate (rows per CPU second) at every size: the same number of rows, a new champion.
+REAPPLY_ROWS = 200_000
+REAPPLY = f"re-application of the newest {REAPPLY_ROWS:,} rows (a new champion)"
+
+
 def parse_size(text: str) -> int:
     scale = {"k": 1_000, "m": 1_000_000}.get(text[-1].lower(), 1)
     return int(float(text[:-1] if scale > 1 else text) * scale)
@@ -109,6 +115,8 @@ def measured(peak_file: str, args: list[str]) -> None:
         child_write(args[1])
     elif args[0] == "--child-migrate":
         child_migrate(args[1])
+    elif args[0] == "--child-reapply":
+        child_reapply(*args[1:3])
     else:
         child_recalibration(args[1])
 
@@ -150,7 +158,7 @@ def child_write(path: str) -> None:
 
     with writer(Path(path)) as con:
         batch = con.sql("select * exclude (row_id, written_at, night, queue_confidence, reapplied_calibrator_version,"
-                        " reapplied_label, reapplied_confidence, reapplied_calibrated_probs, reapplied_bucket,"
+                        " reapplied_label, reapplied_confidence, reapplied_calibrated_probs_json, reapplied_bucket,"
                         " reapplied_bucket_reason, reapplied_at, reapplied_run_id), 'bench-' || row_id as row_id,"
                         " 0 as row_index from predictions limit 10000").to_arrow_table()
         start, cpu = time.perf_counter(), time.process_time()
@@ -162,6 +170,35 @@ def child_write(path: str) -> None:
                                                           "run_id": "bench-write"})
         con.execute("COMMIT")
         print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
+
+
+def child_reapply(task: str, rows: str) -> None:
+    """In a fresh process: a new champion (temperature scaling) re-applied to the newest `rows` predictions, the
+    re-application job's chunks as a promotion runs them; seconds, CPU seconds and rows as JSON."""
+    import numpy as np
+
+    from calscore.calibration_store.document import build_document
+    from calscore.calibration_store.registry import make_calibrator
+    from calscore.calibration_store.store import save_calibrator
+    from calscore.jobs.calibrators.reapply import continue_reapplications, queue_reapplication
+    from calscore.jobs.common.clock import utcnow
+    from calscore.jobs.spec import load_spec
+    from calscore.jobs.warehouse.connection import writer
+
+    spec = load_spec(task)
+    spec = spec.model_copy(update={"calibration": spec.calibration.model_copy(
+        update={"reapply_days": 100_000, "reapply_max_rows": int(rows)})})
+    logprobs = np.log([[0.7, 0.3], [0.3, 0.7], [0.8, 0.2], [0.4, 0.6]] * 10)
+    calibrator = make_calibrator("temperature", spec.label_names).fit(logprobs, np.array([0, 1, 1, 1] * 10))
+    document = build_document(calibrator, spec.name, spec.task_version, (utcnow(), utcnow()), 40, {"n": 40})
+    with writer(spec.warehouse.path) as con:
+        version = save_calibrator(con, document, actor="bench")
+        con.execute("BEGIN TRANSACTION")
+        queue_reapplication(con, spec, version, "bench-reapply")
+        con.execute("COMMIT")
+    start, cpu = time.perf_counter(), time.process_time()
+    done = continue_reapplications(spec)
+    print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "rows": done}))
 
 
 def child_migrate(task: str) -> None:
@@ -184,6 +221,7 @@ def operations(task: Path, out: Path) -> dict[str, list[str]]:
     ops["a 10,000-row batch write"] = ["--child-write", str(task.parent / "calscore.duckdb")]
     ops["promoting recalibration (re-application included; + summary)"] = ["--child-recalibration", str(task)]
     ops["calscore recalibrate (no new labels)"] = cli + ["recalibrate", "--task", str(task)]
+    ops[REAPPLY] = ["--child-reapply", str(task), str(REAPPLY_ROWS)]
     return ops
 
 
@@ -201,10 +239,12 @@ def run_size(rows: int, labels: int | None, folder: Path, env: dict) -> dict[str
     results = {}
     for name, cmd in operations(folder / "task.toml", folder / "report").items():
         seconds, cpu, peak, stdout = measure(cmd, env)
-        if name in VIEWS or cmd[0] == "--child-write":  # the child timed the query or the write itself
-            seconds, cpu = json.loads(stdout.splitlines()[-1]).values()
+        if name in VIEWS or cmd[0] in ("--child-write", "--child-reapply"):  # the child timed its own work
+            seconds, cpu = list(json.loads(stdout.splitlines()[-1]).values())[:2]
         results[name] = (seconds, cpu, peak)
         said = f" {stdout.splitlines()[-1]}" if cmd[0] == "--child-recalibration" else ""
+        if cmd[0] == "--child-reapply":
+            said = f" {json.loads(stdout.splitlines()[-1])['rows'] / cpu:,.0f} rows/s CPU"
         print(f"#   {name}: {seconds:.2f} s (CPU {cpu:.2f} s), {peak:.0f} MB{said}", flush=True)
     old = build_warehouse(folder / "schema-8", rows, **({"labeled_share": labels / rows} if labels else {}),
                           schema=8)

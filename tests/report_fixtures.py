@@ -34,7 +34,7 @@ from calscore.calibration_store.document import build_document, canonical_json
 from calscore.calibration_store.evaluation import heldout_report
 from calscore.calibration_store.metrics import raw_probs, reliability_report
 from calscore.calibration_store.registry import make_calibrator
-from calscore.jobs.calibrators.reapply import write_decisions
+from decision_rows import write_decisions_by_key
 from calscore.jobs.labels.audit import allocate
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.reports.health import health_checks, record_checks
@@ -297,7 +297,7 @@ def fill_report_warehouse(path: Path) -> dict:
                 "night": [part["scored_at"].date()] * n})
         for d in decisions:  # as a recalibration writes them: appended, and current on their rows
             k = len(d["row_id"])
-            write_decisions(con, pa.table({"task_version": [tv] * k, "row_id": d["row_id"],
+            write_decisions_by_key(con, pa.table({"task_version": [tv] * k, "row_id": d["row_id"],
                                            "calibrator_version": d["calibrator_version"], "label": d["label"],
                                            "confidence": d["confidence"], "bucket": d["bucket"],
                                            "calibrated_probs": pa.nulls(k, pa.map_(pa.string(), pa.float64())),

@@ -20,6 +20,7 @@ from calscore.calibration_store.store import save_calibrator
 from calscore.jobs.calibrators import reapply
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.warehouse.connection import writer
+from decision_rows import write_decisions_by_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic_warehouse import LABELS, build_warehouse  # noqa: E402  (bench/ is not a package)
@@ -28,7 +29,8 @@ DECISION = "calibrator_version, label, confidence, calibrated_probs, bucket, buc
 NEWEST = (f"select task_version, row_id, {DECISION} from decisions qualify row_number() over ("
           "partition by task_version, row_id order by decided_at desc, calibrator_version desc) = 1")
 COPY = ("select task_version, row_id, reapplied_calibrator_version, reapplied_label, reapplied_confidence,"
-        " reapplied_calibrated_probs, reapplied_bucket, reapplied_bucket_reason, reapplied_at, reapplied_run_id"
+        " from_json(reapplied_calibrated_probs_json, '\"MAP(VARCHAR, DOUBLE)\"'), reapplied_bucket,"
+        " reapplied_bucket_reason, reapplied_at, reapplied_run_id"
         " from predictions where reapplied_at is not null")
 
 
@@ -83,7 +85,7 @@ def test_an_older_decision_never_replaces_a_newer_one(spec):
     earlier = earlier.set_column(earlier.schema.get_field_index("calibrator_version"), "calibrator_version",
                                  pa.array(["an-older-one"] * 5))
     with writer(spec.warehouse.path) as con:
-        reapply.write_decisions(con, earlier)
+        write_decisions_by_key(con, earlier)
     copy, rule = copy_and_rule(spec.warehouse.path)
     assert copy == rule and "an-older-one" not in {row[2] for row in copy}
 

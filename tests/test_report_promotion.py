@@ -24,7 +24,7 @@ def promoted(tmp_path):
     path = tmp_path / "calscore.duckdb"
     filled = fill_report_warehouse(path)
     reapplied = ", ".join(f"reapplied_{c} = null" for c in ("calibrator_version", "label", "confidence", "bucket",
-                                                            "bucket_reason", "at", "run_id", "calibrated_probs"))
+                                                            "bucket_reason", "at", "run_id", "calibrated_probs_json"))
     with writer(path) as con:
         con.execute("delete from decisions")
         con.execute("update predictions set calibrator_version = null, confidence = null, calibrated_probs = null,"

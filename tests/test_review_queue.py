@@ -18,7 +18,7 @@ import pytest
 
 from calscore.jobs.batches.files import discover
 from calscore.jobs.batches.stage import get_scorer, score_batch
-from calscore.jobs.calibrators.reapply import write_decisions
+from decision_rows import write_decisions_by_key
 from calscore.jobs.labels.importing import import_labels
 from calscore.jobs.spec import load_spec
 from calscore.jobs.warehouse.connection import reader, writer
@@ -70,7 +70,7 @@ def _redecide(spec, decisions: dict[str, tuple[str, float]]) -> None:
     })
     with writer(spec.warehouse.path) as con:
         con.execute("BEGIN TRANSACTION")
-        write_decisions(con, table)
+        write_decisions_by_key(con, table)
         con.execute("COMMIT")
 
 

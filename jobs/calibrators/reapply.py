@@ -5,12 +5,13 @@
 
 A promotion records a re-application job (table `reapplications`: the champion, the window of the last
 `[calibration] reapply_days`, the row cap `reapply_max_rows`) in its own transaction, superseding any
-unfinished job of an earlier champion. The job then runs in chunks of `REAPPLY_CHUNK_ROWS`, newest rows
-first, each chunk its own transaction: rows of the window whose current decision is not yet the champion's
-are decided, appended to `decisions`, copied onto their predictions, and the job's `rows_done` moves on. A
-SIGKILL loses at most the chunk in flight (rolled back); the next run continues the job where the committed
-chunks left it, so every row of the window is decided by the new champion exactly once. Memory is one chunk,
-whatever the window holds, and each chunk opens its own connection, so readers get in between chunks.
+unfinished job of an earlier champion. The job then walks the window's table rows in write order (rowid),
+newest first, `REAPPLY_CHUNK_ROWS` at a time, each slice its own transaction: rows of the slice whose current
+decision is not yet the champion's are decided, appended to `decisions`, copied onto their predictions by rowid,
+and the job's `rows_done` moves on. A slice reads and writes its own row groups only, so a row costs the same
+whatever the table holds; memory is one slice, whatever the window holds. A SIGKILL loses at most the slice in
+flight (rolled back); the next run walks the window again, where the rows committed slices decided drop out, so
+every row of the window is decided by the new champion exactly once.
 
 Until a job is done part of the window is still decided by the previous champion: each row's
 `calibrator_version` (current_decisions) says which, `reapplications.status` = 'pending' says the job is not
@@ -38,8 +39,9 @@ REAPPLY_CHUNK_ROWS = 50_000
 
 
 def write_decisions(con, decided: pa.Table) -> None:
-    """Append re-applied decisions (one per prediction) and make them their rows' current decision, in the
-    caller's transaction: `decisions` keeps every one, predictions carry the newest (migration 004)."""
+    """Append re-applied decisions (one per prediction, with its `table_row`: the prediction's rowid read in this
+    transaction) and make them their rows' current decision, in the caller's transaction: `decisions` keeps every
+    one, predictions carry the newest (migration 004)."""
     con.register("decided", decided)
     con.execute(statement("decisions_insert"))
     con.execute(statement("predictions_copy_reapplied"))
@@ -52,6 +54,7 @@ def _decided_rows(spec: TaskSpec, calibrator, version: str, run_id: str, scores:
                      agreement_signal(spec, scores))
     n = scores.num_rows
     return pa.table({
+        "table_row": scores.column("table_row"),
         "task_version": [spec.task_version] * n,
         "row_id": scores.column("row_id"),
         "calibrator_version": [version] * n,
@@ -87,21 +90,27 @@ def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = 
                           "WHERE task_version = ? AND status = 'pending'", [spec.task_version]).fetchone()
         if job is None:
             return 0
-        calibrator = load_version(con, job[0], spec.task_version)
-    version, run_id, since, cap, done = job
+        version, run_id, since, cap, done = job
+        calibrator = load_version(con, version, spec.task_version)
+        # The window's table rows, newest written first: rows written after this (a scoring run between a kill
+        # and the resume) were decided by this champion already, so the job never needs to look above `upper`.
+        first, upper = con.execute("SELECT coalesce(min(rowid), 0), coalesce(max(rowid) + 1, 0) FROM predictions "
+                                   "WHERE task_version = ? AND scored_at >= ?", [spec.task_version, since]).fetchone()
     decided = 0
     while True:
+        lower = max(first, upper - REAPPLY_CHUNK_ROWS)
+        # a connection per chunk: closing it hands DuckDB's cached pages back, so memory stays one chunk's
         with writer(spec.warehouse.path) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                limit = REAPPLY_CHUNK_ROWS if cap is None else min(REAPPLY_CHUNK_ROWS, cap - done)
                 scores = con.sql(statement("predictions_to_reapply"), params={
                     "task_version": spec.task_version, "since": since, "calibrator_version": version,
-                    "limit": max(limit, 0)}).to_arrow_table()
+                    "lower": lower, "upper": upper,
+                    "limit": REAPPLY_CHUNK_ROWS if cap is None else max(cap - done, 0)}).to_arrow_table()
                 if scores.num_rows:
                     write_decisions(con, _decided_rows(spec, calibrator, version, run_id, scores))
                 done += scores.num_rows
-                finished = scores.num_rows < limit or (cap is not None and done >= cap)
+                finished = lower <= first or (cap is not None and done >= cap)
                 con.execute("UPDATE reapplications SET rows_done = ?, status = ?, finished_at = ? WHERE "
                             "task_version = ? AND calibrator_version = ? AND run_id = ?",
                             [done, "done" if finished else "pending", utcnow() if finished else None,
@@ -111,7 +120,8 @@ def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = 
                 con.execute("ROLLBACK")
                 raise
         decided += scores.num_rows
-        if say is not None:
+        upper = lower
+        if say is not None and (scores.num_rows or finished):
             say(f"re-applied champion {version} to {done} row(s)" + (" (done)" if finished else ""))
         if finished:
             return decided

@@ -10,6 +10,10 @@ ALTER TABLE decisions ADD COLUMN calibrated_probs MAP(VARCHAR, DOUBLE);
 ALTER TABLE runs ADD COLUMN night DATE;
 ALTER TABLE predictions ADD COLUMN night DATE;
 
--- Existing rows: the UTC day they were scored, the rule the views used until now.
+-- Existing runs: the UTC day they started (the day a scheduled run's start was expected, give or take its wait).
 UPDATE runs SET night = date '1970-01-01' + cast(epoch_ms(started_at) // 86400000 as integer);
-UPDATE predictions SET night = date '1970-01-01' + cast(epoch_ms(scored_at) // 86400000 as integer);
+-- Existing rows: their run's night where the ledger knows the run, so a run past midnight keeps all its rows on
+-- one night; else the UTC day they were scored, the rule the views used until now.
+UPDATE predictions SET night = runs.night FROM runs WHERE predictions.run_id = runs.run_id;
+UPDATE predictions SET night = date '1970-01-01' + cast(epoch_ms(scored_at) // 86400000 as integer)
+WHERE night IS NULL;

@@ -1,9 +1,11 @@
--- Copy re-applied decisions (registered as `decided`, one per prediction) onto their predictions, where the views read a row's current decision; an older decision never replaces a newer one.
+-- Copy re-applied decisions (registered as `decided`, one per prediction) onto their predictions, where the views
+-- read a row's current decision; an older decision never replaces a newer one. `table_row` is each prediction's
+-- rowid, read in the same transaction: the update touches those rows' row groups, not a join over the table.
 update predictions
 set reapplied_calibrator_version = decided.calibrator_version,
     reapplied_label = decided.label,
     reapplied_confidence = decided.confidence,
-    reapplied_calibrated_probs = decided.calibrated_probs,
+    reapplied_calibrated_probs_json = to_json(decided.calibrated_probs),  -- text: updated in place (migration 014)
     reapplied_bucket = decided.bucket,
     reapplied_bucket_reason = decided.bucket_reason,
     reapplied_at = decided.decided_at,
@@ -16,7 +18,7 @@ set reapplied_calibrator_version = decided.calibrator_version,
             and labels.superseded_at is null
     ) then decided.confidence end
 from decided
-where predictions.task_version = decided.task_version
+where predictions.rowid = decided.table_row
     and predictions.row_id = decided.row_id
     -- the newest decision is current (ties: the larger calibrator version, as migration 004 chose)
     and (predictions.reapplied_at is null

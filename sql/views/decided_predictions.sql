@@ -17,7 +17,8 @@ with final as (
         coalesce(reapplied_label, label) as label,
         coalesce(reapplied_confidence, confidence) as confidence,
         -- every label's calibrated probability (NULL: no calibrator decided, or decided before migration 009)
-        case when reapplied_at is null then calibrated_probs else reapplied_calibrated_probs end as calibrated_probs,
+        case when reapplied_at is null then calibrated_probs
+            else from_json(reapplied_calibrated_probs_json, '"MAP(VARCHAR, DOUBLE)"') end as calibrated_probs,
         -- the number the bucket thresholds were applied to (raw when no calibrator existed)
         coalesce(reapplied_confidence, case when bucket_basis = 'raw' then raw_confidence else confidence end)
             as decision_confidence,
