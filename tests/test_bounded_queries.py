@@ -1,8 +1,8 @@
 """The example queries and the predictions_current view, rewritten so that their cost is bounded by what they
 read (issue #20: the volumes from current_decisions' few columns, the accuracies from the labeled rows only),
 return exactly the rows they returned before: the SQL before is kept here as the reference and both run on the same
-seeded warehouse, with labels of every design, out-of-fold evidence for fit rows, a superseded label and a
-label whose row has no prediction, so that every branch of the judging (held out, out of fold, no evidence) is hit."""
+seeded warehouse, with labels of every design, out-of-fold evidence for fit rows, a superseded label, a
+label whose row has no prediction and another task's labels on the same row ids, so that every branch of the judging (held out, out of fold, no evidence) is hit."""
 from __future__ import annotations
 
 import math
@@ -326,6 +326,10 @@ def warehouse(tmp_path_factory):
                     " when 2 then null else design end where superseded_at is null")
         con.execute("insert into labels select task_name, 'no-such-row', label, source, 0.5, imported_at, null,"
                     " import_id, 'audit' from labels limit 1")
+        # another task's labels on the same row ids: never this task's (the view joins on row_id, then task_name)
+        con.execute("insert into labels select 'another-task', row_id, case label when 'positive' then 'negative'"
+                    " else 'positive' end, source, 0.5, imported_at, null, import_id, 'audit' from labels"
+                    " where superseded_at is null and task_name <> 'another-task' limit 40")
     return path
 
 
