@@ -1,7 +1,9 @@
 """The `calscore` command as an operator runs it: a real process with its own Prefect home and process group."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +23,8 @@ AS_AN_OPERATOR = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
 
 def env() -> dict:
     environment = dict(os.environ)
-    environment["PREFECT_HOME"] = tempfile.mkdtemp(prefix="calscore-prefect-")  # one ephemeral server per process
+    environment["PREFECT_HOME"] = home = tempfile.mkdtemp(prefix="calscore-prefect-")  # one ephemeral server per process
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     environment["PYTHONUNBUFFERED"] = "1"
     return environment
 
