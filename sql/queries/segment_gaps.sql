@@ -1,4 +1,6 @@
 -- Which segment's confidence is furthest from its observed accuracy (weighted labeled rows, each judged by a map that never saw it)?
+-- Reads the labeled rows only: under `where is_labeled` DuckDB joins the current labels into the predictions by row
+-- id (a Bloom filter of the labels' row ids in the scan), never the labels, fit rows and evidence to every row.
 with predictions_current as (
 
     select * from predictions_current
