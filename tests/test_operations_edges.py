@@ -38,15 +38,16 @@ def timed_lines(proc: subprocess.Popen) -> list[tuple[float, str]]:
     pytest.fail("the command did not end; output:\n" + "\n".join(line for _, line in seen)[-3000:])
 
 
-def test_starting_the_temporary_prefect_server_says_every_10_s_what_it_waits_for(tmp_path, task):
+def test_starting_the_temporary_prefect_server_says_every_10_s_what_it_waits_for(tmp_path, task, monkeypatch):
     """Without PREFECT_API_URL, `score` starts Prefect's temporary server (10-30 s here, up to 90 s) before the
     flow: it says so at once, then every 10 s how long it has waited, then when the server is ready; the flow
     reuses that server. It printed nothing of its own while it waited."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # (an empty one sends Prefect's events nowhere)
     write_batch(tmp_path, "a", 5)
-    proc = calscore("score", "--task", str(task), PREFECT_API_URL="")  # env(): a fresh Prefect home each time
+    proc = calscore("score", "--task", str(task))  # env(): a fresh Prefect home each time
     lines = timed_lines(proc)
-    assert proc.wait(timeout=30) == 0, "\n".join(line for _, line in lines)
     text = [line for _, line in lines]
+    assert proc.wait(timeout=30) == 0 and "Traceback" not in "\n".join(text), "\n".join(text)
     start = next(i for i, line in enumerate(text) if line.startswith("starting the temporary Prefect server"))
     ready = next(i for i, line in enumerate(text) if line.startswith("temporary Prefect server ready at "))
     flow = next(i for i, line in enumerate(text) if "Beginning flow run" in line)
@@ -127,3 +128,76 @@ def test_explain_and_score_file_refuse_answers_that_share_a_first_token_as_score
         refusals.append(line)
     assert len(set(refusals)) == 1, refusals  # the same check, the same message
     assert not out.exists() and not (tmp_path / "w.duckdb").exists()
+
+
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
+
+
+def on_a_terminal(args: list[str], **variables: str) -> tuple[int, str]:
+    """`calscore args` with stdin, stdout and stderr on a pseudo-terminal; its exit code and what the terminal
+    showed, escape sequences removed."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "calscore.cli", *args], cwd=REPO, stdin=follower,
+                            stdout=follower, stderr=follower, start_new_session=True,
+                            env={**env(), "TERM": "xterm-256color", "COLUMNS": "160", "DO_NOT_TRACK": "1", **variables})
+    os.close(follower)
+    shown, deadline = bytearray(), time.monotonic() + DEADLINE
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 1.0)[0]:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: every process holding the terminal has ended
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        else:
+            sigkill(proc)
+            pytest.fail("the command did not end; terminal:\n" + shown.decode(errors="replace")[-3000:])
+    finally:
+        os.close(leader)
+    return proc.wait(timeout=60), ANSI.sub("", shown.decode(errors="replace")).replace("\r", "\n")
+
+
+def test_a_terminal_shows_a_progress_bar_and_a_pipe_plain_lines(tmp_path, tiny_model, monkeypatch):
+    """On a terminal (stderr a tty) `calscore score` draws score-file's bar for the batch being scored, and the
+    periodic progress lines stay off the console (the Prefect UI keeps them); piped, the plain lines stay."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # the temporary server
+    task = task_toml(tmp_path, tiny_model)
+    write_batch(tmp_path, "a", 3000)
+    code, shown = on_a_terminal(["score", "--task", str(task)])
+    assert code == 0, shown[-3000:]
+    assert re.search(r"a\.parquet +━+.* \d+/3000 rows +[\d.]+ rows/s", shown), shown[-3000:]
+    assert "batch a.parquet: 3000 scored, 0 quarantined" in shown  # the run's log lines print above the bar
+    assert not re.search(r"batch a\.parquet: \d+/3000 rows", shown), shown[-3000:]
+    assert "rows scored: 3000" in shown and "Traceback" not in shown, shown[-3000:]
+
+    write_batch(tmp_path, "b", 300, start=3000)
+    code, out = finish(calscore("score", "--task", str(task)))
+    assert code == 0 and "Traceback" not in out, out
+    assert re.search(r"batch b\.parquet: 300/300 rows, [\d.]+ rows/s, ETA ", out), out
+    assert "━" not in out and "\x1b[" not in out, out
+
+
+def test_the_progress_display_is_chosen_by_isatty(tmp_path):
+    """The choice itself: a pseudo-terminal is interactive, a pipe and a file are not."""
+    import pty
+
+    from calscore.cli.progress import interactive, scoring_progress
+
+    leader, follower = pty.openpty()
+    read, write = os.pipe()
+    try:
+        with open(follower, "w", closefd=False) as terminal, open(write, "w", closefd=False) as pipe, \
+                open(tmp_path / "log.txt", "w") as file:
+            assert interactive(terminal) and not interactive(pipe) and not interactive(file)
+            for stream, bar in ((terminal, True), (pipe, False), (file, False)):
+                with scoring_progress(stream) as shown:
+                    assert shown is bar
+    finally:
+        for fd in (leader, follower, read, write):
+            os.close(fd)

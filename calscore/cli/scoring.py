@@ -8,6 +8,7 @@ import typer
 
 from calscore.cli.app import EXIT_BATCHES_FAILED, TaskOption, app, fail, task_from
 from calscore.cli.prefect_api import prefect_ready
+from calscore.cli.progress import scoring_progress
 from calscore.jobs.spec import TaskSpec, check_answers
 
 
@@ -45,6 +46,8 @@ def explain(
 ) -> None:
     """Show how one text is scored: the model's top first tokens, each label's variants and total, the prediction.
 
+    Answer variants of two labels that share a first token are a task-file error (exit 2), as for score.
+
     Example: calscore explain --task infra/tasks/demo.toml "A warm, funny and beautifully acted film."
     """
     from calscore.jobs.calibrators.champion import explain_calibrated
@@ -68,6 +71,8 @@ def score_file_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (rows, rows/s, ETA)."),
 ) -> None:
     """Score a Parquet file with the task's model, without Prefect or the warehouse (ad-hoc runs, benchmarks).
+
+    Answer variants of two labels that share a first token are a task-file error (exit 2), as for score.
 
     Example: calscore score-file --task infra/tasks/demo.toml --input in.parquet --output scored.parquet
     """
@@ -115,14 +120,20 @@ def score(
 ) -> None:
     """Run the nightly scoring flow once: score every new batch of the task's input location.
 
+    Progress: a bar per batch on a terminal, plain lines every 10 s otherwise (a pipe, a log file).
+    Without PREFECT_API_URL a temporary Prefect server starts first (it says so every 10 s while it
+    waits); with it, the API must answer within CALSCORE_PREFECT_CONNECT_TIMEOUT seconds (default 30),
+    else one line naming it and exit 2, before the lock.
+
     Example: calscore score --task infra/tasks/demo.toml --night 2026-11-30
     """
     from calscore.flows.nightly import nightly_scoring
 
     spec = check_answers(task_from(task))
     prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
-    echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait, ray_address=ray_address,
-                                         night=night.date() if night else None))
+    with scoring_progress():  # a bar on a terminal, plain lines elsewhere
+        echo_summary(lambda: nightly_scoring(str(spec.source_path), wait_seconds=wait, ray_address=ray_address,
+                                             night=night.date() if night else None))
 
 @app.command()
 def rescore(
@@ -135,6 +146,7 @@ def rescore(
     """Explicit backfill after a prompt or model change; nothing is rescored silently.
 
     Scores again, under the current task_version, the batches done since DATE under an older one.
+    Progress, the temporary Prefect server and the Prefect API's deadline as for score.
 
     Example: calscore rescore --task infra/tasks/demo.toml --since 2026-11-01
     """
@@ -142,6 +154,7 @@ def rescore(
 
     spec = check_answers(task_from(task))
     prefect_ready()  # the Prefect API answers within its deadline, or the temporary server has started
-    echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc),
-                                      wait_seconds=wait, ray_address=ray_address,
-                                      night=night.date() if night else None))
+    with scoring_progress():  # a bar on a terminal, plain lines elsewhere
+        echo_summary(lambda: rescore_flow(str(spec.source_path), since=since.replace(tzinfo=timezone.utc),
+                                          wait_seconds=wait, ray_address=ray_address,
+                                          night=night.date() if night else None))

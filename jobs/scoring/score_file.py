@@ -19,7 +19,9 @@ from calscore.jobs.scoring.scorer import Scorer
 from calscore.jobs.scoring.streaming import iter_scores
 
 
-def _progress(total: int, enabled: bool):
+def rows_progress(enabled: bool = True, console=None):
+    """A rich progress bar of rows: the task's description, the bar, done/total rows, rows/s, elapsed, ETA.
+    Also the bar of `calscore score` on a terminal (calscore.cli.progress), one task per batch."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -40,7 +42,7 @@ def _progress(total: int, enabled: bool):
             return Text(f"{speed:6.1f} rows/s" if speed else "   -- rows/s")
 
     return Progress(
-        TextColumn("scoring"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("rows"),
@@ -50,6 +52,7 @@ def _progress(total: int, enabled: bool):
         TimeRemainingColumn(),
         disable=not enabled,
         transient=False,
+        console=console,
     )
 
 
@@ -97,8 +100,8 @@ def score_file(
     writer = None
     started = time.perf_counter()
     try:
-        with _progress(total, progress) as bar:
-            task = bar.add_task("score", total=total)
+        with rows_progress(progress) as bar:
+            task = bar.add_task("scoring", total=total)
             batches = source.iter_batches(batch_size=read_rows)
             for scored in iter_scores(scorer, batches, text_column, null_text="null"):
                 table = _named_label_columns(scored, scorer.labels)
