@@ -22,29 +22,30 @@ thresholds as (
 
 automatable as (
 
-    -- off-format rows go to manual whatever their confidence: every other row once (is_audit false), and each
-    -- audit label once more with its weight and correctness (is_audit true)
-    select task_name, task_version, decision_confidence, false as is_audit, null::double as label_weight,
-        null::boolean as is_correct
+    -- off-format rows go to manual whatever their confidence
+    select task_name, task_version, decision_confidence, cast(floor(decision_confidence * 20) as integer) as near_step
     from current_decisions
     where coalesce(bucket_reason, '') <> 'off_format'
 
-    union all
+),
 
-    select task_name, task_version, decision_confidence, true as is_audit, label_weight, is_correct
+audited as (
+
+    -- the audit labels among them (the same rows, judged)
+    select
+        task_name,
+        task_version,
+        decision_confidence,
+        cast(floor(decision_confidence * 20) as integer) as near_step,
+        label_weight,
+        is_correct
+
     from predictions_current
     where is_audit_label and coalesce(bucket_reason, '') <> 'off_format'
 
 ),
 
-near as (
-
-    select *, cast(floor(decision_confidence * 20) as integer) as near_step
-    from automatable
-
-),
-
-per_step as (
+rows_per_step as (
 
     -- one pass over the rows: each counted once, at its step s (s / 20 <= confidence < (s + 1) / 20, compared
     -- exactly as `confidence >= threshold` is, since confidence * 20 can round across a whole number)
@@ -56,13 +57,50 @@ per_step as (
             when decision_confidence < near_step * 5 / 100 then -1
             else 0
         end as step,
-        count(*) filter (where not is_audit) as rows,
-        count(*) filter (where is_audit) as audit_labels,
-        sum(label_weight * cast(is_correct as double)) filter (where is_audit) as correct_weight,
-        sum(label_weight) filter (where is_audit) as audit_weight
+        count(*) as rows
 
-    from near
+    from automatable
     group by all
+
+),
+
+audit_per_step as (
+
+    -- the audit labels at their step, the step computed as above (on the same decision_confidence)
+    select
+        task_name,
+        task_version,
+        near_step + case
+            when decision_confidence >= (near_step + 1) * 5 / 100 then 1
+            when decision_confidence < near_step * 5 / 100 then -1
+            else 0
+        end as step,
+        count(*) as audit_labels,
+        sum(label_weight * cast(is_correct as double)) as correct_weight,
+        sum(label_weight) as audit_weight
+
+    from audited
+    group by all
+
+),
+
+per_step as (
+
+    -- an audit label is a row too, so its step is among the rows' steps
+    select
+        rows_per_step.task_name,
+        rows_per_step.task_version,
+        rows_per_step.step,
+        rows_per_step.rows,
+        coalesce(audit_per_step.audit_labels, 0) as audit_labels,
+        audit_per_step.correct_weight,
+        audit_per_step.audit_weight
+
+    from rows_per_step
+    left join audit_per_step
+        on rows_per_step.task_name = audit_per_step.task_name
+        and rows_per_step.task_version = audit_per_step.task_version
+        and rows_per_step.step is not distinct from audit_per_step.step
 
 ),
 
