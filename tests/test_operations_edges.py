@@ -92,7 +92,8 @@ def test_an_unreachable_prefect_api_fails_score_within_its_deadline_naming_it(tm
                                    "(CALSCORE_PREFECT_CONNECT_TIMEOUT): "), out
             assert reason in last and last.endswith("; nothing was run"), out
             waits = [line for line in before if line.startswith(f"waiting for the Prefect API at {url}")]
-            assert len(waits) == timeout // 10, out  # one line per 10 s waited
+            said = [int(re.search(r"; waited (\d+) s, ", line).group(1)) for line in waits]
+            assert said == [s for s in (2, 12, 22) if s < timeout], out  # after 2 s, then every 10 s
             assert all(f"giving up after {timeout} s (CALSCORE_PREFECT_CONNECT_TIMEOUT)" in line for line in waits)
             # the deadline plus the seconds a process takes to import Prefect on a busy machine; Prefect's own
             # client took up to 6 x 60 s on the silent server
@@ -100,6 +101,25 @@ def test_an_unreachable_prefect_api_fails_score_within_its_deadline_naming_it(tm
             assert not (tmp_path / "w.duckdb").exists(), out  # no run recorded, no lock taken
     finally:
         listener.close()
+
+
+def test_a_server_that_is_not_a_prefect_api_is_named_at_once(tmp_path, task):
+    """Something answers at PREFECT_API_URL, with 404 on /health: waiting will not change that."""
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    try:
+        started = time.monotonic()
+        code, out = finish(calscore("score", "--task", str(task), PREFECT_API_URL=url))
+    finally:
+        server.shutdown()
+    assert code == 2 and "Traceback" not in out, out
+    assert out.strip().startswith(f"the Prefect API at {url} (PREFECT_API_URL) does not answer as a Prefect server: "
+                                  "Client error '404 Not Found'"), out
+    assert time.monotonic() - started < 60 and not (tmp_path / "w.duckdb").exists()
 
 
 def test_a_connect_timeout_that_is_not_a_number_is_bad_input(tmp_path, task):

@@ -2,8 +2,8 @@
 
 - A configured API (PREFECT_API_URL: a `prefect server start`, `calscore serve`'s server) must answer
   its /health within CALSCORE_PREFECT_CONNECT_TIMEOUT seconds (default 30): until then the command says
-  every 10 s what it waits for; after it, one line naming the address and exit 2, before any flow runs
-  and before a run takes the warehouse lock. Prefect's own client gave up at once on a refused
+  what it waits for after 2 s, then every 10 s; after it, one line naming the address and exit 2, before
+  any flow runs and before a run takes the warehouse lock. Prefect's own client gave up at once on a refused
   connection (with a traceback) and retried a silent one for minutes (60 s a request, 5 retries).
 - Without one, Prefect starts a temporary server (its database migrated on the first start: 10-30 s,
   up to PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS). The command starts it before the flow,
@@ -21,6 +21,7 @@ import typer
 
 CONNECT_TIMEOUT_ENV = "CALSCORE_PREFECT_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 30.0  # seconds
+SAY_AFTER = 2.0  # seconds: a wait for the API says what it waits for after this, as every wait of calscore
 SAY_EVERY = 10.0  # seconds between the lines that say what is waited for
 _ATTEMPT_TIMEOUT = 10.0  # seconds one /health request may take (less when the deadline is nearer)
 
@@ -45,10 +46,11 @@ def connect_timeout() -> float:
     return value
 
 
-def _wait_saying(work: Callable[[], object], waiting: Callable[[float], str], deadline: float | None):
-    """Run `work` in a background thread; print `waiting(seconds waited)` every SAY_EVERY seconds until it
-    ends. Returns (done, its result or the error it raised); done is False when `deadline` seconds passed
-    first (the thread is a daemon: it never holds the process up)."""
+def _wait_saying(work: Callable[[], object], waiting: Callable[[float], str], deadline: float | None,
+                 first: float = SAY_EVERY):
+    """Run `work` in a background thread; print `waiting(seconds waited)` after `first` seconds, then every
+    SAY_EVERY seconds, until it ends. Returns (done, its result) or raises the error it raised; done is False
+    when `deadline` seconds passed first (the thread is a daemon: it never holds the process up)."""
     outcome: list = []
 
     def run() -> None:
@@ -59,13 +61,12 @@ def _wait_saying(work: Callable[[], object], waiting: Callable[[float], str], de
 
     context = contextvars.copy_context()  # Prefect's settings (a test harness's API URL) live in a context variable
     thread = threading.Thread(target=context.run, args=(run,), name="calscore-wait", daemon=True)
-    started = time.monotonic()
+    started, say_at = time.monotonic(), first
     thread.start()
     while True:
         waited = time.monotonic() - started
-        left = None if deadline is None else deadline - waited
-        next_line = SAY_EVERY - waited % SAY_EVERY
-        thread.join(next_line if left is None else max(min(next_line, left), 0))
+        until = say_at if deadline is None else min(say_at, deadline)
+        thread.join(max(until - waited, 0))
         if outcome:
             ok, value = outcome[0]
             if not ok:
@@ -74,8 +75,9 @@ def _wait_saying(work: Callable[[], object], waiting: Callable[[float], str], de
         waited = time.monotonic() - started
         if deadline is not None and waited >= deadline:
             return False, None
-        if waited >= SAY_EVERY - 0.05:
-            say(waiting(round(waited / SAY_EVERY) * SAY_EVERY))
+        if waited >= say_at:
+            say(waiting(say_at))
+            say_at += SAY_EVERY
 
 
 def _check_api(api: str, timeout: float) -> None:
@@ -116,7 +118,7 @@ def _check_api(api: str, timeout: float) -> None:
             lambda waited: (f"waiting for the Prefect API at {address} (PREFECT_API_URL) to answer "
                             f"({reason(last[0] if last else None)}); waited {waited:.0f} s, giving up after "
                             f"{timeout:g} s ({CONNECT_TIMEOUT_ENV})"),
-            timeout)
+            timeout, first=SAY_AFTER)
     except Exception as exc:  # noqa: BLE001 - an answer that is not a healthy one
         fail(f"the Prefect API at {address} (PREFECT_API_URL) does not answer as a Prefect server: {reason(exc)}",
              EXIT_BAD_INPUT)
