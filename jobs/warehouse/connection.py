@@ -63,8 +63,10 @@ def _connect_waiting(path: Path, read_only: bool, wait_seconds: float) -> duckdb
     # writes keep the file's format)
     config = {} if read_only or path.exists() else {"storage_compatibility_version": STORAGE_VERSION}
     try:
-        return retry_until_deadline(lambda: duckdb.connect(str(path), read_only=read_only, config=config),
-                                    _is_lock_error, wait_seconds, on_wait=say)
+        con = retry_until_deadline(lambda: duckdb.connect(str(path), read_only=read_only, config=config),
+                                   _is_lock_error, wait_seconds, on_wait=say)
+        con.execute("SET enable_progress_bar = false")  # DuckDB's own bar on a long statement garbles run logs
+        return con
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             raise WarehouseBusy(
