@@ -25,7 +25,6 @@ PRIMARY_KEYS = {
     "audit_samples": ["sample_id", "row_id"],
     "calibrators": ["version"],
     "reliability_snapshots": ["snapshot_id", "scores", "segment"],
-    "decisions": ["task_version", "row_id", "calibrator_version"],
 }
 # (table, column): (type, nullable)
 KEY_COLUMNS = {
@@ -128,6 +127,8 @@ def test_tables_keys_and_column_types(tmp_path) -> None:
     for table, expected in PRIMARY_KEYS.items():
         assert keys.get(table) == expected, f"primary key of {table}"
     assert "labels" not in keys  # labels keep their history: several rows per row_id
+    # appended to by every re-application: an index DuckDB loads whole to append to it (migration 015)
+    assert "decisions" in tables and "decisions" not in keys
     for (table, column), expected in KEY_COLUMNS.items():
         assert columns.get((table, column)) == expected, f"{table}.{column}"
 

@@ -16,5 +16,6 @@ from staged_predictions s
 where not exists (
     select 1
     from predictions p
-    where p.task_version = s.task_version and p.row_id = s.row_id
+    -- one hash key, as in quarantine_insert_already_scored: the scan of predictions is filtered by the staged ids
+    where p.row_id = s.row_id and p.task_version >= s.task_version and p.task_version <= s.task_version
 )
