@@ -51,6 +51,9 @@ class InputSpec(_Strict):
     id_column: str = "id"
     text_column: str = "text"
     segment_column: str | None = None
+    connect_timeout: float = Field(60.0, gt=0, description="seconds the location may take to answer when a run lists "
+                                   "it: an object store or network filesystem that does not answer fails the run, "
+                                   "naming it")
 
 
 class WarehouseSpec(_Strict):

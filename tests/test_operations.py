@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -352,3 +353,27 @@ def test_an_unreachable_ray_address_fails_the_run_within_its_deadline_and_releas
                                         "connect_timeout): ") and "\n" not in str(failed.value)
     assert q(tmp_path, "SELECT status FROM runs") == [("failed",)]  # the lock is free
     assert q(tmp_path, "SELECT count(*) FROM batches") == [(0,)]  # the batch is still pending
+
+
+def test_an_input_location_that_does_not_answer_fails_the_run_within_its_deadline(tmp_path, task, monkeypatch):
+    """An object store that accepts connections and never answers: pyarrow's S3 client retried for 99 s per call
+    while the run held the lock. The listing gets [input] connect_timeout, then the run fails with one line naming
+    the location."""
+    from calscore.flows.nightly import nightly_scoring
+    from calscore.jobs.batches.files import InputLocationError
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
+                        ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_EC2_METADATA_DISABLED", "true")):
+        monkeypatch.setenv(name, value)
+    task.write_text(task.read_text().replace('location = "batches"',
+                                             'location = "s3://calscore-test/batches"\nconnect_timeout = 3'))
+    started = time.monotonic()
+    with pytest.raises(InputLocationError) as failed:
+        nightly_scoring(str(task))
+    assert time.monotonic() - started < 60
+    assert str(failed.value) == ("[input] location 's3://calscore-test/batches' did not answer within 3 s"
+                                 " ([input] connect_timeout)")
+    assert q(tmp_path, "SELECT status FROM runs") == [("failed",)]  # the lock is free
+    silent.close()

@@ -23,6 +23,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from calscore.jobs.common import filesystems
+from calscore.jobs.common.deadline import within
 from calscore.jobs.common.errors import CalscoreError
 from calscore.jobs.spec import InputSpec
 
@@ -36,7 +37,7 @@ class BatchReadError(CalscoreError, OSError):
 
 
 class InputLocationError(CalscoreError, ValueError):
-    """The task's input location does not exist."""
+    """The task's input location does not exist, cannot be listed, or does not answer in time."""
 
 
 def one_line(message: str) -> str:
@@ -106,20 +107,32 @@ def input_root(location: str) -> str:
 
 
 def discover(spec_input: InputSpec) -> list[BatchRef]:
-    """Parquet files at the input location (a folder or a glob, path or URI), sorted by key, with their hashes."""
+    """Parquet files at the input location (a folder or a glob, path or URI), sorted by key, with their hashes.
+    Listing the location must answer within `[input] connect_timeout` seconds (InputLocationError, naming it)."""
     location = spec_input.location
     root = input_root(location)
+    try:
+        fs, root_path, paths = within(spec_input.connect_timeout, lambda: _listing(location, root))
+    except TimeoutError:
+        raise InputLocationError(f"[input] location {location!r} did not answer within "
+                                 f"{spec_input.connect_timeout:g} s ([input] connect_timeout)") from None
+    except OSError as exc:
+        raise InputLocationError(f"[input] location {location!r} cannot be listed: {one_line(str(exc))}") from None
+    found = (_identify(fs, path, posixpath.relpath(path, root_path), root) for path in paths)
+    return [ref for ref in found if ref is not None]
+
+
+def _listing(location: str, root: str) -> tuple[pafs.FileSystem, str, list[str]]:
+    """(filesystem, root path, the Parquet files' paths) of an input location."""
     fs, root_path = filesystems.resolve(root)
     if not filesystems.is_dir(fs, root_path):
         raise InputLocationError(f"[input] location {location!r} does not exist (or is not a folder)")
     if root == location.rstrip("/"):
-        paths = list(filesystems.list_files(fs, root_path, ".parquet"))
-    else:
-        _, pattern = filesystems.resolve(location)
-        infos = fs.get_file_info(pafs.FileSelector(root_path, recursive=True))
-        paths = sorted(i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, pattern))
-    found = (_identify(fs, path, posixpath.relpath(path, root_path), root) for path in paths)
-    return [ref for ref in found if ref is not None]
+        return fs, root_path, list(filesystems.list_files(fs, root_path, ".parquet"))
+    _, pattern = filesystems.resolve(location)
+    infos = fs.get_file_info(pafs.FileSelector(root_path, recursive=True))
+    files = (i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, pattern))
+    return fs, root_path, sorted(files)
 
 
 def batch_ref(spec_input: InputSpec, key: str, content_hash: str) -> BatchRef:
