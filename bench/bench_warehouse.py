@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -151,10 +150,12 @@ def child_recalibration(task: str) -> None:
 
 
 def child_write(path: str) -> None:
-    """In a fresh process: a 10,000-row batch written as the writer writes one (its insert statements, one
-    transaction), the rows copied from the warehouse under new ids; seconds and CPU seconds as JSON."""
+    """In a fresh process: a 10,000-row batch written as the writer writes one (its ids checked against the
+    predictions once, then its parts of 2,048 rows, one transaction), the rows copied from the warehouse under new
+    ids; seconds and CPU seconds as JSON."""
+    from calscore.jobs.batches.stage import CHUNK_ROWS
     from calscore.jobs.warehouse.connection import writer
-    from calscore.jobs.warehouse.statements import statement
+    from calscore.jobs.warehouse.writer import check_scored_before, insert_predictions
 
     with writer(Path(path)) as con:
         batch = con.sql("select * exclude (row_id, written_at, night, queue_confidence, reapplied_calibrator_version,"
@@ -163,11 +164,9 @@ def child_write(path: str) -> None:
                         " 0 as row_index from predictions limit 10000").to_arrow_table()
         start, cpu = time.perf_counter(), time.process_time()
         con.execute("BEGIN TRANSACTION")
-        con.register("staged_predictions", batch)
-        con.execute(statement("quarantine_insert_already_scored"),
-                    {"reason": "already_scored", "run_id": "bench-write", "quarantined_at": datetime.now(timezone.utc)})
-        con.execute(statement("predictions_insert_new"), {"written_at": datetime.now(timezone.utc),
-                                                          "run_id": "bench-write"})
+        check_scored_before(con, batch.select(["task_version", "row_id"]))
+        for offset in range(0, batch.num_rows, CHUNK_ROWS):
+            insert_predictions(con, batch.slice(offset, CHUNK_ROWS), "bench-write")
         con.execute("COMMIT")
         print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
 

@@ -55,10 +55,16 @@ class StagedBatch:
     def part_files(self, part: str, kind: str) -> str:
         return filesystems.join(self.folder, f"{part}.{kind}.parquet")
 
-    def read_part(self, part: str, kind: str) -> pa.Table | None:
-        """A part's `predictions` or `quarantine` table, None when the part has none."""
+    def read_part(self, part: str, kind: str, columns: list[str] | None = None) -> pa.Table | None:
+        """A part's `predictions` or `quarantine` table (or these `columns` of it), None when the part has none."""
         fs, path = filesystems.resolve(self.part_files(part, kind))
-        return pq.read_table(path, filesystem=fs) if filesystems.exists(fs, path) else None
+        return pq.read_table(path, columns=columns, filesystem=fs) if filesystems.exists(fs, path) else None
+
+    def keys(self) -> pa.Table:
+        """task_version and row_id of every staged prediction, all parts (ids only: small whatever the batch)."""
+        names = ["task_version", "row_id"]
+        parts = [t for part in self.parts if (t := self.read_part(part, "predictions", names)) is not None]
+        return pa.concat_tables(parts) if parts else pa.table({n: pa.array([], pa.string()) for n in names})
 
     def remove(self) -> None:
         """Delete the staged files, manifest first (without it nothing is loaded again)."""

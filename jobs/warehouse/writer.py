@@ -3,9 +3,12 @@
 Predictions, quarantine rows and the ledger status commit together or not at all, so a
 crash at any point leaves the batch either fully written or not written, and a re-run
 writes every row exactly once. The staged parts are loaded one at a time (memory flat in
-the batch's size), and the warehouse is opened only for the seconds a batch takes to write.
+the batch's size; their ids all at once, checked against the predictions in one pass), and the
+warehouse is opened only for the seconds a batch takes to write.
 """
 from __future__ import annotations
+
+import pyarrow as pa
 
 from calscore.jobs.batches.files import BatchRef
 from calscore.jobs.batches.quarantine import ALREADY_SCORED
@@ -15,6 +18,28 @@ from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.ledger import already_done, record_batch
 from calscore.jobs.warehouse.statements import statement
+
+
+def check_scored_before(con, keys: pa.Table) -> None:
+    """The temporary table `scored_before`: which of a batch's ids (`keys`: task_version, row_id of every part)
+    this task_version has scored before, in one pass over the predictions (staged_scored_before)."""
+    con.register("staged_keys", keys)
+    con.execute(statement("staged_scored_before"))
+    con.unregister("staged_keys")
+
+
+def insert_predictions(con, predictions: pa.Table, run_id: str) -> tuple[int, int]:
+    """One part's staged predictions, after `check_scored_before` for its batch: rows scored before (another
+    batch, an earlier night) are quarantined, keeping the first score, the others written; (written, quarantined)."""
+    con.register("staged_predictions", predictions)
+    late_duplicates = con.execute(
+        statement("quarantine_insert_already_scored"),
+        {"reason": ALREADY_SCORED, "run_id": run_id, "quarantined_at": utcnow()},
+    ).fetchall()[0][0]
+    written = con.execute(statement("predictions_insert_new"),
+                          {"written_at": utcnow(), "run_id": run_id}).fetchall()[0][0]
+    con.unregister("staged_predictions")
+    return written, late_duplicates
 
 
 def _insert_part(con, spec: TaskSpec, staged: StagedBatch, part: str, run_id: str) -> tuple[int, int]:
@@ -30,24 +55,18 @@ def _insert_part(con, spec: TaskSpec, staged: StagedBatch, part: str, run_id: st
     predictions = staged.read_part(part, "predictions")
     if predictions is None:
         return 0, quarantine.num_rows
-    con.register("staged_predictions", predictions)
-    # A row scored before (another batch, an earlier night): quarantine it, keep the first score.
-    late_duplicates = con.execute(
-        statement("quarantine_insert_already_scored"),
-        {"reason": ALREADY_SCORED, "run_id": run_id, "quarantined_at": utcnow()},
-    ).fetchall()[0][0]
-    written = con.execute(statement("predictions_insert_new"),
-                          {"written_at": utcnow(), "run_id": run_id}).fetchall()[0][0]
-    con.unregister("staged_predictions")
+    written, late_duplicates = insert_predictions(con, predictions, run_id)
     return written, quarantine.num_rows + late_duplicates
 
 
 def _insert_batch(con, spec: TaskSpec, staged: StagedBatch, run_id: str) -> dict:
     """Every part of the batch, and the ledger row, inside the caller's transaction (a part at a time in memory)."""
+    check_scored_before(con, staged.keys())
     written = quarantined = 0
     for part in staged.parts:
         w, q = _insert_part(con, spec, staged, part, run_id)
         written, quarantined = written + w, quarantined + q
+    con.execute("DROP TABLE scored_before")
     counts = (staged.rows_in, written, quarantined)
     record_batch(con, spec, BatchRef(staged.key, staged.content_hash), run_id, "done", counts, None)
     return {"rows_scored": written, "rows_quarantined": quarantined, "skipped": False}

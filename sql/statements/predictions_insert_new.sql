@@ -13,9 +13,8 @@ select
         select 1 from labels l where l.task_name = s.task_name and l.row_id = s.row_id and l.superseded_at is null
     ) then case when s.bucket_basis = 'raw' then s.raw_confidence else s.confidence end end as queue_confidence
 from staged_predictions s
-where not exists (
+where not exists (  -- the batch's ids scored before (staged_scored_before), not a scan of every prediction
     select 1
-    from predictions p
-    -- one hash key, as in quarantine_insert_already_scored: the scan of predictions is filtered by the staged ids
-    where p.row_id = s.row_id and p.task_version >= s.task_version and p.task_version <= s.task_version
+    from scored_before b
+    where b.task_version = s.task_version and b.row_id = s.row_id
 )
