@@ -52,8 +52,9 @@ def scoring_progress(stream: TextIO | None = None) -> Iterator[bool]:
     from calscore.jobs.scoring.score_file import rows_progress
 
     consoles = _prefect_consoles()
-    # the bar on the console Prefect logs to: its lines print above the bar instead of through it
-    console = consoles[0].console if consoles else Console(file=sys.stderr if stream is None else stream)
+    # on stderr, the bar goes on the console Prefect logs to there: its lines print above the bar instead of
+    # through it; a stream given by the caller gets a console of its own
+    console = consoles[0].console if consoles and stream is None else Console(file=stream or sys.stderr)
     # Prefect's console has its own styles only: lend it rich's styles of a progress bar while it shows one
     console.push_theme(Theme({name: style for name, style in DEFAULT_STYLES.items()
                               if name.startswith(("bar.", "progress."))}))
