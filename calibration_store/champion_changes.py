@@ -4,12 +4,15 @@ rejected), a promotion by hand, a rollback to the previous champion.
     version = record_decision(con, decision, task_name="demo", actor=run_id)   # promotion.decide's outcome
     promote(con, version, actor="ana", reason="reviewed the held-out figures")
     rollback(con, task_version, actor="ana", reason="tonight's buckets look wrong")
+    version = reissue_with_floor(con, champion_doc, floor, actor=run_id, reason="...")  # a kept champion's new floor
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import duckdb
 
-from calscore.calibration_store.document import build_document
+from calscore.calibration_store.document import build_document, with_coverage_floor
 from calscore.calibration_store.promotion import Decision
 from calscore.calibration_store.store import (
     CHAMPION_EVENTS,
@@ -23,11 +26,13 @@ from calscore.calibration_store.store import (
 
 
 def record_decision(
-    con: duckdb.DuckDBPyConnection, decision: Decision, *, task_name: str, actor: str
+    con: duckdb.DuckDBPyConnection, decision: Decision, *, task_name: str, actor: str,
+    coverage_floor: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Store the challenger (its recipe fitted on every label) and record the decision (promoted or rejected)
-    with its out-of-fold figures. Returns the stored version, or None when no challenger was fitted (nothing
-    to store; the decision's reason says why)."""
+    with its out-of-fold figures; a promoted challenger's document carries `coverage_floor`, the floor decision
+    it applies (a rejected one is never applied: it carries none). Returns the stored version, or None when no
+    challenger was fitted (nothing to store; the decision's reason says why)."""
     if decision.challenger is None:
         return None
     heldout = {
@@ -38,13 +43,30 @@ def record_decision(
         **decision.challenger_metrics,
     }
     doc = build_document(decision.challenger, task_name, decision.task_version, decision.fit_window,
-                         decision.n_train, heldout)
+                         decision.n_train, heldout, coverage_floor if decision.promote else None)
     with transaction(con):
         version = save_calibrator(con, doc, actor=actor, reason=f"challenger, {decision.evaluation_text()}")
         if decision.promote:
             set_champion(con, version, actor=actor, reason=decision.reason, event="promoted", metrics=decision.figures())
         else:
             record_event(con, decision.task_version, version, "rejected", actor, decision.reason, decision.figures())
+    return version
+
+
+def reissue_with_floor(
+    con: duckdb.DuckDBPyConnection, current: Mapping[str, Any], coverage_floor: Mapping[str, Any], *, actor: str,
+    reason: str,
+) -> str:
+    """Make the champion's calibrator, with a new coverage floor decision, the champion (a new document, so a new
+    version: scoring, re-application and rollback keep each floor with the document that applies it), recorded as
+    floor_changed; it was fitted on the same rows as the current one. Returns the new version."""
+    doc = with_coverage_floor(current, coverage_floor)
+    with transaction(con):
+        version = save_calibrator(con, doc, actor=actor, reason=reason)
+        con.execute("INSERT INTO calibrator_fit_rows (version, row_id) SELECT ?, row_id FROM calibrator_fit_rows "
+                    "WHERE version = ? ON CONFLICT DO NOTHING", [version, current["version"]])
+        set_champion(con, version, actor=actor, reason=reason, event="floor_changed",
+                     metrics={"coverage_floor": doc["coverage_floor"]})
     return version
 
 

@@ -6,6 +6,12 @@ A document is plain JSON (never pickle):
      "method", "labels", "params", "fit_window": {"start", "end"},
      "n_labels", "heldout_metrics"}
 
+Schema 2 adds `coverage_floor`: the champion's coverage floor decision (the floor in effect and the
+labels' figures behind it, a JSON object made by `jobs.calibrators.coverage_floor`), so the floor
+is hash-checked and travels with the calibrator that applies it: re-applying or rolling back to a
+document applies its floor too. A document without a floor decision is written as schema 1, exactly
+as before; both schemas are read.
+
 `version` is the SHA-256 of the canonical JSON of every other field (sorted
 keys, no whitespace, no NaN), so it names the content: an edited document no
 longer matches its version, and loading it fails. Loading also refuses an
@@ -23,7 +29,7 @@ from typing import Any, Mapping
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.registry import calibrator_from_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the newest schema; `SCHEMA_KEYS` holds every one this module reads
 KEYS = frozenset(
     {
         "schema_version",
@@ -38,6 +44,10 @@ KEYS = frozenset(
         "heldout_metrics",
     }
 )
+
+
+FLOOR_KEY = "coverage_floor"
+SCHEMA_KEYS = {1: KEYS, 2: KEYS | {FLOOR_KEY}}
 
 
 class DocumentError(ValueError):
@@ -75,8 +85,10 @@ def build_document(
     fit_window: tuple[Any, Any],
     n_labels: int,
     heldout_metrics: Mapping[str, Any],
+    coverage_floor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The document of a fitted calibrator; `fit_window` = (first, last) label time it was fitted on."""
+    """The document of a fitted calibrator; `fit_window` = (first, last) label time it was fitted on;
+    `coverage_floor` the floor decision it applies (schema 2), None for none (schema 1)."""
     for name, value in (("task_name", task_name), ("task_version", task_version)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string, got {value!r}")
@@ -95,7 +107,7 @@ def build_document(
         raise ValueError(f"heldout_metrics must be JSON-safe (no NaN, inf or numpy objects): {exc}") from None
     spec = cal.to_dict()
     doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": 1,
         "task_name": task_name,
         "task_version": task_version,
         "method": spec["method"],
@@ -105,8 +117,24 @@ def build_document(
         "n_labels": n_labels,
         "heldout_metrics": metrics_json,
     }
+    if coverage_floor is not None:
+        return with_coverage_floor(doc, coverage_floor)
     doc["version"] = content_version(doc)
     return doc
+
+
+def with_coverage_floor(doc: Mapping[str, Any], coverage_floor: Mapping[str, Any]) -> dict[str, Any]:
+    """The same calibrator with a (new) coverage floor decision: a schema 2 document, so a new version."""
+    if not isinstance(coverage_floor, Mapping):
+        raise ValueError("coverage_floor must be a dict")
+    try:
+        floor_json = json.loads(canonical_json(dict(coverage_floor)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"coverage_floor must be JSON-safe (no NaN, inf or numpy objects): {exc}") from None
+    out = {k: v for k, v in doc.items() if k != "version"}
+    out.update({"schema_version": 2, FLOOR_KEY: floor_json})
+    out["version"] = content_version(out)
+    return out
 
 
 def verify_document(doc: Any) -> dict[str, Any]:
@@ -118,15 +146,17 @@ def verify_document(doc: Any) -> dict[str, Any]:
             raise DocumentError(f"calibrator document is not valid JSON: {exc}") from None
     if not isinstance(doc, Mapping):
         raise DocumentError(f"a calibrator document is a JSON object, got {type(doc).__name__}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
+    schema = doc.get("schema_version")
+    keys = SCHEMA_KEYS.get(schema) if isinstance(schema, int) and not isinstance(schema, bool) else None
+    if keys is None:
         raise DocumentError(
-            f"unknown calibrator document schema_version {doc.get('schema_version')!r}; "
-            f"this calibration_store reads schema_version {SCHEMA_VERSION}"
+            f"unknown calibrator document schema_version {schema!r}; "
+            f"this calibration_store reads schema_version {', '.join(map(str, SCHEMA_KEYS))}"
         )
-    if set(doc) != KEYS:
+    if set(doc) != keys:
         raise DocumentError(
-            f"calibrator document fields differ from schema {SCHEMA_VERSION}: "
-            f"missing {sorted(KEYS - set(doc))}, unexpected {sorted(set(doc) - KEYS)}"
+            f"calibrator document fields differ from schema {schema}: "
+            f"missing {sorted(keys - set(doc))}, unexpected {sorted(set(doc) - keys)}"
         )
     try:
         expected = content_version(doc)

@@ -24,9 +24,10 @@ import duckdb
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.document import canonical_json, load_document, verify_document
 
-EVENTS = ("fitted", "promoted", "rejected", "retired", "manual_promote", "rollback")
-# Events after which the version named in them is the champion.
-CHAMPION_EVENTS = ("promoted", "manual_promote", "rollback")
+EVENTS = ("fitted", "promoted", "rejected", "retired", "manual_promote", "rollback", "floor_changed")
+# Events after which the version named in them is the champion (floor_changed: the champion's calibrator with a new
+# coverage floor decision, a new document, `champion_changes.reissue_with_floor`).
+CHAMPION_EVENTS = ("promoted", "manual_promote", "rollback", "floor_changed")
 
 
 def _now() -> datetime:

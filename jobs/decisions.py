@@ -7,15 +7,19 @@ With a calibrator, the label is the calibrated argmax and the confidence its
 calibrated probability (`calibration_store.apply.predict_labels`); without one,
 the raw label and the raw confidence (its share of the label mass) decide the
 bucket. Buckets are an ordered list of (name, inclusive lower bound); a row whose
-label tokens got less than `coverage_floor` of the probability goes to the last
-bucket as `off_format`, whatever its confidence. Scoring, re-application of a new
-champion and `calscore explain` all call `decide`. A `combined` champion also reads the
+label tokens got less than the coverage floor in effect of the probability goes to
+the last bucket as `off_format`, whatever its confidence. The floor in effect is the
+task file's `coverage_floor` until a champion carries a floor decided from labels
+(`applied_floor`; `jobs.calibrators.coverage_floor`), so the floor travels with the
+champion that applies it. Scoring, re-application of a new champion and
+`calscore explain` all call `decide`. A `combined` champion also reads the
 rows' sampled agreement (`agreement_signal`).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,10 +35,21 @@ OFF_FORMAT = "off_format"
 
 @dataclass(frozen=True)
 class AppliedCalibrator:
-    """The calibrator a run applies: its version id and the fitted calibrator."""
+    """The calibrator a run applies: its version id, the fitted calibrator and the coverage floor decision its
+    document carries (None: none was made, the task file's floor applies untested)."""
 
     version: str
     calibrator: BaseCalibrator
+    coverage_floor: Mapping[str, Any] | None = None
+
+
+def applied_floor(task_floor: float, decision: Mapping[str, Any] | None) -> float:
+    """The coverage floor a run applies: the champion's decision (`in_effect`: the task file's floor, or 0 when the
+    labels did not show off-format rows less accurate) when it was made for the task file's current floor; else the
+    task file's floor (no decision yet, or the file's floor changed since, which the decision did not test)."""
+    if decision is None or decision.get("task_floor") != task_floor:
+        return task_floor
+    return float(decision["in_effect"])
 
 
 @dataclass(frozen=True)
@@ -90,7 +105,8 @@ def decide(spec: TaskSpec, label_logprobs: np.ndarray, coverage: np.ndarray, app
         inputs = calibrator_input(applied.calibrator, label_logprobs, agreement) if len(label_logprobs) else label_logprobs
         probs, best, confidence = predict_labels(applied.calibrator, inputs)
         basis_confidence = confidence
-    bucket, reason = assign_buckets(basis_confidence, coverage, spec.buckets, spec.coverage_floor)
+    floor = applied_floor(spec.coverage_floor, None if applied is None else applied.coverage_floor)
+    bucket, reason = assign_buckets(basis_confidence, coverage, spec.buckets, floor)
     return Decisions(
         label=labels[best], confidence=confidence, probs=probs, decision_confidence=basis_confidence, bucket=bucket,
         reason=reason, basis="raw" if applied is None else "calibrated",

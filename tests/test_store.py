@@ -87,7 +87,7 @@ def test_wrong_task_version_unknown_schema_and_odd_fields_are_refused(scores):
     with pytest.raises(DocumentError, match="never applied to another task version"):
         load_document(doc, "tv-9999")
     with pytest.raises(DocumentError, match="schema_version"):
-        load_document({**doc, "schema_version": 2}, TV)
+        load_document({**doc, "schema_version": 3}, TV)
     extra = {**doc, "pickle": "gASV"}
     extra["version"] = content_version(extra)
     with pytest.raises(DocumentError, match="unexpected"):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from calscore.calibration_store.base import BaseCalibrator
-from calscore.calibration_store.document import canonical_json, load_document
+from calscore.calibration_store.document import FLOOR_KEY, canonical_json, load_document
 from calscore.calibration_store.store import champion
 from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
@@ -37,10 +37,12 @@ def _from_json(document: str, task_version: str) -> BaseCalibrator:
 
 
 def applied_from_document(document: str | None, task_version: str) -> AppliedCalibrator | None:
-    """The calibrator a scoring task applies, rebuilt from the champion's JSON document (None: raw)."""
+    """The calibrator a scoring task applies, rebuilt from the champion's JSON document (None: raw), with the
+    coverage floor decision the document carries."""
     if document is None:
         return None
-    return AppliedCalibrator(json.loads(document)["version"], _from_json(document, task_version))
+    doc = json.loads(document)
+    return AppliedCalibrator(doc["version"], _from_json(document, task_version), doc.get(FLOOR_KEY))
 
 
 def load_champion(warehouse_path: str | Path, task_version: str) -> tuple[BaseCalibrator, dict[str, Any]] | None:

@@ -25,7 +25,8 @@ from datetime import timedelta
 import pyarrow as pa
 
 from calscore.calibration_store.apply import logprob_matrix
-from calscore.calibration_store.store import load_version
+from calscore.calibration_store.document import FLOOR_KEY, load_document
+from calscore.calibration_store.store import document
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.common.label_maps import label_map
 from calscore.jobs.decisions import AppliedCalibrator, agreement_signal, decide
@@ -48,10 +49,10 @@ def write_decisions(con, decided: pa.Table) -> None:
     con.unregister("decided")
 
 
-def _decided_rows(spec: TaskSpec, calibrator, version: str, run_id: str, scores: pa.RecordBatch) -> pa.Table:
+def _decided_rows(spec: TaskSpec, applied: AppliedCalibrator, run_id: str, scores: pa.RecordBatch) -> pa.Table:
     decided = decide(spec, logprob_matrix(scores.column("label_logprobs"), spec.label_names),
-                     scores.column("coverage").to_numpy(), AppliedCalibrator(version, calibrator),
-                     agreement_signal(spec, scores))
+                     scores.column("coverage").to_numpy(), applied, agreement_signal(spec, scores))
+    version = applied.version
     n = scores.num_rows
     return pa.table({
         "table_row": scores.column("table_row"),
@@ -91,7 +92,9 @@ def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = 
         if job is None:
             return 0
         version, run_id, since, cap, done = job
-        calibrator = load_version(con, version, spec.task_version)
+        # the champion's document: its calibrator and the coverage floor it applies (documents carry both)
+        doc = document(con, version, spec.task_version)
+        applied = AppliedCalibrator(version, load_document(doc, spec.task_version), doc.get(FLOOR_KEY))
         # The window's table rows, newest written first: rows written after this (a scoring run between a kill
         # and the resume) were decided by this champion already, so the job never needs to look above `upper`.
         first, upper = con.execute("SELECT coalesce(min(rowid), 0), coalesce(max(rowid) + 1, 0) FROM predictions "
@@ -108,7 +111,7 @@ def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = 
                     "lower": lower, "upper": upper,
                     "limit": REAPPLY_CHUNK_ROWS if cap is None else max(cap - done, 0)}).to_arrow_table()
                 if scores.num_rows:
-                    write_decisions(con, _decided_rows(spec, calibrator, version, run_id, scores))
+                    write_decisions(con, _decided_rows(spec, applied, run_id, scores))
                 done += scores.num_rows
                 finished = lower <= first or (cap is not None and done >= cap)
                 con.execute("UPDATE reapplications SET rows_done = ?, status = ?, finished_at = ? WHERE "

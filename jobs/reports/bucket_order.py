@@ -89,17 +89,24 @@ def floor_cost(con, task_version: str, current: float, suggested: float | None, 
 
 
 def group_accuracy(correct: Any, weights: Any, level: float = LEVEL) -> dict:
-    """n labels, weighted accuracy, effective n and Wilson lower bound of one group of labeled rows."""
+    """n labels, weighted accuracy, effective n and Wilson interval (low, high) of one group of labeled rows."""
     correct = np.asarray(correct, dtype=bool)
     p, n_eff, _ = weighted_proportion(correct, weights)
-    low, _ = wilson_interval(p, n_eff, level)
-    return {"n": int(correct.shape[0]), "accuracy": p, "n_eff": n_eff, "low": low}
+    low, high = wilson_interval(p, n_eff, level)
+    return {"n": int(correct.shape[0]), "accuracy": p, "n_eff": n_eff, "low": low, "high": high}
 
 
 def more_accurate(lower: dict, upper: dict) -> bool:
     """Whether `lower` is more accurate than `upper`: its Wilson lower bound is above upper's point estimate."""
     return (lower["accuracy"] is not None and upper["accuracy"] is not None
             and lower["low"] > upper["accuracy"])
+
+
+def less_accurate(group: dict, other: dict) -> bool:
+    """Whether `group` is less accurate than `other`: `more_accurate` mirrored, its Wilson upper bound below
+    other's point estimate (the coverage floor a champion applies, `jobs.calibrators.coverage_floor`)."""
+    return (group["accuracy"] is not None and other["accuracy"] is not None
+            and group["high"] < other["accuracy"])
 
 
 def _figure(g: dict, with_low: bool = False) -> str:

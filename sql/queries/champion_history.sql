@@ -20,7 +20,7 @@ final as (
         metrics
 
     from calibrator_history
-    where event in ('promoted', 'manual_promote', 'rollback', 'retired', 'rejected')
+    where event in ('promoted', 'manual_promote', 'rollback', 'floor_changed', 'retired', 'rejected')
 
 )
 
