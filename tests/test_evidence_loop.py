@@ -18,7 +18,7 @@ from calscore.calibration_store.evidence import certification_slice, stable_fold
 from calscore.calibration_store.registry import make_calibrator
 from calscore.calibration_store.store import champion
 from calscore.jobs.calibrators.recalibrate import run_recalibration
-from calscore.jobs.decisions import assign_buckets
+from calscore.jobs.decisions import applied_floor, assign_buckets
 from calscore.jobs.reports.health import health_checks
 from calscore.jobs.reports.report_data import load_report_data, summary
 from calscore.jobs.reports.status import task_status
@@ -131,7 +131,9 @@ def test_the_label_budget_and_the_health_checks_read_every_label(loop):
     r = filled["rows"]
     probs, _ = judged_probs(filled, spec)
     labeled = r["is_labeled"]
-    buckets, _ = assign_buckets(probs.max(axis=1), r["coverage"], spec.buckets, spec.coverage_floor)
+    with reader(spec.warehouse.path) as con:  # the floor the champion applies (decided from its labels)
+        floor = applied_floor(spec.coverage_floor, champion(con, spec.task_version)["coverage_floor"])
+    buckets, _ = assign_buckets(probs.max(axis=1), r["coverage"], spec.buckets, floor)
     auto = labeled & (buckets == "auto")
     w = r["label_weight"][auto]
     accuracy = accuracy_score(r["y"][auto], probs[auto].argmax(axis=1), sample_weight=w)

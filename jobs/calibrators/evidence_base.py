@@ -1,7 +1,7 @@
 """The evidence base in the warehouse: every labeled row's out-of-fold prediction per recipe, kept current.
 
     evidence = current_evidence(spec, rows, recipes)        # reuses what is stored when the labels did not change
-    with writer(path) as con: write_evidence(con, spec, rows, evidence, run_id)
+    with writer(path) as con: write_evidence(con, spec, rows, evidence, run_id, floor)
 
 A recipe's stored predictions are current when the fingerprint of what they were computed from (rows,
 labels, weights, folds: `calibration_store.evidence.labels_fingerprint`) is unchanged; then a
@@ -89,13 +89,15 @@ def _stored_probs(spec: TaskSpec, recipes: list[str], row_ids: np.ndarray) -> di
     return out
 
 
-def write_evidence(con, spec: TaskSpec, rows: LabeledRows, evidence: CurrentEvidence, run_id: str) -> None:
-    """Replace the stored evidence of the freshly computed recipes, in the caller's transaction."""
+def write_evidence(con, spec: TaskSpec, rows: LabeledRows, evidence: CurrentEvidence, run_id: str,
+                   floor: float, rewrite: Sequence[str] = ()) -> None:
+    """Replace the stored evidence of the freshly computed recipes, and of the `rewrite` ones (a champion's recipe
+    whose coverage floor changed), in the caller's transaction; buckets under `floor`, the floor in effect."""
     base = evidence.base
-    for recipe in evidence.fresh:
+    for recipe in dict.fromkeys([*evidence.fresh, *(r for r in rewrite if r in base.probs)]):
         con.execute("DELETE FROM evidence WHERE task_version = ? AND recipe = ?", [spec.task_version, recipe])
         if recipe in base.probs:
-            con.register("evidence_rows", _evidence_table(spec, rows, base, recipe))
+            con.register("evidence_rows", _evidence_table(spec, rows, base, recipe, floor))
             con.execute(statement("evidence_insert"))
             con.unregister("evidence_rows")
         con.execute(statement("evidence_sets_upsert"), {
@@ -104,11 +106,11 @@ def write_evidence(con, spec: TaskSpec, rows: LabeledRows, evidence: CurrentEvid
             "computed_at": utcnow(), "run_id": run_id})
 
 
-def _evidence_table(spec: TaskSpec, rows: LabeledRows, base: OutOfFold, recipe: str) -> pa.Table:
+def _evidence_table(spec: TaskSpec, rows: LabeledRows, base: OutOfFold, recipe: str, floor: float) -> pa.Table:
     probs = base.probs[recipe]
     best = np.argmax(probs, axis=1)
     confidence = probs[np.arange(probs.shape[0]), best]
-    bucket, reason = assign_buckets(confidence, rows.coverage, spec.buckets, spec.coverage_floor)
+    bucket, reason = assign_buckets(confidence, rows.coverage, spec.buckets, floor)
     k = len(spec.label_names)
     return pa.table({
         "task_version": pa.array([spec.task_version] * len(rows), pa.string()),

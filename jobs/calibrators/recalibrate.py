@@ -10,7 +10,13 @@
 3. `promotion.decide` compares the challenger's recipe with the champion's on every evidence label, checks
    forward across nights, and fits the challenger on all of them; the decision, the evidence and (on a
    promotion) the new champion's re-application to recent rows are one transaction.
-4. A reliability snapshot of the champion (or the raw scores) on every label, each judged by a map that
+4. The coverage floor the champion applies (`coverage_floor.decide_floor`), from the audit/random-sample
+   evidence labels by the champion recipe's out-of-fold predictions: a promoted champion's document carries it;
+   a kept champion whose floor decision changes (the floor in effect, or the task file's floor it was made for)
+   is re-issued with it (`champion_changes.reissue_with_floor`) and re-applied, so the buckets follow the labels
+   without waiting for a promotion. Figures that move without changing the floor in effect change nothing: a
+   re-application per new label would cost a night's rows for no bucket moved.
+5. A reliability snapshot of the champion (or the raw scores) on every label, each judged by a map that
    never saw it (`snapshots`).
 """
 from __future__ import annotations
@@ -19,15 +25,23 @@ import numpy as np
 import pyarrow as pa
 
 from calscore.calibration_store import promotion
-from calscore.calibration_store.champion_changes import record_decision
-from calscore.calibration_store.document import recipe_of
+from calscore.calibration_store.champion_changes import record_decision, reissue_with_floor
+from calscore.calibration_store.document import FLOOR_KEY, recipe_of
 from calscore.calibration_store.evidence import certification_slice, recipes_for
 from calscore.calibration_store.signal_comparison import compare_signals, signal_comparison_markdown
 from calscore.calibration_store.store import champion
-from calscore.jobs.calibrators.evidence_base import current_evidence, headline_labels, load_judged_labels, write_evidence
-from calscore.jobs.calibrators.labeled_rows import load_labeled_rows
+from calscore.jobs.calibrators.coverage_floor import decide_floor, floor_sentence
+from calscore.jobs.calibrators.evidence_base import (
+    CurrentEvidence,
+    current_evidence,
+    headline_labels,
+    load_judged_labels,
+    write_evidence,
+)
+from calscore.jobs.calibrators.labeled_rows import LabeledRows, load_labeled_rows
 from calscore.jobs.calibrators.reapply import continue_reapplications, queue_reapplication
 from calscore.jobs.calibrators.snapshots import snapshot_rows, write_snapshots
+from calscore.jobs.decisions import applied_floor
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
 from calscore.jobs.warehouse.runs import finish_run, start_run
@@ -64,14 +78,26 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
         weights=evidence_rows.weights, nights=evidence_rows.nights, min_labels=policy.min_labels,
         min_holdout=policy.min_holdout, agreement=evidence_rows.agreement,
     )
+    recipe = decision.method if decision.promote else (None if current is None else recipe_of(current))
+    floor = None if recipe is None else champion_floor(spec, evidence_rows, evidence, recipe)
+    reissue = not decision.promote and _floor_changed(spec, current, floor)
+    changed = decision.promote or reissue  # a new champion document, with its floor decision
+    # the floor decision the champion applies after this run (None: the task file's floor, untested)
+    applies = floor if changed else (None if current is None else current.get(FLOOR_KEY))
     with writer(spec.warehouse.path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            write_evidence(con, spec, evidence_rows, evidence, run_id)
-            version = record_decision(con, decision, task_name=spec.name, actor=run_id)
+            write_evidence(con, spec, evidence_rows, evidence, run_id, applied_floor(spec.coverage_floor, applies),
+                           rewrite=[recipe] if changed else [])
+            version = record_decision(con, decision, task_name=spec.name, actor=run_id, coverage_floor=floor)
             if version is not None:
                 _record_fit_rows(con, version, evidence_rows.row_ids)
-            queued = decision.promote and queue_reapplication(con, spec, version, run_id)
+            new_champion = version if decision.promote else None
+            if reissue:  # the champion kept, its floor decided again: a new document, re-applied like a promotion
+                new_champion = reissue_with_floor(
+                    con, current, floor, actor=run_id,
+                    reason=f"coverage floor decided again: {floor_sentence(floor, spec.coverage_floor)}")
+            queued = new_champion is not None and queue_reapplication(con, spec, new_champion, run_id)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -79,7 +105,9 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     reapplied = continue_reapplications(spec) if queued else 0
     figures = decision.figures()
     summary = {"decision": decision_line(figures), "promoted": decision.promote, "version": version,
-               "champion": version if decision.promote else (current["version"] if current else None), **counts,
+               "champion": new_champion or (current["version"] if current else None),
+               "coverage_floor": floor_sentence(applies, spec.coverage_floor, has_champion=recipe is not None),
+               "floor_changed": reissue, **counts,
                "n_compared": decision.n_holdout, "evaluation": decision.evaluation, "folds": decision.folds,
                "fold_seed": decision.fold_seed, "baseline": decision.baseline, "min_holdout": decision.min_holdout,
                "comparison": figures["comparison"], "forward": decision.forward, "method": decision.method,
@@ -89,9 +117,30 @@ def recalibrate(spec: TaskSpec, run_id: str, diagram=None) -> dict:
     if evidence_rows.agreement is not None:  # `combined`: each signal alone against both, cross-fitted
         summary["signals"] = compare_signals(spec.label_names, evidence_rows.logprobs, evidence_rows.agreement,
                                              evidence_rows.y, evidence_rows.weights, folds=policy.folds)
-    if evidence.fresh or decision.promote:  # else the labels and the champion are the last snapshot's: no new point
+    if evidence.fresh or changed:  # else the labels and the champion are the last snapshot's: no new point
         summary.update(_snapshot(spec, run_id, diagram))
     return summary
+
+
+def champion_floor(spec: TaskSpec, rows: LabeledRows, evidence: CurrentEvidence, recipe: str) -> dict | None:
+    """The floor decision for a champion of `recipe`, from the audit/random-sample evidence labels by that recipe's
+    out-of-fold predictions; None when the recipe has none (skipped), so nothing is decided."""
+    probs = evidence.base.probs.get(recipe)
+    if probs is None:
+        return None
+    sample = rows.certifies
+    return decide_floor(spec.buckets, spec.coverage_floor, rows.coverage[sample], probs[sample], rows.y[sample],
+                        rows.weights[sample], recipe=recipe)
+
+
+def _floor_changed(spec: TaskSpec, current: dict | None, floor: dict | None) -> bool:
+    """Whether a kept champion's floor decision changes what it applies: no decision yet, one made for another task
+    file floor, or another floor in effect (figures that moved alone do not count: module docstring)."""
+    if current is None or floor is None:
+        return False
+    held = current.get(FLOOR_KEY)
+    return (held is None or held.get("task_floor") != floor["task_floor"]
+            or applied_floor(spec.coverage_floor, held) != floor["in_effect"])
 
 
 def _snapshot(spec: TaskSpec, run_id: str, diagram) -> dict:
@@ -147,6 +196,11 @@ def recalibration_markdown(spec: TaskSpec, run_id: str, result: dict) -> str:
              f"fit), {result['n_certify']} in the certification slice (never fitted on)"]
     if result.get("version"):
         lines.append(f"- challenger `{result['version']}`; champion now `{result['champion']}`")
+    if result.get("coverage_floor"):
+        lines.append(f"- {result['coverage_floor']}")
+    if result.get("floor_changed"):
+        lines.append(f"- the champion's floor decision changed: champion `{result['champion']}` is its calibrator "
+                     "with the new floor, re-applied to recent predictions")
     if result.get("comparison"):
         lines += ["", *comparison_markdown(result)]
     if result.get("forward"):
