@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from calscore.calibration_store.store import list_calibrators
+from calscore.jobs.calibrators.coverage_floor import champion_floor_line
 from calscore.jobs.batches.files import InputLocationError, discover
 from calscore.jobs.reports.intervals import wilson_interval
 from calscore.jobs.reports.report_data import champion_heldout, heldout_sentence
@@ -58,6 +59,7 @@ def task_status(spec: TaskSpec) -> str:
             " AND scores = 'calibrated' AND segment = 'all' AND created_at = ?", [spec.task_version, snapshot[0][0]]
         ).fetchall() if snapshot else []
         health = con.execute(statement("health_checks_latest"), {"task_name": spec.name}).fetchall()
+        floor = champion_floor_line(con, spec)
         unfinished = con.execute("SELECT calibrator_version, rows_done FROM reapplications WHERE task_version = ? "
                                  "AND status = 'pending'", [spec.task_version]).fetchall()
     last_run, champion, snapshot = (rows[0] if rows else None for rows in (last_run, champion, snapshot))
@@ -77,6 +79,7 @@ def task_status(spec: TaskSpec) -> str:
         lines.append(f"champion calibrator: {version} ({method}, {n_labels} labels, {created:%Y-%m-%d %H:%M})")
     else:
         lines.append("champion calibrator: none (buckets use raw confidence)")
+    lines.append(floor)
     for version, done in unfinished:  # part of the window is still decided by the previous champion
         lines.append(f"re-application of champion {version}: {done} row(s) re-decided, not finished (the next "
                      "recalibration continues it; until then older rows may be decided by the previous champion)")

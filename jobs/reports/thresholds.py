@@ -237,6 +237,7 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
     """What `calscore thresholds --task T --target 0.90` prints: the choice and its guarantee, then the table.
 
     Volumes are counted in DuckDB; only the labeled rows are read, for the accuracies."""
+    from calscore.jobs.calibrators.coverage_floor import champion_floor_line
     from calscore.jobs.reports.bucket_order import coverage_floor_line, load_certifying_labels, order_warnings
     from calscore.jobs.reports.queries import load_counts, load_rows, parse_night, report_connection
 
@@ -247,6 +248,7 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
         labeled = load_rows(con, spec.task_version, night, labeled_only=True)
         certifying = load_certifying_labels(con, spec.task_version, parse_night(night))
         floor = coverage_floor_line(con, spec, certifying, parse_night(night))  # counts its cost in DuckDB
+        in_effect = champion_floor_line(con, spec)  # what scoring applies: the champion's floor decision
     scope = f"night {night}" if night else "all nights"
     # only labels of a sampling design that the deciding calibrator never saw certify (is_audit_label); the
     # others are counted here so the output says why they are left out
@@ -271,6 +273,6 @@ def thresholds_text(spec: TaskSpec, target: float = 0.90, night: date | str | No
             "`calscore labels import --design random`)")
     c = certifying
     lines += [w["text"] for w in order_warnings(spec.buckets, c.bucket, c.off_format, c.is_correct, c.label_weight)]
-    lines.append(floor)
+    lines += [in_effect, floor]
     return "\n".join(lines + ["", format_table(table, chosen=seq["chosen"], start=seq["start"],
                                                 stopped=seq["stopped"])])
