@@ -111,3 +111,42 @@ def test_a_decision_made_for_another_task_file_floor_is_not_applied():
     assert d["in_effect"] == 0.0 and applied_floor(0.4, d) == 0.0
     assert applied_floor(FLOOR, d) == FLOOR  # the file now says 0.5: rows in [0.4, 0.5) were never tested
     assert "decided for the task file's 0.40 (recalibrate to decide it for 0.50)" in floor_sentence(d, FLOOR)
+
+
+def test_a_kept_champion_whose_floor_decision_changes_is_reissued_and_re_applied(tmp_path):
+    """The report fixture (300 audit labels, a Platt champion without a floor decision) recalibrated: the refreshed
+    champion carries its floor. The task file's floor then moves to 0.4 with no new label: the champion is kept (its
+    recipe refitted is itself), but its floor decision was made for 0.5, so it is decided again for 0.4 and the
+    champion re-issued with it (same calibrator, new document), re-applied to every row, its fit rows kept."""
+    from calscore.calibration_store.store import champion, document, list_events
+    from calscore.jobs.calibrators.recalibrate import run_recalibration
+    from calscore.jobs.warehouse.connection import reader
+    from report_fixtures import fill_report_warehouse
+
+    spec = fill_report_warehouse(tmp_path / "calscore.duckdb")["spec"]
+    spec = spec.model_copy(update={"calibration": spec.calibration.model_copy(update={"reapply_days": 100_000})})
+    first = run_recalibration(spec)
+    moved = spec.model_copy(update={"coverage_floor": 0.4})
+    assert moved.task_version == spec.task_version  # the floor is not part of what the model is asked
+    second = run_recalibration(moved)
+    third = run_recalibration(moved)
+    assert first["promoted"] and not second["promoted"] and "no label changed" in second["decision"]
+    assert second["floor_changed"] and second["champion"] not in (None, first["version"])
+    assert not third["floor_changed"] and third["champion"] == second["champion"]  # nothing moved: nothing re-issued
+    with reader(spec.warehouse.path) as con:
+        doc = champion(con, spec.task_version)
+        events = [(e["event"], e["version"]) for e in list_events(con, spec.task_version)][-2:]
+        fit = [set(r for (r,) in con.execute("select row_id from calibrator_fit_rows where version = ?", [v]).fetchall())
+               for v in (first["version"], second["champion"])]
+        decided = con.execute("select calibrator_version, count(*) filter (bucket_reason = 'off_format'),"
+                              " count(*) filter (coverage < 0.4) from current_decisions group by all").fetchall()
+    assert doc["version"] == second["champion"] and doc["coverage_floor"]["task_floor"] == 0.4
+    assert events == [("retired", first["version"]), ("floor_changed", second["champion"])]
+    with reader(spec.warehouse.path) as con:
+        before = document(con, first["version"])
+    assert (doc["method"], doc["params"]) == (before["method"], before["params"]) and fit[0] == fit[1] and fit[0]
+    in_effect = doc["coverage_floor"]["in_effect"]
+    [(version, off_format_rows, below)] = decided
+    assert version == second["champion"] and off_format_rows == (below if in_effect else 0)
+    assert second["coverage_floor"].startswith(f"coverage floor in effect: {in_effect:.2f}")
+    assert "floor decision changed" in second["markdown"]
