@@ -136,7 +136,7 @@ def test_a_kept_champion_whose_floor_decision_changes_is_reissued_and_re_applied
     with reader(spec.warehouse.path) as con:
         doc = champion(con, spec.task_version)
         events = [(e["event"], e["version"]) for e in list_events(con, spec.task_version)][-2:]
-        fit = [set(r for (r,) in con.execute("select row_id from calibrator_fit_rows where version = ?", [v]).fetchall())
+        fit = [set(con.execute("select row_id from calibrator_fit_rows where version = ?", [v]).fetchall())
                for v in (first["version"], second["champion"])]
         decided = con.execute("select calibrator_version, count(*) filter (bucket_reason = 'off_format'),"
                               " count(*) filter (coverage < 0.4) from current_decisions group by all").fetchall()

@@ -352,7 +352,7 @@ def test_report_before_any_label_or_calibrator(tmp_path):
 
 def test_bucket_chart_with_a_perfect_bucket(tmp_path):
     """Accuracy exactly 1: the Wilson upper bound lands a rounding error below it (found by make demo)."""
-    from calscore.jobs.reports.intervals import wilson_interval
+    from calscore.jobs.common.intervals import wilson_interval
     from calscore.jobs.spec import DEFAULT_BUCKETS
 
     n = 25  # as in a demo run: 25 held-out labels in the auto bucket, all right

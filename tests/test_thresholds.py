@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta, binom, binomtest
 
-from calscore.jobs.reports.intervals import (
+from calscore.jobs.common.intervals import (
     clopper_pearson_lower,
     effective_sample_size,
     weighted_proportion,

@@ -14,10 +14,10 @@ last bucket before it, which is where the weakest rows the floor does not catch 
 - groups: the rows with coverage below the task file's floor, and the rows at or above it whose out-of-fold
   confidence puts them in the last bucket before the last (`manual`);
 - rule: the floor applies when the off-format group's 95% Wilson upper bound (on Kish's effective n) is below
-  the compared bucket's weighted accuracy (`bucket_order.less_accurate`, the bucket-order warning's test
-  mirrored); otherwise the floor in effect is 0 and off-format rows are bucketed by their confidence like every
-  row. With no off-format label, or none in the compared bucket, the labels cannot show it, so it does not apply:
-  the reason says which.
+  the compared bucket's weighted accuracy (`intervals.less_accurate`: the bucket-order warning's test,
+  `more_accurate`, mirrored); otherwise the floor in effect is 0 and off-format rows are bucketed by their
+  confidence like every row. With no off-format label, or none in the compared bucket, the labels cannot show
+  it, so it does not apply: the reason says which.
 
 The decision (a JSON object: the floor in effect, the task file's floor it was made for, both groups' figures and
 the reason) is stored in the champion's document (schema 2), so scoring, re-application and `explain` apply the
@@ -32,8 +32,9 @@ import numpy as np
 
 from calscore.calibration_store.document import FLOOR_KEY
 from calscore.calibration_store.store import champion
+from calscore.jobs.common.intervals import GROUP_LEVEL as LEVEL
+from calscore.jobs.common.intervals import group_accuracy, less_accurate
 from calscore.jobs.decisions import applied_floor, assign_buckets
-from calscore.jobs.reports.bucket_order import LEVEL, OFF_FORMAT_GROUP, group_accuracy, less_accurate
 from calscore.jobs.spec import Bucket, TaskSpec
 
 LABELS = "audit and random-sample labels, weighted, each by the champion recipe's out-of-fold prediction"
@@ -91,7 +92,7 @@ def _reason(d: dict, level: float) -> str:
         return (f"no audit label at or above coverage {floor:.2f} lands in {bucket}: the labels cannot show that "
                 f"off-format rows are less accurate than it")
     verb = "below" if d["shown"] else "not below"
-    return (f"{OFF_FORMAT_GROUP}: {group_text(d['off_format'], level)}, whose {level:.0%} upper bound is {verb} "
+    return (f"off-format rows: {group_text(d['off_format'], level)}, whose {level:.0%} upper bound is {verb} "
             f"{bucket}'s {group_text(d['compared'], level)}")
 
 
@@ -114,7 +115,8 @@ def floor_sentence(decision: Mapping[str, Any] | None, task_floor: float, has_ch
         return (f"{head}, the task file's, not tested by labels: the champion's floor was decided for the task "
                 f"file's {decision['task_floor']:.2f} (recalibrate to decide it for {task_floor:.2f})")
     if decision["shown"]:
-        how = f"the task file's; the labels show off-format rows (coverage below it) less accurate: {decision['reason']}"
+        how = ("the task file's; the labels show off-format rows (coverage below it) less accurate: "
+               f"{decision['reason']}")
     elif decision["off_format"] is None:  # no floor to test (none set, or one bucket)
         how = f"the task file's {task_floor:.2f} is not applied: {decision['reason']}"
     else:
@@ -128,4 +130,5 @@ def floor_sentence(decision: Mapping[str, Any] | None, task_floor: float, has_ch
 def champion_floor_line(con, spec: TaskSpec) -> str:
     """`floor_sentence` of the floor the task's champion applies, read from its document (what scoring reads)."""
     doc = champion(con, spec.task_version)
-    return floor_sentence(None if doc is None else doc.get(FLOOR_KEY), spec.coverage_floor, has_champion=doc is not None)
+    return floor_sentence(None if doc is None else doc.get(FLOOR_KEY), spec.coverage_floor,
+                          has_champion=doc is not None)

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
+from calscore.jobs.common.intervals import weighted_proportion, wilson_interval
 from calscore.jobs.reports.plotting import NEUTRAL_COLOR, error_bars, save
 from calscore.jobs.spec import Bucket
 

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from calscore.jobs.common.intervals import GROUP_LEVEL, group_accuracy, more_accurate
 from calscore.jobs.decisions import assign_buckets
-from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
 from calscore.jobs.spec import Bucket, TaskSpec
 from calscore.jobs.warehouse.statements import statement
 
-LEVEL = 0.95
+LEVEL = GROUP_LEVEL
 CANDIDATE_FLOORS = tuple(round(0.05 * i, 2) for i in range(19))  # 0.00, 0.05, ..., 0.90
 OFF_FORMAT_GROUP = "off-format rows"
 
@@ -86,27 +86,6 @@ def floor_cost(con, task_version: str, current: float, suggested: float | None, 
         " from predictions where task_version = $task_version and ($night::date is null or night = $night::date)",
         {"task_version": task_version, "current": current, "suggested": suggested, "night": night}).fetchone()
     return FloorCost(rows, below_current, None if suggested is None else below_suggested)
-
-
-def group_accuracy(correct: Any, weights: Any, level: float = LEVEL) -> dict:
-    """n labels, weighted accuracy, effective n and Wilson interval (low, high) of one group of labeled rows."""
-    correct = np.asarray(correct, dtype=bool)
-    p, n_eff, _ = weighted_proportion(correct, weights)
-    low, high = wilson_interval(p, n_eff, level)
-    return {"n": int(correct.shape[0]), "accuracy": p, "n_eff": n_eff, "low": low, "high": high}
-
-
-def more_accurate(lower: dict, upper: dict) -> bool:
-    """Whether `lower` is more accurate than `upper`: its Wilson lower bound is above upper's point estimate."""
-    return (lower["accuracy"] is not None and upper["accuracy"] is not None
-            and lower["low"] > upper["accuracy"])
-
-
-def less_accurate(group: dict, other: dict) -> bool:
-    """Whether `group` is less accurate than `other`: `more_accurate` mirrored, its Wilson upper bound below
-    other's point estimate (the coverage floor a champion applies, `jobs.calibrators.coverage_floor`)."""
-    return (group["accuracy"] is not None and other["accuracy"] is not None
-            and group["high"] < other["accuracy"])
 
 
 def _figure(g: dict, with_low: bool = False) -> str:

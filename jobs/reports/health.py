@@ -28,7 +28,7 @@ import numpy as np
 from calscore.calibration_store.apply import logprob_matrix
 from calscore.calibration_store.store import champion
 from calscore.jobs.common.clock import utcnow
-from calscore.jobs.reports.intervals import wilson_interval
+from calscore.jobs.common.intervals import wilson_interval
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader, writer
 from calscore.jobs.warehouse.statements import statement

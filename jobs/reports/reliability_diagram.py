@@ -35,7 +35,7 @@ from calscore.calibration_store.metrics import (
     calibration_errors,
     reliability_bins,
 )
-from calscore.jobs.reports.intervals import wilson_interval
+from calscore.jobs.common.intervals import wilson_interval
 from calscore.jobs.reports.plotting import CALIBRATED_COLOR, RAW_COLOR, error_bars, legend_outside, lower_limit, save
 
 VIEWS = ("top-label", "positive-class")

@@ -28,7 +28,7 @@ from calscore.calibration_store.store import champion as champion_document
 from calscore.jobs.calibrators.evidence_base import JudgedLabels, basis_text, headline_labels, load_judged_labels
 from calscore.jobs.reports import queries
 from calscore.jobs.reports.bucket_chart import bucket_stats
-from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
+from calscore.jobs.common.intervals import weighted_proportion, wilson_interval
 from calscore.jobs.reports.segments import segment_stats
 from calscore.jobs.reports.thresholds import THRESHOLDS, choose_threshold, describe_choice, threshold_table
 from calscore.jobs.spec import TaskSpec

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from calscore.calibration_store.metrics import DEFAULT_N_BINS
 from calscore.jobs.reports.bucket_chart import bucket_stats
-from calscore.jobs.reports.intervals import weighted_proportion, wilson_interval
+from calscore.jobs.common.intervals import weighted_proportion, wilson_interval
 from calscore.jobs.reports.plotting import error_bars, legend_outside, lower_limit, save
 from calscore.jobs.reports.reliability_diagram import axis_start, reliability_numbers
 from calscore.jobs.spec import Bucket

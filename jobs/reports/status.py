@@ -4,7 +4,7 @@ from __future__ import annotations
 from calscore.calibration_store.store import list_calibrators
 from calscore.jobs.calibrators.coverage_floor import champion_floor_line
 from calscore.jobs.batches.files import InputLocationError, discover
-from calscore.jobs.reports.intervals import wilson_interval
+from calscore.jobs.common.intervals import wilson_interval
 from calscore.jobs.reports.report_data import champion_heldout, heldout_sentence
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader

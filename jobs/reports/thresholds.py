@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from calscore.jobs.reports.intervals import clopper_pearson_lower, weighted_proportion
+from calscore.jobs.common.intervals import clopper_pearson_lower, weighted_proportion
 from calscore.jobs.reports.plotting import (
     CALIBRATED_COLOR,
     NEUTRAL_COLOR,

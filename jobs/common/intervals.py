@@ -57,3 +57,29 @@ def clopper_pearson_lower(k: float, n: float, level: float = 0.95) -> float | No
     if k <= 0:
         return 0.0
     return float(beta.ppf(1 - level, k, n - k + 1))
+
+
+# Groups of labeled rows compared by their weighted accuracies: the bucket-order warnings and the floor suggestion
+# (`jobs.reports.bucket_order`) and the coverage floor a champion applies (`jobs.calibrators.coverage_floor`).
+GROUP_LEVEL = 0.95
+
+
+def group_accuracy(correct: Any, weights: Any, level: float = GROUP_LEVEL) -> dict:
+    """n labels, weighted accuracy, effective n and Wilson interval (low, high) of one group of labeled rows."""
+    correct = np.asarray(correct, dtype=bool)
+    p, n_eff, _ = weighted_proportion(correct, weights)
+    low, high = wilson_interval(p, n_eff, level)
+    return {"n": int(correct.shape[0]), "accuracy": p, "n_eff": n_eff, "low": low, "high": high}
+
+
+def more_accurate(lower: dict, upper: dict) -> bool:
+    """Whether `lower` is more accurate than `upper`: its Wilson lower bound is above upper's point estimate."""
+    return (lower["accuracy"] is not None and upper["accuracy"] is not None
+            and lower["low"] > upper["accuracy"])
+
+
+def less_accurate(group: dict, other: dict) -> bool:
+    """Whether `group` is less accurate than `other`: `more_accurate` mirrored, its Wilson upper bound below
+    other's point estimate (the coverage floor a champion applies: `jobs.calibrators.coverage_floor`)."""
+    return (group["accuracy"] is not None and other["accuracy"] is not None
+            and group["high"] < other["accuracy"])
