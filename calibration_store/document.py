@@ -78,6 +78,16 @@ def _iso_utc(value: Any, name: str) -> str:
     return value.astimezone(timezone.utc).isoformat()
 
 
+def _json_object(value: Any, name: str) -> dict[str, Any]:
+    """A dict field as it will be hashed (through canonical JSON), refused when it is not one or not JSON-safe."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict")
+    try:
+        return json.loads(canonical_json(dict(value)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be JSON-safe (no NaN, inf or numpy objects): {exc}") from None
+
+
 def build_document(
     cal: BaseCalibrator,
     task_name: str,
@@ -99,12 +109,7 @@ def build_document(
         raise ValueError(f"fit_window starts after it ends: {start} > {end}")
     if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
         raise ValueError(f"n_labels must be a positive integer, got {n_labels!r}")
-    if not isinstance(heldout_metrics, Mapping):
-        raise ValueError("heldout_metrics must be a dict")
-    try:
-        metrics_json = json.loads(canonical_json(dict(heldout_metrics)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"heldout_metrics must be JSON-safe (no NaN, inf or numpy objects): {exc}") from None
+    metrics_json = _json_object(heldout_metrics, "heldout_metrics")
     spec = cal.to_dict()
     doc: dict[str, Any] = {
         "schema_version": 1,
@@ -125,12 +130,7 @@ def build_document(
 
 def with_coverage_floor(doc: Mapping[str, Any], coverage_floor: Mapping[str, Any]) -> dict[str, Any]:
     """The same calibrator with a (new) coverage floor decision: a schema 2 document, so a new version."""
-    if not isinstance(coverage_floor, Mapping):
-        raise ValueError("coverage_floor must be a dict")
-    try:
-        floor_json = json.loads(canonical_json(dict(coverage_floor)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"coverage_floor must be JSON-safe (no NaN, inf or numpy objects): {exc}") from None
+    floor_json = _json_object(coverage_floor, FLOOR_KEY)
     out = {k: v for k, v in doc.items() if k != "version"}
     out.update({"schema_version": 2, FLOOR_KEY: floor_json})
     out["version"] = content_version(out)
