@@ -5,11 +5,14 @@ import atexit
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -75,3 +78,51 @@ def wait_for_line(proc: subprocess.Popen, needle: str, seen: list[str] | None = 
             return line
     sigkill(proc)
     pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)[-3000:]}")
+
+
+def wait_until(check, what: str, procs: list[subprocess.Popen], timeout: float = 2 * DEADLINE):
+    """Poll `check` until it is true; a loaded machine (load average 5-9 seen) gets minutes, not seconds."""
+    import duckdb
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            assert p.poll() is None, f"{p.args[:4]} exited early while waiting for {what}"
+        try:
+            result = check()
+        except (httpx.HTTPError, duckdb.Error):
+            result = None
+        if result:
+            return result
+        time.sleep(1)  # each check may open the warehouse a served run is writing: not more often
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@contextmanager
+def prefect_server(folder: Path) -> Iterator[dict]:
+    """A real `prefect server start` on a free port, its database and log in `folder`: yields the environment
+    (`env()`) whose PREFECT_API_URL is that server's. Its scheduler and runners poll every 2 s (served deployments)."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    environment = env()
+    environment.update(
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+        PREFECT_RUNNER_POLL_FREQUENCY="2",
+        PREFECT_UI_ENABLED="false",
+    )
+    with open(folder / "server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: httpx.get(f"{environment['PREFECT_API_URL']}/health", timeout=2).status_code == 200,
+                       "the Prefect server", [server])
+            yield environment
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

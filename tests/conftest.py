@@ -70,3 +70,15 @@ def tiny_model(tmp_path_factory) -> Path:
     from tiny_models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), arch="llama")
+
+
+@pytest.fixture(scope="session")
+def shared_prefect_api(tmp_path_factory) -> str:
+    """The PREFECT_API_URL of one real Prefect server for the session. A `calscore` process started without one
+    starts Prefect's temporary server first (10-30 s, more on a busy machine): tests whose claim is about the
+    warehouse (exactly once after a crash, concurrent runs) point their processes here instead. Tests about the
+    temporary server itself, and those reading flow runs or events back, keep a server of their own."""
+    from cli_processes import prefect_server
+
+    with prefect_server(tmp_path_factory.mktemp("shared-prefect-server")) as environment:
+        yield environment["PREFECT_API_URL"]

@@ -15,7 +15,6 @@ import pytest
 
 from cli_processes import DEADLINE, REPO, calscore, env, finish, marked_processes, sigkill, wait_for_line
 from flow_fixtures import task_toml, write_batch
-from test_served_deployments import prefect_server  # noqa: F401  (the real-server fixture: Ray workers report to it)
 
 
 def rows(task_dir: Path, sql: str):
@@ -40,15 +39,15 @@ def five_batches(tmp_path, tiny_model):
     return tmp_path, task
 
 
-def test_sigkill_mid_run_then_rerun_gives_every_row_once(five_batches):
+def test_sigkill_mid_run_then_rerun_gives_every_row_once(five_batches, shared_prefect_api):
     task_dir, task = five_batches
-    first = calscore("score", "--task", str(task))
+    first = calscore("score", "--task", str(task), PREFECT_API_URL=shared_prefect_api)
     wait_for_line(first, ": 300 scored")  # the first batch is written: the run is scoring the next one
     sigkill(first)
     done_before = rows(task_dir, "SELECT count(*) FROM batches WHERE status = 'done'")[0][0]
     assert 1 <= done_before < 5
 
-    code, out = finish(calscore("score", "--task", str(task)))
+    code, out = finish(calscore("score", "--task", str(task), PREFECT_API_URL=shared_prefect_api))
     assert code == 0, out
     assert_exactly_once(task_dir, 1500, 5)
     # the killed run is recognised as dead (same host, pid gone) and marked so
@@ -59,12 +58,11 @@ def test_sigkill_mid_run_then_rerun_gives_every_row_once(five_batches):
 STOP_POINTS = ("batch(es) to score", "rows/s", ": 300 scored")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_the_run_in_seconds_and_every_process_it_started(five_batches, signum):
-    """Ctrl-C (SIGINT to the process group) or SIGTERM to the command, at a random moment of the run: the run
-    stops within seconds, says so in one line, exits 128 + the signal, is recorded as cancelled, leaves no
-    process behind (its temporary Prefect server included), and the next run writes every row once."""
-    task_dir, task = five_batches
+def stop_by_signal(task_dir: Path, task: Path, signum: int) -> str:
+    """Run `score` on Prefect's temporary server (no PREFECT_API_URL here: the server is one of the processes the run
+    started) and send `signum` at a random moment: the run stops within seconds, says so in one line, exits
+    128 + the signal, is recorded as cancelled, leaves no process behind (its temporary Prefect server included)
+    and whole batches only. Returns what the moment was, for the messages of later assertions."""
     moment, extra_lines = random.choice(STOP_POINTS), random.randint(0, 3)
     mark = uuid.uuid4().hex
     run = calscore("score", "--task", str(task), mark=mark)
@@ -80,24 +78,39 @@ def test_a_signal_stops_the_run_in_seconds_and_every_process_it_started(five_bat
     assert out.splitlines()[-1].startswith(f"calscore: stopped by {signal.Signals(signum).name}; run score-"), when
     assert "recorded as cancelled" in out.splitlines()[-1] and "Traceback" not in out, (when, out[-3000:])
     assert marked_processes(mark) == [], when  # nothing the run started outlives it
-    assert rows(task_dir, "SELECT status FROM runs") == [("cancelled",)], when
+    assert rows(task_dir, "SELECT status FROM runs ORDER BY started_at")[-1] == ("cancelled",), when
     done = rows(task_dir, "SELECT count(*) FROM batches WHERE status = 'done'")[0][0]
     assert rows(task_dir, "SELECT count(*) FROM predictions") == [(300 * done,)], when  # whole batches only
+    return when
 
-    code, out = finish(calscore("score", "--task", str(task)))
-    assert code == 0, (when, out)
-    assert_exactly_once(task_dir, 1500, 5)
-    assert rows(task_dir, "SELECT status FROM runs ORDER BY started_at") == [("cancelled",), ("completed",)], when
+
+def test_sigint_and_sigterm_stop_the_run_in_seconds_and_every_process_it_started(five_batches, shared_prefect_api):
+    """Ctrl-C (SIGINT to the process group) stops one run and SIGTERM to the command the next (in random order),
+    each at a random moment of its run (`stop_by_signal`); then a run writes every row once. Both signals go
+    through the supervisor's one handler, so one warehouse serves both: the second stopped run starts where the
+    first stopped, which five more batches keep from being the end of the input."""
+    task_dir, task = five_batches
+    first, second = random.sample([signal.SIGINT, signal.SIGTERM], 2)
+    stops = [stop_by_signal(task_dir, task, first)]
+    for night in range(5, 10):
+        write_batch(task_dir, f"night-{night:03d}", 300, start=night * 300)
+    stops.append(stop_by_signal(task_dir, task, second))
+
+    code, out = finish(calscore("score", "--task", str(task), PREFECT_API_URL=shared_prefect_api))
+    assert code == 0, (stops, out)
+    assert_exactly_once(task_dir, 3000, 10)
+    assert rows(task_dir, "SELECT status FROM runs ORDER BY started_at") == [("cancelled",), ("cancelled",),
+                                                                             ("completed",)], stops
 
 
 @pytest.mark.ray
-def test_sigterm_ends_the_ray_instance_the_run_started(five_batches, prefect_server):
+def test_sigterm_ends_the_ray_instance_the_run_started(five_batches, shared_prefect_api):
     """A run on `runner = "ray"` without an address starts a Ray instance of its own (raylet, GCS, workers):
     SIGTERM mid-batch ends every one of its processes too."""
     task_dir, task = five_batches
     task.write_text(task.read_text() + '\n[execution]\nrunner = "ray"\n')
     mark = uuid.uuid4().hex
-    run = calscore("score", "--task", str(task), mark=mark, PREFECT_API_URL=prefect_server["PREFECT_API_URL"])
+    run = calscore("score", "--task", str(task), mark=mark, PREFECT_API_URL=shared_prefect_api)
     wait_for_line(run, "batch(es) to score")
     deadline = time.monotonic() + DEADLINE
     while not any("ray::" in process for process in marked_processes(mark)):  # a Ray worker is scoring
@@ -133,7 +146,7 @@ load.write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), 
 """
 
 
-def test_sigkill_during_the_commit_then_rerun_gives_every_row_once(five_batches, tmp_path):
+def test_sigkill_during_the_commit_then_rerun_gives_every_row_once(five_batches, tmp_path, shared_prefect_api):
     task_dir, task = five_batches
     marker = tmp_path / "in-commit"
     stalled = subprocess.Popen([sys.executable, "-c", COMMIT_STALL, str(task), str(marker)], cwd=REPO, env=env(),
@@ -145,14 +158,16 @@ def test_sigkill_during_the_commit_then_rerun_gives_every_row_once(five_batches,
     sigkill(stalled)
     assert rows(task_dir, "SELECT count(*) FROM predictions") == [(0,)]  # the open transaction died with it
 
-    code, out = finish(calscore("score", "--task", str(task)))
+    code, out = finish(calscore("score", "--task", str(task), PREFECT_API_URL=shared_prefect_api))
     assert code == 0, out
     assert_exactly_once(task_dir, 1500, 5)
 
 
-def test_two_concurrent_runs_leave_every_row_once(five_batches):
+def test_two_concurrent_runs_leave_every_row_once(five_batches, shared_prefect_api):
+    """Both on one Prefect server, as served deployments are: neither waits for a temporary server of its own, so
+    they reach the lock together."""
     task_dir, task = five_batches
-    a, b = calscore("score", "--task", str(task)), calscore("score", "--task", str(task))
+    a, b = (calscore("score", "--task", str(task), PREFECT_API_URL=shared_prefect_api) for _ in "ab")
     (code_a, out_a), (code_b, out_b) = finish(a), finish(b)
     assert sorted([code_a, code_b]) in ([0, 0], [0, 3]), out_a + out_b
     if 3 in (code_a, code_b):  # the loser refused with a message saying who holds the task

@@ -9,10 +9,8 @@ servers, so no schedule would ever fire there.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -22,53 +20,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from flow_fixtures import task_toml, write_batch
-from cli_processes import DEADLINE, REPO, env as _env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(check, what: str, procs: list[subprocess.Popen], timeout: float = 2 * DEADLINE):
-    """Poll `check` until it is true; a loaded machine (load average 5-9 seen) gets minutes, not seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in procs:
-            assert p.poll() is None, f"{p.args[:4]} exited early while waiting for {what}"
-        try:
-            result = check()
-        except (httpx.HTTPError, duckdb.Error):
-            result = None
-        if result:
-            return result
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
+from cli_processes import DEADLINE, REPO, prefect_server as real_prefect_server, wait_until as _wait
 
 
 @pytest.fixture
 def prefect_server(tmp_path):
-    port = _free_port()
-    env = _env()
-    env.update(
-        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
-        PREFECT_RUNNER_POLL_FREQUENCY="2",
-        PREFECT_UI_ENABLED="false",
-    )
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait(lambda: httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200,
-              "the Prefect server", [server])
+    """A server of the test's own: the deployments it serves, their schedules and flow runs are the test's alone."""
+    with real_prefect_server(tmp_path) as env:
         yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def _flow_runs(env: dict, deployment: str, state: str) -> list[dict]:
