@@ -184,6 +184,8 @@ def test_explain_status_and_thresholds_report_the_floor_in_effect(loop):
     spec = load_spec(run["task"])
     explained = explain_calibrated(spec, [math.log(0.2 * 0.95), math.log(0.2 * 0.05)], 0.2)
     assert explained["bucket"].endswith("(off_format)") == worse
+    assert explained["floor"] == run["result"]["coverage_floor"]  # the row is under the task file's floor: why
+    assert explain_calibrated(spec, [math.log(0.9 * 0.95), math.log(0.9 * 0.05)], 0.9)["floor"] is None
     line = run["result"]["coverage_floor"]
     assert line in task_status(spec).splitlines()
     text = thresholds_text(spec, 0.9).splitlines()

@@ -18,6 +18,7 @@ import numpy as np
 from calscore.calibration_store.base import BaseCalibrator
 from calscore.calibration_store.document import FLOOR_KEY, canonical_json, load_document
 from calscore.calibration_store.store import champion
+from calscore.jobs.calibrators.coverage_floor import floor_sentence
 from calscore.jobs.decisions import AppliedCalibrator, decide
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
@@ -61,7 +62,8 @@ def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: fl
                        agreement: list[float] | None = None) -> dict:
     """The nightly decision for one row, for `calscore explain`: with the champion, its calibrated label,
     confidence and bucket; without one, the bucket the raw confidence gets (confidence None). `agreement`
-    (a `combined` task's smoothed agreement log-probabilities) is read by a combined champion."""
+    (a `combined` task's smoothed agreement log-probabilities) is read by a combined champion. A row under the task
+    file's coverage floor also gets `floor`: the floor in effect and why (it may have been lifted by the labels)."""
     doc = champion_document(spec)
     applied = applied_from_document(canonical_json(doc), spec.task_version) if doc else None
     decided = decide(spec, np.array([label_logprobs]), np.array([coverage]), applied,
@@ -70,4 +72,6 @@ def explain_calibrated(spec: TaskSpec, label_logprobs: list[float], coverage: fl
     return {"label": decided.label[0],
             "confidence": None if decided.confidence is None else float(decided.confidence[0]),
             "bucket": decided.bucket[0] + (f" ({reason})" if reason else ""),
-            "calibrator": applied.version if applied else None}
+            "calibrator": applied.version if applied else None,
+            "floor": floor_sentence(None if applied is None else applied.coverage_floor, spec.coverage_floor,
+                                    has_champion=applied is not None) if coverage < spec.coverage_floor else None}

@@ -124,5 +124,7 @@ def render_explanation(result: Explanation, calibrated: dict | None = None) -> s
         out.append("calibrated:      (no calibrator applied)")
         if calibrated is not None and calibrated.get("bucket") is not None:
             out.append(f"bucket:          {calibrated['bucket']}   (on the raw confidence, as the nightly run decides)")
+    if calibrated is not None and calibrated.get("floor"):
+        out.append(f"floor:           {calibrated['floor']}")
     out += [f"note: {n}" for n in result.notes]
     return "\n".join(out)
