@@ -118,7 +118,8 @@ def floor_sentence(decision: Mapping[str, Any] | None, task_floor: float, has_ch
         how = ("the task file's; the labels show off-format rows (coverage below it) less accurate: "
                f"{decision['reason']}")
     elif decision["off_format"] is None:  # no floor to test (none set, or one bucket)
-        how = f"the task file's {task_floor:.2f} is not applied: {decision['reason']}"
+        how = decision["reason"] if task_floor <= 0 else \
+            f"the task file's {task_floor:.2f} is not applied: {decision['reason']}"
     else:
         how = (f"lifted from the task file's {task_floor:.2f}, so off-format rows are bucketed by their confidence: "
                f"the labels do not show them less accurate: {decision['reason']}")
