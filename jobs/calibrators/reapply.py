@@ -9,9 +9,10 @@ unfinished job of an earlier champion. The job then walks the window's table row
 newest first, `REAPPLY_CHUNK_ROWS` at a time, each slice its own transaction: rows of the slice whose current
 decision is not yet the champion's are decided, appended to `decisions`, copied onto their predictions by rowid,
 and the job's `rows_done` moves on. A slice reads and writes its own row groups only, so a row costs the same
-whatever the table holds; memory is one slice, whatever the window holds. A SIGKILL loses at most the slice in
-flight (rolled back); the next run walks the window again, where the rows committed slices decided drop out, so
-every row of the window is decided by the new champion exactly once.
+whatever the table holds; memory is what a few slices leave cached (a connection serves `CHUNKS_PER_CONNECTION`
+of them), whatever the window holds. A SIGKILL loses at most the slice in flight (rolled back); the next run walks
+the window again, where the rows committed slices decided drop out, so every row of the window is decided by the
+new champion exactly once.
 
 Until a job is done part of the window is still decided by the previous champion: each row's
 `calibrator_version` (current_decisions) says which, `reapplications.status` = 'pending' says the job is not
@@ -20,7 +21,9 @@ finished, and `calscore status` prints its progress.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pyarrow as pa
 
@@ -35,8 +38,10 @@ from calscore.jobs.warehouse.connection import writer
 from calscore.jobs.warehouse.statements import statement
 
 
-# Rows re-decided per transaction: memory is one chunk, and a kill loses at most one.
+# Rows re-decided per transaction: a kill loses at most one chunk.
 REAPPLY_CHUNK_ROWS = 50_000
+# Chunks per connection: memory stays what this many chunks leave cached (~0.5 GB at ten million predictions).
+CHUNKS_PER_CONNECTION = 10
 
 
 def write_decisions(con, decided: pa.Table) -> None:
@@ -87,11 +92,11 @@ def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = 
     """Run this task_version's unfinished re-application job, if any, to its end, a chunk (a transaction) at a
     time; return the rows it decided in this call. `say` gets one line per chunk."""
     with writer(spec.warehouse.path) as con:
-        job = con.execute("SELECT calibrator_version, run_id, since, max_rows, rows_done FROM reapplications "
-                          "WHERE task_version = ? AND status = 'pending'", [spec.task_version]).fetchone()
-        if job is None:
+        found = con.execute("SELECT calibrator_version, run_id, since, max_rows, rows_done FROM reapplications "
+                            "WHERE task_version = ? AND status = 'pending'", [spec.task_version]).fetchone()
+        if found is None:
             return 0
-        version, run_id, since, cap, done = job
+        version, run_id, since, cap, done = found
         # the champion's document: its calibrator and the coverage floor it applies (documents carry both)
         doc = document(con, version, spec.task_version)
         applied = AppliedCalibrator(version, load_document(doc, spec.task_version), doc.get(FLOOR_KEY))
@@ -99,32 +104,55 @@ def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = 
         # and the resume) were decided by this champion already, so the job never needs to look above `upper`.
         first, upper = con.execute("SELECT coalesce(min(rowid), 0), coalesce(max(rowid) + 1, 0) FROM predictions "
                                    "WHERE task_version = ? AND scored_at >= ?", [spec.task_version, since]).fetchone()
-    decided = 0
-    while True:
-        lower = max(first, upper - REAPPLY_CHUNK_ROWS)
-        # a connection per chunk: closing it hands DuckDB's cached pages back, so memory stays one chunk's
+    job = _Job(run_id, since, cap, first, done)
+    decided, finished = 0, False
+    while not finished:
+        # a connection per stretch of chunks: closing it hands DuckDB's cached pages back, so memory stays a
+        # stretch's; a connection per chunk cost a fifth of the rate (opening, and a checkpoint at each close)
         with writer(spec.warehouse.path) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                scores = con.sql(statement("predictions_to_reapply"), params={
-                    "task_version": spec.task_version, "since": since, "calibrator_version": version,
-                    "lower": lower, "upper": upper,
-                    "limit": REAPPLY_CHUNK_ROWS if cap is None else max(cap - done, 0)}).to_arrow_table()
-                if scores.num_rows:
-                    write_decisions(con, _decided_rows(spec, applied, run_id, scores))
-                done += scores.num_rows
-                finished = lower <= first or (cap is not None and done >= cap)
-                con.execute("UPDATE reapplications SET rows_done = ?, status = ?, finished_at = ? WHERE "
-                            "task_version = ? AND calibrator_version = ? AND run_id = ?",
-                            [done, "done" if finished else "pending", utcnow() if finished else None,
-                             spec.task_version, version, run_id])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        decided += scores.num_rows
-        upper = lower
-        if say is not None and (scores.num_rows or finished):
-            say(f"re-applied champion {version} to {done} row(s)" + (" (done)" if finished else ""))
-        if finished:
-            return decided
+            for _ in range(CHUNKS_PER_CONNECTION):
+                lower = max(first, upper - REAPPLY_CHUNK_ROWS)
+                rows, finished = _reapply_chunk(con, spec, applied, job, lower, upper)
+                decided, upper = decided + rows, lower
+                if say is not None and (rows or finished):
+                    say(f"re-applied champion {version} to {job.done} row(s)" + (" (done)" if finished else ""))
+                if finished:
+                    break
+    return decided
+
+
+@dataclass
+class _Job:
+    """A pending re-application job as `_reapply_chunk` needs it; `done` counts its committed rows."""
+
+    run_id: str
+    since: Any
+    cap: int | None
+    first: int
+    done: int
+
+
+def _reapply_chunk(con, spec: TaskSpec, applied: AppliedCalibrator, job: _Job, lower: int,
+                   upper: int) -> tuple[int, bool]:
+    """One transaction: the window's rows in table rows [lower, upper) that the champion has not decided yet are
+    decided, and the job's progress is recorded with them; (rows decided, whether the job is finished)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        scores = con.sql(statement("predictions_to_reapply"), params={
+            "task_version": spec.task_version, "since": job.since, "calibrator_version": applied.version,
+            "lower": lower, "upper": upper,
+            "limit": REAPPLY_CHUNK_ROWS if job.cap is None else max(job.cap - job.done, 0)}).to_arrow_table()
+        if scores.num_rows:
+            write_decisions(con, _decided_rows(spec, applied, job.run_id, scores))
+        done = job.done + scores.num_rows
+        finished = lower <= job.first or (job.cap is not None and done >= job.cap)
+        con.execute("UPDATE reapplications SET rows_done = ?, status = ?, finished_at = ? WHERE "
+                    "task_version = ? AND calibrator_version = ? AND run_id = ?",
+                    [done, "done" if finished else "pending", utcnow() if finished else None,
+                     spec.task_version, applied.version, job.run_id])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    job.done = done
+    return scores.num_rows, finished
