@@ -76,8 +76,9 @@ def wait_for_line(proc: subprocess.Popen, needle: str, seen: list[str] | None = 
         seen.append(line)
         if needle in line:
             return line
-    sigkill(proc)
-    pytest.fail(f"never saw {needle!r}; output:\n{''.join(seen)[-3000:]}")
+    if proc.poll() is None:  # (killing a process that has ended raised ProcessLookupError instead of saying this)
+        sigkill(proc)
+    pytest.fail(f"never saw {needle!r} (exit code {proc.returncode}); output:\n{''.join(seen)[-3000:]}")
 
 
 def wait_until(check, what: str, procs: list[subprocess.Popen], timeout: float = 2 * DEADLINE):

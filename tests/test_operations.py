@@ -102,15 +102,16 @@ def test_failed_batches_fail_the_run_after_the_good_ones_and_stay_failed(tmp_pat
     assert [f["batch"] for f in raised.value.summary["batches_failed"]] == ["c-poison.parquet"]  # tried again, still broken
 
 
-def test_an_unreadable_file_fails_alone_and_the_other_batches_are_scored(tmp_path, task):
+def test_an_unreadable_file_fails_alone_and_the_other_batches_are_scored(tmp_path, task, shared_prefect_api):
     """The operator's account cannot read one of three files: that batch fails with a one-line reason, the
-    other two are written (discovery hashed them all, and did not stop at the one it could not open)."""
+    other two are written (discovery hashed them all, and did not stop at the one it could not open). The run
+    uses a running Prefect server: the claim is about the files, not about starting a temporary one."""
     write_batch(tmp_path, "a", 10)
     unreadable, _ = write_batch(tmp_path, "b", 10, start=10)
     write_batch(tmp_path, "c", 10, start=20)
     unreadable.chmod(0)
 
-    code, out = finish(calscore("score", "--task", str(task), prefix=AS_AN_OPERATOR))
+    code, out = finish(calscore("score", "--task", str(task), prefix=AS_AN_OPERATOR, PREFECT_API_URL=shared_prefect_api))
     assert code == 4, out
     assert "Traceback" not in out and "PermissionError" not in out
     [reason] = [line for line in out.splitlines() if line.startswith("failed batch b.parquet: ")]
