@@ -183,7 +183,7 @@ def on_a_terminal(args: list[str], **variables: str) -> tuple[int, str]:
     return proc.wait(timeout=60), ANSI.sub("", shown.decode(errors="replace")).replace("\r", "\n")
 
 
-def test_a_terminal_shows_a_progress_bar_and_a_pipe_plain_lines(tmp_path, tiny_model, monkeypatch):
+def test_a_terminal_shows_a_progress_bar_and_a_pipe_plain_lines(tmp_path, tiny_model, monkeypatch, shared_prefect_api):
     """On a terminal (stderr a tty) `calscore score` draws score-file's bar for the batch being scored, and the
     periodic progress lines stay off the console (the Prefect UI keeps them); piped, the plain lines stay."""
     monkeypatch.delenv("PREFECT_API_URL", raising=False)  # the temporary server
@@ -196,8 +196,8 @@ def test_a_terminal_shows_a_progress_bar_and_a_pipe_plain_lines(tmp_path, tiny_m
     assert not re.search(r"batch a\.parquet: \d+/3000 rows", shown), shown[-3000:]
     assert "rows scored: 3000" in shown and "Traceback" not in shown, shown[-3000:]
 
-    write_batch(tmp_path, "b", 300, start=3000)
-    code, out = finish(calscore("score", "--task", str(task)))
+    write_batch(tmp_path, "b", 300, start=3000)  # piped, on a running server (no temporary one to wait for)
+    code, out = finish(calscore("score", "--task", str(task), PREFECT_API_URL=shared_prefect_api))
     assert code == 0 and "Traceback" not in out, out
     assert re.search(r"batch b\.parquet: 300/300 rows, [\d.]+ rows/s, ETA ", out), out
     assert "━" not in out and "\x1b[" not in out, out
