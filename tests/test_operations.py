@@ -111,7 +111,8 @@ def test_an_unreadable_file_fails_alone_and_the_other_batches_are_scored(tmp_pat
     write_batch(tmp_path, "c", 10, start=20)
     unreadable.chmod(0)
 
-    code, out = finish(calscore("score", "--task", str(task), prefix=AS_AN_OPERATOR, PREFECT_API_URL=shared_prefect_api))
+    code, out = finish(calscore("score", "--task", str(task), prefix=AS_AN_OPERATOR,
+                                PREFECT_API_URL=shared_prefect_api))
     assert code == 4, out
     assert "Traceback" not in out and "PermissionError" not in out
     [reason] = [line for line in out.splitlines() if line.startswith("failed batch b.parquet: ")]

@@ -73,10 +73,18 @@ def test_schedule_scores_and_label_import_triggers_recalibration(tmp_path, tiny_
         serve_log.close()
 
 
+@pytest.fixture(scope="module")
+def stop_server(tmp_path_factory):
+    """One server for both signals: each serves a task of its own name, so its deployments, schedules and flow
+    runs are apart from the other's (a server start is 15 s on a loaded machine)."""
+    with real_prefect_server(tmp_path_factory.mktemp("stop-server")) as env:
+        yield env
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serve_stops_cleanly_and_leaves_no_run_running(tmp_path, tiny_model, prefect_server, signum):
-    env = prefect_server
-    task = task_toml(tmp_path, tiny_model)
+def test_serve_stops_cleanly_and_leaves_no_run_running(tmp_path, tiny_model, stop_server, signum):
+    env, name = stop_server, f"tiny-{signum.name.lower()}"
+    task = task_toml(tmp_path, tiny_model, name=name)
     for night in range(4):  # enough rows that a run is in flight when the signal comes
         write_batch(tmp_path, f"night-{night:03d}", 3000, start=night * 3000)
     out = tmp_path / "serve.log"
@@ -84,7 +92,7 @@ def test_serve_stops_cleanly_and_leaves_no_run_running(tmp_path, tiny_model, pre
         serve = subprocess.Popen([sys.executable, "-m", "calscore.cli", "serve", "--task", str(task), "--interval", "20"],
                                  cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait(lambda: _flow_runs(env, "nightly-tiny", "RUNNING") and (tmp_path / "w.duckdb").exists()
+            _wait(lambda: _flow_runs(env, f"nightly-{name}", "RUNNING") and (tmp_path / "w.duckdb").exists()
                   and _count(tmp_path, "SELECT count(*) FROM runs WHERE status = 'running'") == 1,
                   "a scheduled run scoring", [serve])
             serve.send_signal(signum)
@@ -96,7 +104,7 @@ def test_serve_stops_cleanly_and_leaves_no_run_running(tmp_path, tiny_model, pre
     assert "Traceback" not in printed, printed
     assert "calscore serve: stopped" in printed
     # nothing is left running: not in Prefect, not in the warehouse's run lock
-    _wait(lambda: not _flow_runs(env, "nightly-tiny", "RUNNING") and not _flow_runs(env, "nightly-tiny", "PENDING"),
+    _wait(lambda: not any(_flow_runs(env, f"nightly-{name}", state) for state in ("RUNNING", "PENDING")),
           "every flow run in a final state", [])
     assert _count(tmp_path, "SELECT count(*) FROM runs WHERE status = 'running'") == 0
     assert _count(tmp_path, "SELECT count(*) FROM runs WHERE status IN ('cancelled', 'completed')") == 1
