@@ -33,7 +33,7 @@ import numpy as np
 from calscore.calibration_store.document import FLOOR_KEY
 from calscore.calibration_store.store import champion
 from calscore.jobs.common.intervals import GROUP_LEVEL as LEVEL
-from calscore.jobs.common.intervals import group_accuracy, less_accurate
+from calscore.jobs.common.intervals import group_accuracy, group_size, less_accurate
 from calscore.jobs.decisions import applied_floor, assign_buckets
 from calscore.jobs.spec import Bucket, TaskSpec
 
@@ -92,14 +92,13 @@ def _reason(d: dict, level: float) -> str:
         return (f"no audit label at or above coverage {floor:.2f} lands in {bucket}: the labels cannot show that "
                 f"off-format rows are less accurate than it")
     verb = "below" if d["shown"] else "not below"
-    return (f"off-format rows: {group_text(d['off_format'], level)}, whose {level:.0%} upper bound is {verb} "
-            f"{bucket}'s {group_text(d['compared'], level)}")
+    return (f"off-format rows: {group_text(d['off_format'])}, whose {level:.0%} upper bound is {verb} "
+            f"{bucket}'s {group_text(d['compared'])}")
 
 
-def group_text(g: Mapping[str, Any], level: float = LEVEL) -> str:
+def group_text(g: Mapping[str, Any]) -> str:
     """`accuracy 0.700 [0.553, 0.814] (n=40, effective n 31.2)`: a group's figures with its Wilson interval."""
-    n = f"n={g['n']}" + (f", effective n {g['n_eff']:.1f}" if abs(g["n_eff"] - g["n"]) > 0.05 else "")
-    return f"accuracy {g['accuracy']:.3f} [{g['low']:.3f}, {g['high']:.3f}] ({n})"
+    return f"accuracy {g['accuracy']:.3f} [{g['low']:.3f}, {g['high']:.3f}] ({group_size(g)})"
 
 
 def floor_sentence(decision: Mapping[str, Any] | None, task_floor: float, has_champion: bool = True) -> str:

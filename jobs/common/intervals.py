@@ -9,6 +9,7 @@ and the intervals are the textbook ones.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -83,3 +84,9 @@ def less_accurate(group: dict, other: dict) -> bool:
     other's point estimate (the coverage floor a champion applies: `jobs.calibrators.coverage_floor`)."""
     return (group["accuracy"] is not None and other["accuracy"] is not None
             and group["high"] < other["accuracy"])
+
+
+def group_size(group: Mapping[str, Any]) -> str:
+    """`n=40, effective n 31.2` (the effective n only where the weights make it differ): a group's label count."""
+    n_eff = group["n_eff"]
+    return f"n={group['n']}" + (f", effective n {n_eff:.1f}" if abs(n_eff - group["n"]) > 0.05 else "")

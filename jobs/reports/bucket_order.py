@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from calscore.jobs.common.intervals import GROUP_LEVEL, group_accuracy, more_accurate
+from calscore.jobs.common.intervals import GROUP_LEVEL, group_accuracy, group_size, more_accurate
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.spec import Bucket, TaskSpec
 from calscore.jobs.warehouse.statements import statement
@@ -89,9 +89,8 @@ def floor_cost(con, task_version: str, current: float, suggested: float | None, 
 
 
 def _figure(g: dict, with_low: bool = False) -> str:
-    n = f"n={g['n']}" + (f", effective n {g['n_eff']:.1f}" if abs(g["n_eff"] - g["n"]) > 0.05 else "")
     low = f", {LEVEL:.0%} Wilson lower bound {g['low']:.3f}" if with_low else ""
-    return f"accuracy {g['accuracy']:.3f} ({n}{low})"
+    return f"accuracy {g['accuracy']:.3f} ({group_size(g)}{low})"
 
 
 def order_warnings(
