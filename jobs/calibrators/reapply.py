@@ -111,7 +111,7 @@ def continue_reapplications(spec: TaskSpec, say: Callable[[str], None] | None = 
         # stretch's; a connection per chunk cost a fifth of the rate (opening, and a checkpoint at each close)
         with writer(spec.warehouse.path) as con:
             for _ in range(CHUNKS_PER_CONNECTION):
-                lower = max(first, upper - REAPPLY_CHUNK_ROWS)
+                lower = max(job.first, upper - REAPPLY_CHUNK_ROWS)
                 rows, finished = _reapply_chunk(con, spec, applied, job, lower, upper)
                 decided, upper = decided + rows, lower
                 if say is not None and (rows or finished):
