@@ -22,9 +22,25 @@ def _default_env() -> None:
         home = tempfile.mkdtemp(prefix="calscore-prefect-")
         atexit.register(shutil.rmtree, home, ignore_errors=True)
         os.environ["PREFECT_HOME"] = home
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # set by pytest-xdist before this import
+    if worker:
+        # Workers sharing one Prefect home would share its SQLite database and profiles.
+        home = Path(os.environ["PREFECT_HOME"]) / worker
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
 
 
 _default_env()  # at import: before any test module imports prefect or transformers
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The files marked `minutes` first, longest first: `make test` hands whole files to two workers in this
+    order, so the long ones start early and the workers finish together."""
+    def minutes(item) -> float:
+        mark = item.get_closest_marker("minutes")
+        return mark.args[0] if mark else 0.0
+
+    items.sort(key=lambda item: -minutes(item))  # stable: files and tests otherwise keep their order
 
 
 @pytest.fixture

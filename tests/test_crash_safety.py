@@ -16,6 +16,8 @@ import pytest
 from cli_processes import DEADLINE, REPO, calscore, env, finish, marked_processes, sigkill, wait_for_line
 from flow_fixtures import task_toml, write_batch
 
+pytestmark = pytest.mark.minutes(3.6)
+
 
 def rows(task_dir: Path, sql: str):
     con = duckdb.connect(str(task_dir / "w.duckdb"), read_only=True)

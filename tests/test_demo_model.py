@@ -87,3 +87,32 @@ def test_prepare_is_idempotent(demo_model_dir: Path) -> None:
     assert time.monotonic() - started < 5, "a prepared model must not be prepared again"
     assert {p.name: p.stat().st_mtime_ns for p in again.iterdir()} == before
     assert not list(again.parent.glob(".preparing-*")), "a temporary build folder was left behind"
+
+
+def test_two_processes_preparing_at_once_share_one_preparation(tmp_path: Path) -> None:
+    """Two first runs on a new machine (or two test workers) prepare into one empty cache.
+
+    Each process reports the config file's modification time once its call returned: the
+    same time in both means the folder neither returned was replaced afterwards (before
+    the lock, the second preparer deleted the folder the first had just returned).
+    """
+    import os
+    import subprocess
+    import sys
+
+    report = (
+        "from calscore.jobs.scoring.embedded_model import ensure_demo_model\n"
+        "print((ensure_demo_model() / 'config.json').stat().st_mtime_ns)\n"
+    )
+    env = {**os.environ, "CALSCORE_CACHE": str(tmp_path)}
+    children = [
+        subprocess.Popen([sys.executable, "-c", report], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=600)[0] for child in children]
+    assert [child.returncode for child in children] == [0, 0]
+    first, second = (int(out.strip()) for out in outputs)
+    assert first == second, "the folder one process returned was replaced by the other"
+    models = tmp_path / "models"
+    assert not list(models.glob(".preparing-*")), "a temporary build folder was left behind"
+    assert len([p for p in models.iterdir() if not p.name.startswith(".")]) == 1

@@ -24,7 +24,7 @@ from calscore.jobs.spec import load_spec
 from endpoint_fixtures import ALIAS, REPO, FaultProxy, LlamaServer, endpoint_task, score_and_write
 from flow_fixtures import write_batch
 
-pytestmark = pytest.mark.demo_model
+pytestmark = [pytest.mark.demo_model, pytest.mark.minutes(1.1)]
 ROWS = 64
 
 

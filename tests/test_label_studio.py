@@ -22,6 +22,8 @@ from endpoint_fixtures import free_port, score_and_write
 from flow_fixtures import task_toml
 from label_studio_fixtures import ADMIN, LabelStudioServer
 
+pytestmark = pytest.mark.minutes(1.2)
+
 ROWS = 300
 ANNOTATOR = "bob@example.com"
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from cli_processes import AS_AN_OPERATOR, calscore, finish, wait_for_line
 from flow_fixtures import task_toml, texts, write_batch, write_lookup_scores
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.minutes(2.4)]
 
 
 def q(task_dir: Path, sql: str, params=None):

@@ -17,6 +17,8 @@ import pytest
 from cli_processes import DEADLINE, REPO, calscore, env, finish, sigkill
 from flow_fixtures import task_toml, texts, write_batch, write_lookup_scores
 
+pytestmark = pytest.mark.minutes(3.0)
+
 
 @pytest.fixture
 def task(tmp_path) -> Path:

@@ -23,6 +23,8 @@ from calscore.calibration_store.paired_comparison import BinnedEce, Interval, pa
 from calscore.calibration_store.promotion import MIN_HOLDOUT, decide, verdict
 from synthetic_scores import evidence_of
 
+pytestmark = pytest.mark.minutes(1.3)
+
 LABELS = ["positive", "negative"]
 TV = "tv-0001"
 START = datetime(2026, 3, 1, tzinfo=UTC)

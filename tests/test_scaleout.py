@@ -15,7 +15,7 @@ import pytest
 
 from flow_fixtures import task_toml, write_batch
 
-pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("prefect_harness"), pytest.mark.minutes(1.9)]
 DEADLINE = 300
 
 

@@ -22,6 +22,8 @@ import pytest
 from flow_fixtures import task_toml, write_batch
 from cli_processes import DEADLINE, REPO, prefect_server as real_prefect_server, wait_until as _wait
 
+pytestmark = pytest.mark.minutes(4.3)
+
 
 @pytest.fixture
 def prefect_server(tmp_path):
@@ -106,5 +108,7 @@ def test_serve_stops_cleanly_and_leaves_no_run_running(tmp_path, tiny_model, sto
     # nothing is left running: not in Prefect, not in the warehouse's run lock
     _wait(lambda: not any(_flow_runs(env, f"nightly-{name}", state) for state in ("RUNNING", "PENDING")),
           "every flow run in a final state", [])
-    assert _count(tmp_path, "SELECT count(*) FROM runs WHERE status = 'running'") == 0
-    assert _count(tmp_path, "SELECT count(*) FROM runs WHERE status IN ('cancelled', 'completed')") == 1
+    # every run ended cancelled or completed (on a loaded machine the schedule may have finished one before the
+    # run in flight at the signal), none failed by the stop
+    assert _count(tmp_path, "SELECT count(*) FROM runs") >= 1
+    assert _count(tmp_path, "SELECT count(*) FROM runs WHERE status NOT IN ('cancelled', 'completed')") == 0

@@ -23,6 +23,8 @@ from calscore.jobs.warehouse.views import query_files
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic_warehouse import build_warehouse  # noqa: E402  (bench/ is not a package)
 
+pytestmark = pytest.mark.minutes(1.3)
+
 SMALL, LARGE, LABELS = 20_000, 200_000, 400
 
 

@@ -8,6 +8,7 @@ it loads with `from_pretrained` like any real checkpoint.
 """
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -62,18 +63,30 @@ def _convert(gguf: Path, out: Path) -> None:
 
 
 def ensure_demo_model() -> Path:
-    """Return the prepared demo model folder, preparing it on first use (~30 s)."""
+    """Return the prepared demo model folder, preparing it on first use (~30 s).
+
+    Processes that start at once (two test workers, two first runs on a new machine)
+    take turns on a lock file: the first prepares, the others find its folder complete.
+    """
     target = demo_model_dir()
-    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+    if _is_complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a temporary sibling and rename, so a crash never leaves half a model.
-    tmp = Path(tempfile.mkdtemp(prefix=".preparing-", dir=target.parent))
-    try:
-        _convert(gguf_path(), tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS if this process dies
+        if _is_complete(target):
+            return target
+        # Build in a temporary sibling and rename, so a crash never leaves half a model.
+        tmp = Path(tempfile.mkdtemp(prefix=".preparing-", dir=target.parent))
+        try:
+            _convert(gguf_path(), tmp)
+            if target.exists():  # an incomplete folder from before this lock existed
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
