@@ -21,7 +21,6 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, logsumexp, softmax
-from sklearn.exceptions import NotFittedError
 from threadpoolctl import ThreadpoolController
 
 from calscore.calibration_store.validation import (
@@ -117,6 +116,8 @@ class BaseCalibrator:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_fit_rows_"):
+            from sklearn.exceptions import NotFittedError  # where used: see the package docstring
+
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() or load it with from_dict()")
 
     # -- serialisation ------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from calscore.calibration_store.validation import check_logprobs, check_targets, check_weights
 
@@ -20,6 +19,8 @@ def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
         raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
     if folds > y.shape[0]:
         raise ValueError(f"cannot make {folds} folds from {y.shape[0]} labeled rows")
+    from sklearn.model_selection import KFold, StratifiedKFold  # where used: see the package docstring
+
     counts = np.bincount(y)
     stratify = counts[counts > 0].min() >= folds
     splitter = (StratifiedKFold if stratify else KFold)(n_splits=folds, shuffle=True, random_state=seed)

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 from scipy.special import logit
-from sklearn.isotonic import IsotonicRegression
 
 from calscore.calibration_store.base import OneVsRestCalibrator, load_numbers
 from calscore.calibration_store.validation import Interval
@@ -36,6 +35,8 @@ class IsotonicCalibrator(OneVsRestCalibrator):
         self.eps = eps
 
     def _fit_binary(self, log_s, log_rest, target, w) -> dict[str, Any]:
+        from sklearn.isotonic import IsotonicRegression  # where used: see the package docstring
+
         z = log_s - log_rest
         iso = IsotonicRegression(y_min=self.eps, y_max=1.0 - self.eps, increasing=True, out_of_bounds="clip")
         iso.fit(z, target, sample_weight=w)

@@ -19,7 +19,6 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
-from sklearn.exceptions import ConvergenceWarning
 
 
 def platt_targets(target: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -76,6 +75,8 @@ def fit_logistic(
         grad[:d][(res.x[:d] <= 0) & (grad[:d] > 0)] = 0.0
     mean_grad = float(np.abs(grad).max()) / max(1.0, float(w.sum()))
     if not res.success and mean_grad > 1e-6:
+        from sklearn.exceptions import ConvergenceWarning  # where used: see the package docstring
+
         warnings.warn(f"logistic calibration fit did not converge: {res.message} (largest gradient of the mean "
                       f"loss {mean_grad:.2g})", ConvergenceWarning, stacklevel=3)
     return res.x[:d].copy(), float(res.x[d])

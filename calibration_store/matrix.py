@@ -39,7 +39,6 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
-from sklearn.exceptions import ConvergenceWarning
 
 from calscore.calibration_store.base import BaseCalibrator, load_numbers
 from calscore.calibration_store.validation import Interval
@@ -102,6 +101,8 @@ class MatrixCalibrator(BaseCalibrator):
                        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-8})
         mean_grad = float(np.abs(loss_grad(res.x)[1]).max()) / max(1.0, float(w.sum()))
         if not res.success and mean_grad > _MEAN_GRADIENT_TOL:
+            from sklearn.exceptions import ConvergenceWarning  # where used: see the package docstring
+
             warnings.warn(f"matrix scaling fit did not converge: {res.message} (largest gradient of the mean "
                           f"loss {mean_grad:.2g})", ConvergenceWarning, stacklevel=3)
         self.weights_ = res.x[: k * k].reshape(k, k).copy()

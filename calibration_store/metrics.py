@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.metrics import roc_auc_score
 
 from calscore.calibration_store.kernel_ece import smece_at_sigma, smece_with_sigma
 from calscore.calibration_store.validation import (
@@ -120,6 +119,8 @@ def auroc_from_confidence(confidence: Any, correct: Any, weights: Any = None) ->
     # roc_auc_score raises on a single class; a class present only with weight 0 is just as undefined.
     if w @ k <= 0 or w @ (1.0 - k) <= 0:
         return None
+    from sklearn.metrics import roc_auc_score  # where used: see the package docstring
+
     return float(roc_auc_score(k, c, sample_weight=w))
 
 

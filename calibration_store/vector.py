@@ -16,7 +16,6 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
-from sklearn.exceptions import ConvergenceWarning
 
 from calscore.calibration_store.base import BaseCalibrator, load_numbers
 from calscore.calibration_store.validation import Interval
@@ -56,6 +55,8 @@ class VectorCalibrator(BaseCalibrator):
 
         res = minimize(loss_grad, center, jac=True, method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-8})
         if not res.success:
+            from sklearn.exceptions import ConvergenceWarning  # where used: see the package docstring
+
             warnings.warn(f"vector scaling fit did not converge: {res.message}", ConvergenceWarning, stacklevel=3)
         self.scale_ = res.x[:k].copy()
         self.bias_ = res.x[k:].copy()

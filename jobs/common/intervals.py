@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta, norm
+# scipy.special's quantile functions are what scipy.stats' beta and norm call (equal, tested), without
+# importing scipy.stats: half a second of every command's start
+from scipy.special import betaincinv, ndtri
 
 
 def effective_sample_size(weights: Any) -> float:
@@ -39,7 +41,7 @@ def wilson_interval(p: float | None, n: float, level: float = 0.95) -> tuple[flo
     """Two-sided Wilson score interval for a proportion p observed on n (possibly effective) trials."""
     if p is None or n <= 0:
         return None, None
-    z = float(norm.ppf(1 - (1 - level) / 2))
+    z = float(ndtri(1 - (1 - level) / 2))
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
@@ -57,7 +59,7 @@ def clopper_pearson_lower(k: float, n: float, level: float = 0.95) -> float | No
         return None
     if k <= 0:
         return 0.0
-    return float(beta.ppf(1 - level, k, n - k + 1))
+    return float(betaincinv(k, n - k + 1, 1 - level))
 
 
 # Groups of labeled rows compared by their weighted accuracies: the bucket-order warnings and the floor suggestion
