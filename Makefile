@@ -70,7 +70,7 @@ finetune-demo: $(VENV)/.installed
 	$(VENV)/bin/calscore finetune-demo
 
 # Two workers, each taking whole test files (a file's fixtures and servers stay in one process), the longest
-# first (the `minutes` marker): ~17 minutes on 2 cores instead of ~26 serially. TEST_WORKERS=0 runs them serially.
+# first (the `minutes` marker): ~14 minutes on 2 quiet cores instead of ~26 serially. TEST_WORKERS=0 runs them serially.
 TEST_WORKERS ?= 2
 test: setup
 	mkdir -p "$(PREFECT_HOME)" "$(CALSCORE_CACHE)"
