@@ -19,7 +19,7 @@ from scipy.special import expit, logit
 
 from calscore.calibration_store.base import OneVsRestCalibrator, load_numbers
 from calscore.calibration_store.logistic import fit_logistic
-from calscore.calibration_store.metrics import assign_bins, bin_edges
+from calscore.calibration_store.binning import assign_bins, bin_edges
 from calscore.calibration_store.validation import Interval
 
 # Bin values stay strictly inside (0, 1) so their log-odds are finite.

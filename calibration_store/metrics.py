@@ -4,8 +4,9 @@ AUROC is scikit-learn's roc_auc_score behind this module's input checks; accurac
 NLL and Brier are plain numpy (a recalibration scores many candidates on hundreds
 of thousands of rows, where scikit-learn's per-call validation dominated), held by
 the tests to accuracy_score, log_loss and brier_score_loss; the binned figures
-(reliability bins, ECE, MCE and the ECE's bootstrap interval), the smooth ECE and
-the debiased ECE are computed here, weighted, as scikit-learn has no such metrics.
+(reliability bins, ECE, MCE: `binning`; their bootstrap intervals: `ece_intervals`),
+the smooth ECE and the debiased ECE are computed here, weighted, as scikit-learn has
+no such metrics.
 
 Conventions (all functions take optional per-row `weights`, e.g. inverse
 inclusion probabilities of an audit sample, and then estimate the figure for
@@ -14,13 +15,7 @@ the whole population the labeled rows were drawn from):
 - Top-label view (Guo et al. 2017): a row's confidence is its largest
   probability, its prediction that label (first one on ties), correct when it
   equals y.
-- Bins are (lower, upper], as in Guo et al. 2017 and Naeini et al. 2015; a
-  confidence of exactly 0 goes to the first bin. "uniform" = equal-width bins
-  on [0, 1]; "quantile" = equal-mass bins whose edges are quantiles of the
-  confidences (weighted quantiles when weights differ). Only bins holding
-  rows are reported and counted.
-- ECE = sum_b (W_b / W) * |accuracy_b - confidence_b|;
-  MCE = max_b |accuracy_b - confidence_b|  (W_b = weight in bin b).
+- Bins, ECE and MCE: as `binning` defines them.
 - smooth ECE (Blasiok & Nakkiran 2023) of the top-label confidence: binning
   replaced by Gaussian kernel smoothing, its width chosen from the data; the
   same figure as the authors' relplot package (smECE). Binned ECE on a few
@@ -39,13 +34,21 @@ the whole population the labeled rows were drawn from):
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy.special import softmax
 
-from calscore.calibration_store.kernel_ece import smece_at_sigma, smece_with_sigma
+from calscore.calibration_store.binning import (
+    DEFAULT_N_BINS,
+    assign_bins,
+    bin_edges,
+    bin_stats,
+    calibration_errors,
+    reliability_bins,
+)
+from calscore.calibration_store.ece_intervals import binned_ece_interval, smooth_ece_interval
+from calscore.calibration_store.kernel_ece import smece_with_sigma
 from calscore.calibration_store.validation import (
     check_confidence,
     check_logprobs,
@@ -53,9 +56,6 @@ from calscore.calibration_store.validation import (
     check_targets,
     check_weights,
 )
-
-DEFAULT_N_BINS = 15
-STRATEGIES = ("uniform", "quantile")
 
 
 def raw_probs(logprobs: Any) -> np.ndarray:
@@ -124,85 +124,7 @@ def auroc_from_confidence(confidence: Any, correct: Any, weights: Any = None) ->
     return float(roc_auc_score(k, c, sample_weight=w))
 
 
-# --- binning -----------------------------------------------------------------------
-
-
-def bin_edges(values: np.ndarray, n_bins: int, strategy: str, weights: np.ndarray | None = None) -> np.ndarray:
-    """Sorted distinct bin edges: equal-width on [0, 1], or quantiles of `values` (equal mass)."""
-    _check_binning(n_bins, strategy)
-    if strategy == "uniform":
-        return np.arange(n_bins + 1) / n_bins  # exact b / n_bins, so a confidence of b / n_bins is an upper edge
-    q = np.linspace(0.0, 1.0, n_bins + 1)
-    if weights is None or np.all(weights == weights[0]):
-        edges = np.quantile(values, q)  # linear interpolation, as np.percentile in calibration_curve
-    else:
-        edges = np.quantile(values, q, weights=weights, method="inverted_cdf")
-    edges = np.unique(edges)
-    return edges if edges.shape[0] > 1 else np.repeat(edges, 2)
-
-
-def assign_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin index of each value for (lower, upper] bins; values at or below the first inner edge go to bin 0."""
-    return np.searchsorted(edges[1:-1], values, side="left")
-
-
-def _check_binning(n_bins: Any, strategy: Any) -> None:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
-
-
-def _bin_stats(c: np.ndarray, k: np.ndarray, w: np.ndarray, edges: np.ndarray):
-    ids = assign_bins(c, edges)
-    nb = edges.shape[0] - 1
-    weight = np.bincount(ids, weights=w, minlength=nb)
-    conf_sum = np.bincount(ids, weights=w * c, minlength=nb)
-    acc_sum = np.bincount(ids, weights=w * k, minlength=nb)
-    count = np.bincount(ids, minlength=nb)
-    keep = weight > 0
-    return keep, weight, conf_sum, acc_sum, count
-
-
-def reliability_bins(
-    confidence: Any,
-    correct: Any,
-    n_bins: int = DEFAULT_N_BINS,
-    strategy: str = "uniform",
-    weights: Any = None,
-) -> list[dict[str, float | int]]:
-    """The non-empty bins: lower, upper, mean confidence, accuracy (both weighted), count (rows), weight."""
-    c, k = check_confidence(confidence, correct)
-    w = check_weights(weights, c.shape[0])
-    w = np.ones(c.shape[0]) if w is None else w
-    edges = bin_edges(c, n_bins, strategy, w)
-    keep, weight, conf_sum, acc_sum, count = _bin_stats(c, k, w, edges)
-    return [
-        {
-            "lower": float(edges[b]),
-            "upper": float(edges[b + 1]),
-            "confidence": float(conf_sum[b] / weight[b]),
-            "accuracy": float(acc_sum[b] / weight[b]),
-            "count": int(count[b]),
-            "weight": float(weight[b]),
-        }
-        for b in np.flatnonzero(keep)
-    ]
-
-
-def calibration_errors(
-    confidence: Any,
-    correct: Any,
-    n_bins: int = DEFAULT_N_BINS,
-    strategy: str = "uniform",
-    weights: Any = None,
-) -> tuple[float, float]:
-    """(ECE, MCE) from top-label confidences and 0/1 correctness."""
-    bins = reliability_bins(confidence, correct, n_bins, strategy, weights)
-    total = sum(b["weight"] for b in bins)
-    gaps = [abs(b["accuracy"] - b["confidence"]) for b in bins]
-    ece_value = sum(b["weight"] / total * g for b, g in zip(bins, gaps))
-    return float(ece_value), float(max(gaps))
+# --- binned ECE and MCE (the bins: binning; the interval: ece_intervals) ------------------
 
 
 def ece(probs: Any, y: Any, n_bins: int = DEFAULT_N_BINS, strategy: str = "uniform", weights: Any = None) -> float:
@@ -226,106 +148,11 @@ def ece_bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Bias-corrected bootstrap interval for the equal-width ECE (rows resampled with replacement, weights
-    kept); it always contains the ECE, never goes below 0, and reaches 0 when the rows are consistent with a
-    perfectly calibrated model.
-
-    Why not the percentile interval (the (1 - level) / 2 quantiles of the resampled ECEs): the binned ECE sums
-    absolute bin gaps, so it is biased upwards, and a resample's ECE more so (Efron & Tibshirani 1993, ch. 10:
-    the resamples sit about one bias above the estimate as the estimate sits above the truth). Their quantiles
-    then lie above the estimate, shifted the wrong way: on perfectly calibrated samples the percentile interval
-    missed its own estimate in about 12% of them (a real task printed "ECE 0.016 [0.017, 0.058]") and never
-    contained the true ECE, 0. See `_bias_corrected_interval` for the interval used instead and why.
-    """
+    """Bias-corrected bootstrap interval for the equal-width top-label ECE (`ece_intervals`: rows resampled with
+    replacement, weights kept); it always contains the ECE, never goes below 0, and reaches 0 when the rows are
+    consistent with a perfectly calibrated model."""
     p, t, w = _checked(probs, y, weights)
-    _check_bootstrap(n_boot, level)
-    c, k = _top_label(p, t)
-    binned = _BinnedEce(c, w, n_bins)
-    estimate = calibration_errors(c, k, n_bins, "uniform", w)[0]
-    return _bias_corrected_interval(estimate, lambda idx: binned(k, idx), binned, k, n_boot, level, seed)
-
-
-# Rows per bootstrap resample at most: larger samples are resampled m out of n (`_bias_corrected_interval`).
-BOOTSTRAP_ROWS = 10_000
-
-
-def _check_bootstrap(n_boot: Any, level: Any) -> None:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
-        raise ValueError(f"n_boot must be an integer >= 10, got {n_boot!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-
-
-class _BinnedEce:
-    """The equal-width binned ECE of fixed confidences c and weights w, for any outcomes k and resample idx."""
-
-    def __init__(self, c: np.ndarray, w: np.ndarray, n_bins: int) -> None:
-        edges = bin_edges(c, n_bins, "uniform")
-        self.c, self.w, self.ids, self.n_bins = c, w, assign_bins(c, edges), edges.shape[0] - 1
-
-    def __call__(self, k: np.ndarray, idx: np.ndarray | None = None, subset: bool = False) -> float:
-        """ECE of rows `idx` (all: None) with outcomes `k` of every row, or, `subset`, outcomes of those rows."""
-        if idx is None:
-            idx = slice(None)
-        c, w, k = self.c[idx], self.w[idx], (k if subset else k[idx])
-        total = w.sum()
-        gaps = np.bincount(self.ids[idx], weights=w * (k - c), minlength=self.n_bins)
-        return float(np.abs(gaps).sum() / total) if total > 0 else 0.0
-
-
-def _bias_corrected_interval(
-    estimate: float,
-    statistic: Callable[[np.ndarray], float],
-    binned: _BinnedEce,
-    k: np.ndarray,
-    n_boot: int,
-    level: float,
-    seed: int,
-) -> tuple[float, float]:
-    """Interval for a calibration error (`statistic` of a resample of row indices; `estimate` on all rows).
-
-    1. The basic bootstrap interval [2 est - q_high, 2 est - q_low] (q: quantiles of n_boot resampled
-       figures; Davison & Hinkley 1997, section 5.2): it reads the resamples' spread around the estimate as
-       the estimate's spread around the truth, so an upward bias moves it down, where the truth is (the
-       bias-corrected estimate 2 est - mean, Efron & Tibshirani 1993, ch. 10, is its centre). BCa
-       (Efron & Tibshirani 1993, ch. 14) corrects for bias too, but breaks down in just the failing case: when
-       nearly all resamples exceed the estimate its bias constant z0 runs off to minus infinity.
-    2. Widened to contain the estimate. The reflection contains it exactly when the percentile interval does,
-       so a strong bias puts the whole basic interval below the estimate; widening only adds coverage.
-    3. Its low end set to 0 when the rows are consistent with a perfectly calibrated model: a bootstrap
-       interval cannot cover a truth on the boundary, ECE = 0 (the resampled figures never go that low), so
-       the low end comes from a test of perfect calibration instead: each row drawn right with probability
-       its confidence, n_boot times (consistency resampling, Broecker & Smith 2007), and the rows' binned ECE
-       compared with those draws' (Monte Carlo p-value above (1 - level) / 2). The binned ECE serves every
-       calibration error here: a perfectly calibrated model has each of them at 0, and its draws are cheap.
-       Clipped at 0.
-
-    In tests/test_ece_interval.py's simulation (200 samples of 200 to 2,000 rows) it contains the estimate
-    always and covers the true 15-bin ECE in 96-99% of perfectly calibrated samples and 86-93% of miscalibrated
-    ones (nominal 95%); the percentile interval, on 500 rows: never, and 74%.
-
-    Above `BOOTSTRAP_ROWS` rows the resamples (and the consistency draws) are of `BOOTSTRAP_ROWS` rows, not n:
-    the m-out-of-n bootstrap (Bickel & Sakov 2008), whose deviations sqrt(m) (stat_m - est) stand for
-    sqrt(n) (est - truth), so each is scaled by sqrt(m / n). A calibration error's sampling spread shrinks as
-    1 / sqrt(n), so this keeps the interval's width and its cost fixed, where resampling 200,000 labels 200
-    times (with the smooth ECE's bandwidth search in each) took most of a recalibration.
-    """
-    rng = np.random.default_rng(seed)
-    n = k.shape[0]
-    m = min(n, BOOTSTRAP_ROWS)
-    shrink = np.sqrt(m / n)
-    values = estimate + shrink * (np.array([statistic(rng.integers(0, n, size=m)) for _ in range(n_boot)]) - estimate)
-    q_low, q_high = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
-    low, high = min(estimate, 2 * estimate - q_high), max(estimate, 2 * estimate - q_low)
-    if low > 0:
-        observed = binned(k)
-        draws = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, n, size=m)
-            draws.append(shrink * binned(rng.random(m) < binned.c[idx], idx, subset=True))
-        if (1 + (np.array(draws) >= observed).sum()) / (1 + n_boot) > (1 - level) / 2:
-            low = 0.0
-    return float(max(low, 0.0)), float(high)
+    return binned_ece_interval(*_top_label(p, t), w, n_bins, n_boot, level, seed)
 
 
 # --- smooth ECE (the estimator: kernel_ece) and debiased ECE (Kumar et al. 2019) --------------
@@ -348,24 +175,9 @@ def smooth_ece(probs: Any, y: Any, weights: Any = None) -> float:
 def smece_bootstrap_ci(
     probs: Any, y: Any, weights: Any = None, n_boot: int = 200, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
-    """Bias-corrected bootstrap interval for smooth_ece (rows resampled with replacement, weights kept; sigma
-    chosen again in every resample): like the binned ECE the smooth ECE is an absolute error, biased upwards,
-    and its percentile interval missed its own estimate in 13-28% of perfectly calibrated samples, so it is
-    built as ece_bootstrap_ci's (`_bias_corrected_interval`): basic bootstrap, widened to contain the
-    estimate, 0 when the rows are consistent with perfect calibration (that test on the 15-bin ECE). Above
-    BOOTSTRAP_ROWS rows (resampled m out of n) every resample keeps the bandwidth chosen on all the rows: with
-    that many rows it barely moves, and its search was most of the cost."""
+    """Bias-corrected bootstrap interval for smooth_ece (`ece_intervals.smooth_ece_interval`)."""
     p, t, w = _checked(probs, y, weights)
-    _check_bootstrap(n_boot, level)
-    c, k = _top_label(p, t)
-    estimate, sigma = smece_with_sigma(c, k, w)
-    if c.shape[0] > BOOTSTRAP_ROWS:  # m out of n: the bandwidth of all the rows, searched once
-        def statistic(idx):
-            return smece_at_sigma(c[idx], k[idx], w[idx], sigma)
-    else:
-        def statistic(idx):
-            return smece_with_sigma(c[idx], k[idx], w[idx])[0]
-    return _bias_corrected_interval(estimate, statistic, _BinnedEce(c, w, DEFAULT_N_BINS), k, n_boot, level, seed)
+    return smooth_ece_interval(*_top_label(p, t), w, n_boot, level, seed)
 
 
 def debiased_ece(
@@ -387,7 +199,7 @@ def debiased_ece(
     p, t, w = _checked(probs, y, weights)
     c, k = _top_label(p, t)
     edges = bin_edges(c, n_bins, "quantile", w)
-    keep, weight, conf_sum, acc_sum, _ = _bin_stats(c, k, w, edges)
+    keep, weight, conf_sum, acc_sum, _ = bin_stats(c, k, w, edges)
     weight_sq = np.bincount(assign_bins(c, edges), weights=w * w, minlength=weight.shape[0])
     n_eff = np.divide(weight**2, weight_sq, out=np.zeros_like(weight), where=keep)
     keep &= n_eff > 1 + 1e-9  # unweighted: n_eff is the bin's row count, so at least 2 rows

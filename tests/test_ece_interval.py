@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calscore.calibration_store import metrics
+from calscore.calibration_store import ece_intervals, metrics
 
 N_BINS = metrics.DEFAULT_N_BINS
 
@@ -128,10 +128,10 @@ def test_above_bootstrap_rows_the_m_out_of_n_interval_matches_the_full_bootstrap
     bootstrap of all n rows gives (within a fifth of its width), for the ECE and the smooth ECE, at a fixed cost;
     and on calibrated rows it still reaches 0."""
     rng = np.random.default_rng(5)
-    n = 4 * metrics.BOOTSTRAP_ROWS
+    n = 4 * ece_intervals.BOOTSTRAP_ROWS
     probs, y = binary_sample(n, wavy, rng)
     fast = {"ece": metrics.ece_bootstrap_ci(probs, y), "smece": metrics.smece_bootstrap_ci(probs, y, n_boot=100)}
-    monkeypatch.setattr(metrics, "BOOTSTRAP_ROWS", 10 * n)
+    monkeypatch.setattr(ece_intervals, "BOOTSTRAP_ROWS", 10 * n)
     full = {"ece": metrics.ece_bootstrap_ci(probs, y), "smece": metrics.smece_bootstrap_ci(probs, y, n_boot=100)}
     for name in fast:
         width = full[name][1] - full[name][0]

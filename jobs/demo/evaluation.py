@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from calscore.calibration_store.metrics import calibration_errors
+from calscore.calibration_store.binning import calibration_errors
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import reader
 from calscore.jobs.warehouse.statements import statement

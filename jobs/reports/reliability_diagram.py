@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 from matplotlib.figure import Figure
 
-from calscore.calibration_store.metrics import (
+from calscore.calibration_store.binning import (
     DEFAULT_N_BINS,
     assign_bins,
     bin_edges,

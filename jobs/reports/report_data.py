@@ -24,6 +24,7 @@ import numpy as np
 
 from calscore.calibration_store import metrics
 from calscore.calibration_store.document import recipe_of
+from calscore.calibration_store.ece_intervals import BOOTSTRAP_ROWS
 from calscore.calibration_store.store import champion as champion_document
 from calscore.jobs.calibrators.evidence_base import JudgedLabels, basis_text, headline_labels, load_judged_labels
 from calscore.jobs.reports import queries
@@ -104,10 +105,10 @@ def nightly_counts(counts: queries.RowCounts, labeled: queries.ReportRows) -> li
 def _nll_bootstrap_ci(p_true: np.ndarray, w: np.ndarray, n_boot: int, level: float, seed: int = 0) -> tuple:
     """Percentile bootstrap interval of the weighted mean log-loss (rows resampled, weights kept), each row's
     loss -log p(true label) with p floored at the float epsilon as sklearn's log_loss does. Above
-    metrics.BOOTSTRAP_ROWS rows, m out of n with the deviations scaled by sqrt(m / n), as the ECE's."""
+    BOOTSTRAP_ROWS rows, m out of n with the deviations scaled by sqrt(m / n), as the ECE's."""
     loss = -np.log(np.clip(p_true, np.finfo(float).eps, 1.0))
     n = loss.shape[0]
-    m = min(n, metrics.BOOTSTRAP_ROWS)
+    m = min(n, BOOTSTRAP_ROWS)
     estimate = float(w @ loss / w.sum())
     rng = np.random.default_rng(seed)
     values = []
