@@ -18,6 +18,9 @@ import numpy as np
 from calscore.calibration_store.binning import DEFAULT_N_BINS, assign_bins, bin_edges, calibration_errors
 from calscore.calibration_store.kernel_ece import smece_at_sigma, smece_with_sigma
 
+# Rows per bootstrap resample at most: larger samples are resampled m out of n (`bias_corrected_interval`).
+BOOTSTRAP_ROWS = 10_000
+
 
 def binned_ece_interval(c: np.ndarray, k: np.ndarray, w: np.ndarray, n_bins: int, n_boot: int, level: float,
                         seed: int) -> tuple[float, float]:
@@ -46,10 +49,6 @@ def smooth_ece_interval(c: np.ndarray, k: np.ndarray, w: np.ndarray, n_boot: int
         def statistic(idx):
             return smece_with_sigma(c[idx], k[idx], w[idx])[0]
     return bias_corrected_interval(estimate, statistic, BinnedEce(c, w, DEFAULT_N_BINS), k, n_boot, level, seed)
-
-
-# Rows per bootstrap resample at most: larger samples are resampled m out of n (`bias_corrected_interval`).
-BOOTSTRAP_ROWS = 10_000
 
 
 def check_bootstrap(n_boot: Any, level: Any) -> None:
