@@ -6,7 +6,7 @@ absolute gaps, so it is biased upwards, and a resample's more so (Efron & Tibshi
 sit about one bias above the estimate as the estimate sits above the truth). Their quantiles then lie above the
 estimate, shifted the wrong way: on perfectly calibrated samples the percentile interval missed its own estimate
 in about 12% of them (a real task printed "ECE 0.016 [0.017, 0.058]") and never contained the true ECE, 0.
-`bias_corrected_interval` says what is used instead and why.
+`_bias_corrected_interval` says what is used instead and why.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 from calscore.calibration_store.binning import DEFAULT_N_BINS, assign_bins, bin_edges, calibration_errors
 from calscore.calibration_store.kernel_ece import smece_at_sigma, smece_with_sigma
 
-# Rows per bootstrap resample at most: larger samples are resampled m out of n (`bias_corrected_interval`).
+# Rows per bootstrap resample at most: larger samples are resampled m out of n (`_bias_corrected_interval`).
 BOOTSTRAP_ROWS = 10_000
 
 
@@ -26,10 +26,10 @@ def binned_ece_interval(c: np.ndarray, k: np.ndarray, w: np.ndarray, n_bins: int
                         seed: int) -> tuple[float, float]:
     """The equal-width ECE's interval: rows resampled with replacement, weights kept; it always contains the ECE,
     never goes below 0, and reaches 0 when the rows are consistent with a perfectly calibrated model."""
-    check_bootstrap(n_boot, level)
-    binned = BinnedEce(c, w, n_bins)
+    _check_bootstrap(n_boot, level)
+    binned = _BinnedEce(c, w, n_bins)
     estimate = calibration_errors(c, k, n_bins, "uniform", w)[0]
-    return bias_corrected_interval(estimate, lambda idx: binned(k, idx), binned, k, n_boot, level, seed)
+    return _bias_corrected_interval(estimate, lambda idx: binned(k, idx), binned, k, n_boot, level, seed)
 
 
 def smooth_ece_interval(c: np.ndarray, k: np.ndarray, w: np.ndarray, n_boot: int, level: float,
@@ -40,7 +40,7 @@ def smooth_ece_interval(c: np.ndarray, k: np.ndarray, w: np.ndarray, n_boot: int
     are consistent with perfect calibration (that test on the 15-bin ECE). Above BOOTSTRAP_ROWS rows (resampled m
     out of n) every resample keeps the bandwidth chosen on all the rows: with that many rows it barely moves, and
     its search was most of the cost."""
-    check_bootstrap(n_boot, level)
+    _check_bootstrap(n_boot, level)
     estimate, sigma = smece_with_sigma(c, k, w)
     if c.shape[0] > BOOTSTRAP_ROWS:  # m out of n: the bandwidth of all the rows, searched once
         def statistic(idx):
@@ -48,17 +48,17 @@ def smooth_ece_interval(c: np.ndarray, k: np.ndarray, w: np.ndarray, n_boot: int
     else:
         def statistic(idx):
             return smece_with_sigma(c[idx], k[idx], w[idx])[0]
-    return bias_corrected_interval(estimate, statistic, BinnedEce(c, w, DEFAULT_N_BINS), k, n_boot, level, seed)
+    return _bias_corrected_interval(estimate, statistic, _BinnedEce(c, w, DEFAULT_N_BINS), k, n_boot, level, seed)
 
 
-def check_bootstrap(n_boot: Any, level: Any) -> None:
+def _check_bootstrap(n_boot: Any, level: Any) -> None:
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
         raise ValueError(f"n_boot must be an integer >= 10, got {n_boot!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
 
 
-class BinnedEce:
+class _BinnedEce:
     """The equal-width binned ECE of fixed confidences c and weights w, for any outcomes k and resample idx."""
 
     def __init__(self, c: np.ndarray, w: np.ndarray, n_bins: int) -> None:
@@ -75,10 +75,10 @@ class BinnedEce:
         return float(np.abs(gaps).sum() / total) if total > 0 else 0.0
 
 
-def bias_corrected_interval(
+def _bias_corrected_interval(
     estimate: float,
     statistic: Callable[[np.ndarray], float],
-    binned: BinnedEce,
+    binned: _BinnedEce,
     k: np.ndarray,
     n_boot: int,
     level: float,
