@@ -11,6 +11,7 @@ import pyarrow as pa
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.decisions import assign_buckets
 from calscore.jobs.spec import TaskSpec
+import derived_tables
 
 LABELS = ("positive", "negative")
 
@@ -53,6 +54,7 @@ def insert_predictions(con, spec: TaskSpec, run_id: str, coverage, confidence, a
         "raw_confidence": confidence, "truncated": [False] * n, "label": ["positive"] * n,
         "bucket": bucket.tolist(), "bucket_basis": ["raw"] * n, "bucket_reason": pa.array(reason.tolist(), pa.string()),
         "scored_at": _times(at, n), "written_at": _times(at, n), "night": [at.date()] * n})
+    derived_tables.rebuild(con)  # written directly, as no writer does
     return ids
 
 
@@ -64,3 +66,4 @@ def insert_audit_labels(con, spec: TaskSpec, row_ids, right, inclusion_prob: flo
         "label": ["positive" if r else "negative" for r in right], "source": ["audit"] * n,
         "inclusion_prob": [inclusion_prob] * n, "imported_at": _times(utcnow(), n), "import_id": ["audit-1"] * n,
         "design": ["audit"] * n})
+    derived_tables.rebuild(con)

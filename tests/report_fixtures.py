@@ -34,6 +34,7 @@ from calscore.calibration_store.document import build_document, canonical_json
 from calscore.calibration_store.evaluation import heldout_report
 from calscore.calibration_store.metrics import raw_probs, reliability_report
 from calscore.calibration_store.registry import make_calibrator
+import derived_tables
 from decision_rows import write_decisions_by_key
 from calscore.jobs.labels.audit import allocate
 from calscore.jobs.decisions import assign_buckets
@@ -331,6 +332,7 @@ def fill_report_warehouse(path: Path) -> dict:
             **{c: [s[c] for s in snapshots] for c in ("scores", "segment", "n", "accuracy", "ece", "ece_equal_mass",
                                                      "ece_ci_low", "ece_ci_high", "mce", "nll", "brier", "bins")},
             "created_at": _ts([s["created_at"] for s in snapshots])})
+        derived_tables.rebuild(con)  # written directly above, as no writer does
         con.execute("COMMIT")
     record_checks(spec, "run-score-2", health_checks(spec, "run-score-2"))  # the nightly flow's health checks
 

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from calscore.jobs.warehouse.connection import writer
-from calscore.jobs.warehouse.views import create_views, query_files, run_query, view_files
+from calscore.jobs.warehouse.views import create_views, query_files, run_query
 from report_fixtures import fill_report_warehouse
 
 # sql/views/predictions_current.sql before `is_labeled` and `is_audit_label` were written so that DuckDB can read
@@ -296,8 +296,135 @@ select * from final
 order by task_name, task_version, threshold
 """
 
-# the queries whose text did not change but which read the rewritten view (bucket_counts_nightly reads it too)
-UNCHANGED = ("segment_gaps", "nightly_automation")
+# sql/queries/segment_gaps.sql before it read the labeled rows' copy (migration 016)
+OLD_SEGMENT_GAPS = """
+-- Which segment's confidence is furthest from its observed accuracy (weighted labeled rows, each judged by a map that never saw it)?
+-- Reads the labeled rows only: under `where is_labeled` DuckDB joins the current labels into the predictions by row
+-- id (a Bloom filter of the labels' row ids in the scan), never the labels, fit rows and evidence to every row.
+with predictions_current as (
+
+    select * from predictions_current
+
+),
+
+labeled as (
+
+    select * from predictions_current where is_labeled
+
+),
+
+per_segment as (
+
+    select
+        task_name,
+        task_version,
+        coalesce(segment, '(none)') as segment,
+        count(*) as labeled_rows,
+        sum(label_weight * evidence_confidence) / sum(label_weight) as mean_confidence,
+        sum(label_weight * cast(is_correct as double)) / sum(label_weight) as accuracy
+
+    from labeled
+    group by all
+
+),
+
+final as (
+
+    select
+        *,
+        -- positive: the model is overconfident in this segment
+        mean_confidence - accuracy as gap
+
+    from per_segment
+
+)
+
+select * from final
+order by task_name, abs(gap) desc
+"""
+
+# sql/views/bucket_counts_nightly.sql before it read decision_counts and the labeled rows' copy (migration 016)
+OLD_BUCKET_COUNTS_NIGHTLY = """
+-- How many rows went to each bucket each night, how confident were they, and how accurate on the labeled ones?
+with decided_predictions as (
+
+    select * from decided_predictions
+
+),
+
+predictions_current as (
+
+    select * from predictions_current
+
+),
+
+per_bucket as (
+
+    -- every row, from the decisions alone
+    select
+        task_name,
+        task_version,
+        night,
+        bucket,
+        count(*) as rows,
+        avg(decision_confidence) as mean_confidence,
+        count(*) filter (where bucket_reason = 'off_format') as off_format_rows
+
+    from decided_predictions
+    group by all
+
+),
+
+labeled as (
+
+    -- the labeled rows only: the join with the labels never runs over the unlabeled ones; each judged in the
+    -- bucket its held-out (or out-of-fold) prediction falls in
+    select
+        task_version,
+        night,
+        evidence_bucket as bucket,
+        count(*) filter (where is_labeled) as labeled_rows,
+        count(*) filter (where is_correct) as correct_rows,
+        -- weighted by 1 / inclusion probability: an estimate for all the bucket's rows
+        sum(label_weight * cast(is_correct as double)) / nullif(sum(label_weight) filter (where is_labeled), 0)
+            as weighted_accuracy
+
+    from predictions_current
+    where is_labeled
+    group by all
+
+),
+
+final as (
+
+    select
+        per_bucket.task_name,
+        per_bucket.task_version,
+        per_bucket.night,
+        per_bucket.bucket,
+        per_bucket.rows,
+        per_bucket.rows / sum(per_bucket.rows) over (partition by per_bucket.task_version, per_bucket.night)
+            as share_of_night,
+        per_bucket.mean_confidence,
+        per_bucket.off_format_rows,
+        coalesce(labeled.labeled_rows, 0) as labeled_rows,
+        coalesce(labeled.correct_rows, 0) as correct_rows,
+        labeled.correct_rows / nullif(labeled.labeled_rows, 0) as labeled_accuracy,
+        labeled.weighted_accuracy
+
+    from per_bucket
+    left join labeled
+        on per_bucket.task_version = labeled.task_version
+        and per_bucket.night = labeled.night
+        and per_bucket.bucket = labeled.bucket
+
+)
+
+select * from final
+"""
+
+# the query whose text did not change but which reads a rewritten view (bucket_counts_nightly)
+UNCHANGED = ("nightly_automation",)
 
 
 @pytest.fixture(scope="module")
@@ -384,14 +511,14 @@ def test_predictions_current_returns_the_rows_it_returned_before(con):
 
 @pytest.mark.parametrize("name, before", [("bucket_accuracy", OLD_BUCKET_ACCURACY),
                                           ("threshold_volume", OLD_THRESHOLD_VOLUME),
+                                          ("segment_gaps", OLD_SEGMENT_GAPS),
                                           *[(name, None) for name in UNCHANGED]])
 def test_query_returns_the_rows_it_returned_before(con, name, before):
     """Each query as it reads now against the SQL before, on the view before; same rows, in the same order."""
     con.execute(f"create or replace temp view predictions_current_before as {OLD_PREDICTIONS_CURRENT}")
     sql = query_files()[name].strip().rstrip(";")
     if before is None:  # the text did not change: before, it read the view before (through bucket_counts_nightly)
-        con.execute("create or replace temp view bucket_counts_nightly_before as "
-                    + _before(view_files()["bucket_counts_nightly"]))
+        con.execute(f"create or replace temp view bucket_counts_nightly_before as {_before(OLD_BUCKET_COUNTS_NIGHTLY)}")
         before = _before(sql).replace("from bucket_counts_nightly", "from bucket_counts_nightly_before")
     else:
         before = _before(before)
@@ -400,3 +527,11 @@ def test_query_returns_the_rows_it_returned_before(con, name, before):
     norm = lambda r: {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in r.items()}  # noqa: E731
     assert [norm(r) for r in new] == [norm(r) for r in old]
     assert sorted(map(repr, map(norm, new))) == sorted(map(repr, map(norm, old)))
+
+
+def test_bucket_counts_nightly_returns_the_rows_it_returned_before(con):
+    """The view itself (a dashboard reads it for recent nights), against its SQL before, on the view before."""
+    con.execute(f"create or replace temp view predictions_current_before as {OLD_PREDICTIONS_CURRENT}")
+    new = _rows(con, "select * from bucket_counts_nightly")
+    assert len(new) > 4
+    assert new == _rows(con, _before(OLD_BUCKET_COUNTS_NIGHTLY))

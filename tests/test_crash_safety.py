@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import derived_tables
 from cli_processes import DEADLINE, REPO, calscore, env, finish, marked_processes, sigkill, wait_for_line
 from flow_fixtures import task_toml, write_batch
 
@@ -31,6 +32,9 @@ def assert_exactly_once(task_dir: Path, expected_rows: int, expected_batches: in
     assert rows(task_dir, "SELECT count(*), count(DISTINCT row_id) FROM predictions") == [(expected_rows, expected_rows)]
     assert rows(task_dir, "SELECT count(*) FROM batches WHERE status = 'done'") == [(expected_batches,)]
     assert rows(task_dir, "SELECT count(*) FROM quarantine") == [(0,)]
+    # the counts of current decisions (migration 016) hold every row once, as a recount does
+    assert rows(task_dir, "SELECT sum(rows) FROM decision_counts") == [(expected_rows,)]
+    assert derived_tables.differences(task_dir / "w.duckdb") == []
 
 
 @pytest.fixture

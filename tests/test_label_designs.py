@@ -28,6 +28,7 @@ from calscore.jobs.spec import load_spec
 from calscore.jobs.warehouse.connection import reader, writer
 from calscore.jobs.warehouse.migrations import migration_files
 from calscore.jobs.warehouse.views import create_views, run_query
+import derived_tables
 
 ROWS = 2000
 LABELED = 800
@@ -93,6 +94,7 @@ def scored(tmp_path):
     with writer(spec.warehouse.path) as con:
         con.register("fixture_rows", rows)
         con.execute("INSERT INTO predictions BY NAME SELECT * FROM fixture_rows")
+        derived_tables.rebuild(con)  # written directly, as no writer does
     sample = np.sort(rng.choice(ROWS, size=LABELED, replace=False))
     labels_file = tmp_path / "labels-800.csv"
     pacsv.write_csv(pa.table({"id": ids[sample], "label": truth[sample]}), labels_file)

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import derived_tables
 from cli_processes import DEADLINE, REPO, env, finish, sigkill
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -93,6 +94,8 @@ def test_sigkill_at_a_random_point_then_a_rerun_decides_every_row_once(tmp_path,
     assert per_row == [(ROWS, ROWS)], (seen, out)  # each row decided by the champion exactly once
     assert current == [(ROWS, ROWS)]
     assert jobs == [("done", ROWS)]
+    # the counts moved and the labeled rows' copies replaced with each chunk, exactly once (migration 016)
+    assert derived_tables.differences(spec.warehouse.path) == []
 
 
 def test_status_says_a_killed_re_application_is_not_finished_until_a_rerun_finishes_it(tmp_path):

@@ -19,6 +19,7 @@ from calscore.jobs.reports.report_data import task_buckets, task_segments, task_
 from calscore.jobs.reports.segments import segment_stats
 from calscore.jobs.reports.thresholds import THRESHOLDS, threshold_table
 from calscore.jobs.warehouse.views import query_files
+import derived_tables
 from synthetic_scores import synthetic_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -35,6 +36,7 @@ def spec(tmp_path_factory):
     with duckdb.connect(str(spec.warehouse.path)) as con:  # calibrated rows: their confidence is what is cut
         con.execute("update predictions set confidence = list_extract(?, cast(hash(row_id) % ? as integer) + 1)"
                     " where bucket_basis = 'calibrated' and reapplied_at is null", [EDGES, len(EDGES)])
+        derived_tables.rebuild(con)
     return spec
 
 

@@ -24,6 +24,7 @@ from calscore.jobs.reports.reliability_diagram import snapshot_diagram
 from calscore.jobs.reports.report_data import load_report_data
 from calscore.jobs.spec import load_spec
 from calscore.jobs.warehouse.connection import reader, writer
+import derived_tables
 from test_report_pictures import hand_classwise_ece
 
 LABELS = ("joy", "anger", "fear")
@@ -90,6 +91,7 @@ def reported(tmp_path_factory):
     with writer(spec.warehouse.path) as con:
         con.register("fixture_rows", rows)
         con.execute("INSERT INTO predictions BY NAME SELECT * FROM fixture_rows")
+        derived_tables.rebuild(con)  # written directly, as no writer does
     order = rng.permutation(ROWS)
     first, later = order[:600], order[600:900]
     import_labels(spec, pa.table({"id": ids[first], "label": names[y[first]]}), "first", design="random")

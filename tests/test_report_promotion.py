@@ -13,6 +13,7 @@ from calscore.jobs.reports.html_report import write_report
 from calscore.jobs.reports.report_data import load_report_data
 from calscore.jobs.reports.report_figures import render_figures
 from calscore.jobs.warehouse.connection import writer
+import derived_tables
 from report_fixtures import fill_report_warehouse, report_task_file
 from test_reports import champion_on_labels, ref_ece_mce
 
@@ -30,6 +31,7 @@ def promoted(tmp_path):
         con.execute("update predictions set calibrator_version = null, confidence = null, calibrated_probs = null,"
                     f" label = raw_label, bucket_basis = 'raw', {reapplied}")
         con.execute("update calibrators set status = 'candidate' where status = 'champion'")
+        derived_tables.rebuild(con)
     task = report_task_file(path, tmp_path / "task.toml")
     result = CliRunner().invoke(app, ["calibrators", "promote", filled["champion"], "--task", str(task),
                                       "--reason", "reviewed the diagram"])

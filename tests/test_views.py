@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from calscore.jobs.warehouse.views import create_views, creation_order, query_files, question, run_query, view_files
+from calscore.jobs.warehouse.views import create_views, creation_order, query_files, question, run_query, view_files, views
 from calscore.jobs.warehouse.connection import writer
 import doc_pages
 from report_fixtures import fill_report_warehouse
@@ -58,9 +58,10 @@ def test_every_file_states_its_question():
 
 
 def test_views_are_created_in_dependency_order():
-    order = creation_order(view_files())
+    order = creation_order(views())
     assert order.index("current_decisions") < order.index("predictions_current") < order.index("review_queue")
-    assert order.index("current_labels") < order.index("predictions_current") < order.index("bucket_counts_nightly")
+    assert order.index("current_labels") < order.index("labeled_predictions_current") < order.index("bucket_counts_nightly")
+    assert order.index("labeled_decided_predictions") < order.index("labeled_predictions_current")
 
 
 @pytest.mark.parametrize("name", sorted(view_files()))
@@ -81,7 +82,7 @@ def test_temporary_views_on_a_read_only_connection(filled):
     path, truths = filled
     with duckdb.connect(str(path), read_only=True) as c:
         names = create_views(c, temporary=True)
-        assert set(names) == set(view_files())
+        assert set(names) == set(view_files()) | {"labeled_decided_predictions", "labeled_predictions_current"}
         assert c.execute("select count(*) from predictions_current").fetchone()[0] == truths["n_predictions"]
 
 

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calscore.calibration_store.apply import logprob_matrix
 from calscore.calibration_store.document import FLOOR_KEY, load_document
@@ -35,6 +36,7 @@ from calscore.jobs.common.label_maps import label_map
 from calscore.jobs.decisions import AppliedCalibrator, agreement_signal, decide
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
+from calscore.jobs.warehouse.derived import count_decisions
 from calscore.jobs.warehouse.statements import statement
 
 
@@ -47,10 +49,18 @@ CHUNKS_PER_CONNECTION = 10
 def write_decisions(con, decided: pa.Table) -> None:
     """Append re-applied decisions (one per prediction, with its `table_row`: the prediction's rowid read in this
     transaction) and make them their rows' current decision, in the caller's transaction: `decisions` keeps every
-    one, predictions carry the newest (migration 004)."""
+    one, predictions carry the newest (migration 004), their counts move to it and the copies of the labeled
+    ones are replaced (migration 016)."""
     con.register("decided", decided)
+    low, high = pc.min_max(decided.column("table_row")).values()
+    rows = {"lower": low.as_py(), "upper": high.as_py()}
     con.execute(statement("decisions_insert"))
+    counted = statement("predictions_reapplied_counted")
+    count_decisions(con, con.sql(counted, params=rows).to_arrow_table(), -1)
     con.execute(statement("predictions_copy_reapplied"))
+    count_decisions(con, con.sql(counted, params=rows).to_arrow_table(), +1)
+    con.execute(statement("labeled_predictions_drop_reapplied"))
+    con.execute(statement("labeled_predictions_copy_reapplied"), rows)
     con.unregister("decided")
 
 

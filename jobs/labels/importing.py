@@ -296,6 +296,7 @@ def import_labels(spec: TaskSpec, table: pa.Table, source: str, design: str | No
                 statement("labels_count_unknown_ids"), {"task_name": spec.name}
             ).fetchall()[0][0]
             con.execute(statement("predictions_dequeue_labeled"), {"task_name": spec.name})
+            con.execute(statement("labeled_predictions_insert_labeled"), {"task_name": spec.name})
             con.execute("DROP TABLE resolved")
             con.execute("COMMIT")
         except BaseException:

@@ -128,9 +128,9 @@ def load_rows(
     where, args = _night_filter(task_version, parse_night(night), up_to)
     if labeled_only:
         where += " and is_labeled"
-    table = con.sql(
-        f"select {_ROW_COLUMNS} from predictions_current where {where} order by row_id", params=args
-    ).to_arrow_table()
+    # the labeled rows from their copy (migration 016): never a scan of every prediction
+    view = "labeled_predictions_current" if labeled_only else "predictions_current"
+    table = con.sql(f"select {_ROW_COLUMNS} from {view} where {where} order by row_id", params=args).to_arrow_table()
     floats = {"confidence", "decision_confidence", "raw_confidence", "label_weight"}
     bools = {"off_format", "is_labeled", "is_audit_label", "is_correct", "raw_correct"}
     return ReportRows(
@@ -205,7 +205,7 @@ def load_counts(con: duckdb.DuckDBPyConnection, task_version: str, night: date |
         segment=_column(table, "segment"),
         bucket=_column(table, "bucket"),
         off_format=_column(table, "off_format", bool),
-        hundredths=pc.fill_null(table.column("hundredths"), -1).to_numpy(),
+        hundredths=table.column("hundredths").to_numpy(),
         rows=table.column("rows").to_numpy(),
     )
 
@@ -213,7 +213,7 @@ def load_counts(con: duckdb.DuckDBPyConnection, task_version: str, night: date |
 def nights(con: duckdb.DuckDBPyConnection, task_version: str) -> list[date]:
     """Nights with predictions, oldest first."""
     rows = con.execute(
-        "select distinct night from current_decisions where task_version = ? order by night", [task_version]
+        "select distinct night from decision_counts where task_version = ? order by night", [task_version]
     ).fetchall()
     return [r[0] for r in rows]
 

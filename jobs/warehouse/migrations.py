@@ -11,7 +11,7 @@ from importlib import resources
 import duckdb
 
 from calscore.jobs.common.clock import utcnow
-from calscore.jobs.warehouse.views import create_views, view_files
+from calscore.jobs.warehouse.views import create_views, views
 
 
 def migration_files() -> list[tuple[int, str, str]]:
@@ -51,7 +51,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 def ensure_views(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)create the analyst views when the shipped view files changed, so any DuckDB
     client sees them; a no-op on every other open."""
-    digest = hashlib.sha256(repr(sorted(view_files().items())).encode()).hexdigest()
+    digest = hashlib.sha256(repr(sorted(views().items())).encode()).hexdigest()
     con.execute("CREATE TABLE IF NOT EXISTS schema_views (hash VARCHAR NOT NULL)")
     if con.execute("SELECT count(*) FROM schema_views WHERE hash = ?", [digest]).fetchall()[0][0]:
         return

@@ -30,6 +30,25 @@ def view_files() -> dict[str, str]:
     return {name: _strip(sql) for name, sql in _sql_files("views").items()}
 
 
+# Views with a twin over the labeled rows' copy (table labeled_predictions, migration 016): the same SQL with
+# `predictions` read from the copy, named labeled_<view>. `where is_labeled` on predictions_current reads every
+# column it needs of every prediction (2% labeled leave no vector unread); on labeled_predictions_current, of the
+# labeled rows only.
+LABELED_TWINS = ("decided_predictions", "predictions_current")
+
+
+def _labeled_twin(sql: str) -> str:
+    for name in ("predictions", *LABELED_TWINS):
+        sql = re.sub(rf"\b{name}\b", f"labeled_{name}", sql)
+    return sql
+
+
+def views() -> dict[str, str]:
+    """{view name: its SELECT}: every view file and the labeled twins (LABELED_TWINS)."""
+    files = view_files()
+    return {**files, **{f"labeled_{name}": _labeled_twin(files[name]) for name in LABELED_TWINS}}
+
+
 def query_files() -> dict[str, str]:
     """{query name: its SQL} for every file in sql/queries/, by name."""
     return _sql_files("queries")
@@ -69,15 +88,17 @@ def creation_order(views: dict[str, str]) -> list[str]:
 
 
 def create_views(con: duckdb.DuckDBPyConnection, temporary: bool = False) -> list[str]:
-    """CREATE OR REPLACE [TEMP] VIEW for every sql/views/*.sql; return the view names in creation order."""
-    views = view_files()
-    order = creation_order(views)
+    """CREATE OR REPLACE [TEMP] VIEW for every sql/views/*.sql and the labeled twins; return the view names in
+    creation order."""
+    selects = views()
+    order = creation_order(selects)
     kind = "TEMP VIEW" if temporary else "VIEW"
     for name in order:
         try:
-            con.execute(f"CREATE OR REPLACE {kind} {name} AS\n{views[name]}")
+            con.execute(f"CREATE OR REPLACE {kind} {name} AS\n{selects[name]}")
         except duckdb.Error as exc:  # name the file: usually a warehouse whose schema is older than the views
-            raise type(exc)(f"sql/views/{name}.sql: {exc} (is the warehouse schema up to date? run calscore init)") \
+            file = name.removeprefix("labeled_")  # a twin: its file
+            raise type(exc)(f"sql/views/{file}.sql: {exc} (is the warehouse schema up to date? run calscore init)") \
                 from exc
     return order
 

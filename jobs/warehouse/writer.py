@@ -1,8 +1,8 @@
 """The single writer: load staged batch results into DuckDB, one transaction per batch.
 
-Predictions, quarantine rows and the ledger status commit together or not at all, so a
-crash at any point leaves the batch either fully written or not written, and a re-run
-writes every row exactly once. The staged parts are loaded one at a time (memory flat in
+Predictions (with their counts and the copies of labeled rows: jobs/warehouse/derived.py), quarantine rows
+and the ledger status commit together or not at all, so a crash at any point leaves the batch either fully
+written or not written, and a re-run writes every row exactly once. The staged parts are loaded one at a time (memory flat in
 the batch's size; their ids all at once, checked against the predictions in one pass), and the
 warehouse is opened only for the seconds a batch takes to write.
 """
@@ -16,6 +16,7 @@ from calscore.jobs.batches.staged import StagedBatch
 from calscore.jobs.common.clock import utcnow
 from calscore.jobs.spec import TaskSpec
 from calscore.jobs.warehouse.connection import writer
+from calscore.jobs.warehouse.derived import count_decisions
 from calscore.jobs.warehouse.ledger import already_done, record_batch
 from calscore.jobs.warehouse.statements import statement
 
@@ -36,9 +37,13 @@ def insert_predictions(con, predictions: pa.Table, run_id: str) -> tuple[int, in
         statement("quarantine_insert_already_scored"),
         {"reason": ALREADY_SCORED, "run_id": run_id, "quarantined_at": utcnow()},
     ).fetchall()[0][0]
-    written = con.execute(statement("predictions_insert_new"),
-                          {"written_at": utcnow(), "run_id": run_id}).fetchall()[0][0]
+    con.execute("CREATE OR REPLACE TEMP TABLE new_predictions AS FROM predictions WITH NO DATA")
+    con.execute(statement("predictions_new_rows"), {"written_at": utcnow(), "run_id": run_id})
     con.unregister("staged_predictions")
+    written = con.execute(statement("predictions_insert_new")).fetchall()[0][0]
+    count_decisions(con, con.table("new_predictions"), +1)
+    con.execute(statement("labeled_predictions_insert_new"))
+    con.execute("DROP TABLE new_predictions")
     return written, late_duplicates
 
 

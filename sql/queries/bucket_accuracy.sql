@@ -1,16 +1,15 @@
 -- How accurate is each decision bucket, estimated for all its rows from the audit- and random-sample labels (and what do convenience labels say)?
--- Bounded by what it needs: the volume is one pass over the decisions' few columns (current_decisions: no labels
--- joined), and the accuracies read the labeled rows only (`where is_labeled` joins the current labels into the
--- predictions by key); predictions_current read whole would join the labels, fit rows and evidence to every row.
-with current_decisions as (
+-- Bounded by what it needs: the volume is a sum of the counts kept as rows are decided (decision_counts, migration
+-- 016), and the accuracies read the labeled rows' copy (labeled_predictions_current): never every prediction.
+with decision_counts as (
 
-    select * from current_decisions
+    select * from decision_counts
 
 ),
 
-predictions_current as (
+labeled_predictions_current as (
 
-    select * from predictions_current
+    select * from labeled_predictions_current
 
 ),
 
@@ -18,7 +17,7 @@ labeled as (
 
     -- each label judged in the bucket of its held-out or out-of-fold prediction
     select task_version, evidence_bucket as bucket, label_design, label_weight, is_correct
-    from predictions_current
+    from labeled_predictions_current
     where is_labeled
 
 ),
@@ -39,9 +38,15 @@ convenience as (
 
 volume as (
 
-    select task_name, task_version, bucket, count(*) as rows, avg(decision_confidence) as mean_confidence
-    from current_decisions
-    group by all
+    select
+        task_name,
+        task_version,
+        bucket,
+        cast(sum(rows) as bigint) as rows,
+        sum(confidence_sum) / nullif(sum(rows) filter (where hundredths >= 0), 0) as mean_confidence
+
+    from decision_counts
+    group by task_name, task_version, bucket
 
 ),
 

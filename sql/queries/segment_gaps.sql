@@ -1,15 +1,14 @@
 -- Which segment's confidence is furthest from its observed accuracy (weighted labeled rows, each judged by a map that never saw it)?
--- Reads the labeled rows only: under `where is_labeled` DuckDB joins the current labels into the predictions by row
--- id (a Bloom filter of the labels' row ids in the scan), never the labels, fit rows and evidence to every row.
-with predictions_current as (
+-- Reads the labeled rows' copy only (labeled_predictions_current, migration 016), never every prediction.
+with labeled_predictions_current as (
 
-    select * from predictions_current
+    select * from labeled_predictions_current
 
 ),
 
 labeled as (
 
-    select * from predictions_current where is_labeled
+    select * from labeled_predictions_current where is_labeled
 
 ),
 

@@ -1,16 +1,16 @@
 -- For thresholds 0.50 to 0.95, how many rows would be automated and how accurate are they (audit labels, weighted)?
--- Bounded by what it needs: the volume is one pass over the decisions' few columns (current_decisions: no labels
--- joined), the accuracy reads the audit labels only (`where is_audit_label` joins the current labels into the
--- predictions by key); predictions_current read whole would join the labels, fit rows and evidence to every row.
-with current_decisions as (
+-- Bounded by what it needs: the volume is a sum of the counts kept as rows are decided (decision_counts, migration
+-- 016: by hundredth of decision confidence), the accuracy reads the audit labels in the labeled rows' copy
+-- (labeled_predictions_current): never every prediction.
+with decision_counts as (
 
-    select * from current_decisions
+    select * from decision_counts
 
 ),
 
-predictions_current as (
+labeled_predictions_current as (
 
-    select * from predictions_current
+    select * from labeled_predictions_current
 
 ),
 
@@ -20,18 +20,9 @@ thresholds as (
 
 ),
 
-automatable as (
-
-    -- off-format rows go to manual whatever their confidence
-    select task_name, task_version, decision_confidence, cast(floor(decision_confidence * 20) as integer) as near_step
-    from current_decisions
-    where coalesce(bucket_reason, '') <> 'off_format'
-
-),
-
 audited as (
 
-    -- the audit labels among them (the same rows, judged)
+    -- the audit labels of rows that are not off-format, judged
     select
         task_name,
         task_version,
@@ -40,33 +31,27 @@ audited as (
         label_weight,
         is_correct
 
-    from predictions_current
+    from labeled_predictions_current
     where is_audit_label and coalesce(bucket_reason, '') <> 'off_format'
 
 ),
 
 rows_per_step as (
 
-    -- one pass over the rows: each counted once, at its step s (s / 20 <= confidence < (s + 1) / 20, compared
-    -- exactly as `confidence >= threshold` is, since confidence * 20 can round across a whole number)
-    select
-        task_name,
-        task_version,
-        near_step + case
-            when decision_confidence >= (near_step + 1) * 5 / 100 then 1
-            when decision_confidence < near_step * 5 / 100 then -1
-            else 0
-        end as step,
-        count(*) as rows
-
-    from automatable
+    -- the step s with s / 20 <= confidence < (s + 1) / 20 is the hundredth h (h / 100 <= confidence < (h + 1) / 100,
+    -- compared exactly as `confidence >= threshold` is) divided by 5; off-format rows go to manual whatever their
+    -- confidence
+    select task_name, task_version, hundredths // 5 as step, sum(rows) as rows
+    from decision_counts
+    where not off_format and hundredths >= 0
     group by all
 
 ),
 
 audit_per_step as (
 
-    -- the audit labels at their step, the step computed as above (on the same decision_confidence)
+    -- the audit labels at their step s (s / 20 <= confidence < (s + 1) / 20, compared exactly as
+    -- `confidence >= threshold` is, since confidence * 20 can round across a whole number)
     select
         task_name,
         task_version,

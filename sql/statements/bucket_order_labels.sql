@@ -6,7 +6,7 @@ select
     decision_confidence,
     coalesce(is_correct, false) as is_correct,
     coalesce(label_weight, 1.0) as label_weight
-from predictions_current
+from labeled_predictions_current
 where task_version = $task_version
     and is_audit_label
     and (cast($night as date) is null or night = cast($night as date))

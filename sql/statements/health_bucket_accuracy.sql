@@ -4,6 +4,6 @@ select
     evidence_bucket as bucket,
     sum(label_weight * is_correct::integer) / sum(label_weight) as accuracy,
     sum(label_weight) * sum(label_weight) / sum(label_weight * label_weight) as n_eff
-from predictions_current
+from labeled_predictions_current
 where task_version = $task_version and is_labeled and bucket_basis = 'calibrated'
 group by evidence_bucket

@@ -48,7 +48,7 @@ final as (
         case when f.row_id is null then 'held_out' else 'out_of_fold' end as basis,
         o.probs as out_of_fold_probs
     from current_labels l
-    join predictions p on p.row_id = l.row_id and p.task_version = $task_version
+    join labeled_predictions p on p.row_id = l.row_id and p.task_version = $task_version  -- the labeled rows' copy (migration 016)
     left join fit_rows f on f.row_id = l.row_id
     left join out_of_fold o on o.row_id = l.row_id
     where (f.row_id is null or o.row_id is not null)

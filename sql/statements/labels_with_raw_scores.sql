@@ -15,6 +15,6 @@ select
     p.agreement,
     p.samples
 from labels l
-join predictions p on p.row_id = l.row_id and p.task_version = $task_version
+join labeled_predictions p on p.row_id = l.row_id and p.task_version = $task_version  -- the labeled rows' copy (migration 016)
 where l.task_name = $task_name and l.superseded_at is null
 order by l.imported_at, p.scored_at, p.row_id

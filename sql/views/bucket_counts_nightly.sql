@@ -1,37 +1,37 @@
 -- How many rows went to each bucket each night, how confident were they, and how accurate on the labeled ones?
-with decided_predictions as (
+with decision_counts as (
 
-    select * from decided_predictions
+    select * from decision_counts
 
 ),
 
-predictions_current as (
+labeled_predictions_current as (
 
-    select * from predictions_current
+    select * from labeled_predictions_current
 
 ),
 
 per_bucket as (
 
-    -- every row, from the decisions alone
+    -- every row, from the counts kept as rows are decided (migration 016), not a scan of every prediction
     select
         task_name,
         task_version,
         night,
         bucket,
-        count(*) as rows,
-        avg(decision_confidence) as mean_confidence,
-        count(*) filter (where bucket_reason = 'off_format') as off_format_rows
+        cast(sum(rows) as bigint) as rows,  -- a sum of BIGINT is a HUGEINT: the count(*) it replaces was a BIGINT
+        sum(confidence_sum) / nullif(sum(rows) filter (where hundredths >= 0), 0) as mean_confidence,
+        cast(coalesce(sum(rows) filter (where off_format), 0) as bigint) as off_format_rows
 
-    from decided_predictions
-    group by all
+    from decision_counts
+    group by task_name, task_version, night, bucket
 
 ),
 
 labeled as (
 
-    -- the labeled rows only: the join with the labels never runs over the unlabeled ones; each judged in the
-    -- bucket its held-out (or out-of-fold) prediction falls in
+    -- the labeled rows only, from their copy (migration 016); each judged in the bucket its held-out (or
+    -- out-of-fold) prediction falls in
     select
         task_version,
         night,
@@ -42,7 +42,7 @@ labeled as (
         sum(label_weight * cast(is_correct as double)) / nullif(sum(label_weight) filter (where is_labeled), 0)
             as weighted_accuracy
 
-    from predictions_current
+    from labeled_predictions_current
     where is_labeled
     group by all
 
