@@ -89,7 +89,7 @@ def scored(tmp_path):
         "truncated": [False] * ROWS, "calibrator_version": pa.nulls(ROWS, pa.string()), "label": raw,
         "confidence": pa.nulls(ROWS, pa.float64()), "bucket": list(bucket), "bucket_basis": ["raw"] * ROWS,
         "bucket_reason": list(reason), "scored_at": pa.array([at] * ROWS, pa.timestamp("us", tz="UTC")),
-        "written_at": pa.array([at] * ROWS, pa.timestamp("us", tz="UTC")),
+        "written_at": pa.array([at] * ROWS, pa.timestamp("us", tz="UTC")), "night": [at.date()] * ROWS,
     })
     with writer(spec.warehouse.path) as con:
         con.register("fixture_rows", rows)
