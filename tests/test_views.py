@@ -47,6 +47,9 @@ def _expected_columns(name: str) -> list[str]:
     documented = _documented_columns(name)
     if name == "predictions_current":  # "every column of `current_decisions`, then ..."
         return _documented_columns("current_decisions") + documented[1:]
+    if name.startswith("labeled_"):  # a twin: "every column of `<its view>`"
+        assert documented == [name.removeprefix("labeled_")]
+        return _expected_columns(documented[0])
     return documented
 
 
@@ -64,7 +67,7 @@ def test_views_are_created_in_dependency_order():
     assert order.index("labeled_decided_predictions") < order.index("labeled_predictions_current")
 
 
-@pytest.mark.parametrize("name", sorted(view_files()))
+@pytest.mark.parametrize("name", sorted(views()))
 def test_view_runs_with_documented_columns(con, name):
     rel = con.sql(f"select * from {name}")
     assert rel.columns == _expected_columns(name)
@@ -193,3 +196,14 @@ def test_threshold_volume_query_matches_the_rows(con, filled):
         assert rows == int(above.sum()) and audit_labels == int(audit.sum())
         correct = (r["label"] == r["true_label"])[audit]
         assert accuracy == pytest.approx(np.average(correct, weights=r["label_weight"][audit]))
+
+
+def test_the_documented_decision_counts_example_counts_every_current_decision(con):
+    """docs/warehouse/index.md's example on decision_counts, against a count of current_decisions' rows."""
+    example = "select bucket, sum(rows), sum(confidence_sum) / sum(rows) from decision_counts group by bucket"
+    assert example in doc_pages.QUERYING.read_text(encoding="utf-8")
+    got = sorted(con.sql(example).fetchall())
+    want = sorted(con.sql("select bucket, count(*), avg(decision_confidence) from current_decisions group by bucket")
+                  .fetchall())
+    assert [g[:2] for g in got] == [w[:2] for w in want] and len(got) >= 3
+    assert [g[2] for g in got] == pytest.approx([w[2] for w in want], rel=1e-12)
