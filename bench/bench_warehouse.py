@@ -51,6 +51,8 @@ VIEWS = {
     "review queue size: count(*)": "select count(*) from review_queue",
     "review queue size per task version": "select task_name, task_version, count(*) as waiting from review_queue group by all",
     **{f"{name} (example query)": f"@{name}" for name in query_files()},
+    "rows and mean confidence per bucket (decision_counts)":
+        "select bucket, sum(rows), sum(confidence_sum) / sum(rows) from decision_counts group by bucket",
     "NLL of the held-out labels (one-liner)":
         "select avg(-ln(calibrated_probs[true_label])) from predictions_current where is_labeled and calibrated_probs is not null",
     "one row (predictions_current)": "select * from predictions_current where task_version = $tv and row_id = $row",
