@@ -53,14 +53,16 @@ def write_decisions(con, decided: pa.Table) -> None:
     ones are replaced (migration 016)."""
     con.register("decided", decided)
     low, high = pc.min_max(decided.column("table_row")).values()
-    rows = {"lower": low.as_py(), "upper": high.as_py()}
+    bounds = {"lower": low.as_py(), "upper": high.as_py()}  # of the rowids: the scans read the chunk's row groups
     con.execute(statement("decisions_insert"))
+    # the rows' counts out under their decision before, in again under the one they have after (read back: an
+    # older decision replaces nothing)
     counted = statement("predictions_reapplied_counted")
-    count_decisions(con, con.sql(counted, params=rows).to_arrow_table(), -1)
+    count_decisions(con, con.sql(counted, params=bounds).to_arrow_table(), -1)
     con.execute(statement("predictions_copy_reapplied"))
-    count_decisions(con, con.sql(counted, params=rows).to_arrow_table(), +1)
+    count_decisions(con, con.sql(counted, params=bounds).to_arrow_table(), +1)
     con.execute(statement("labeled_predictions_drop_reapplied"))
-    con.execute(statement("labeled_predictions_copy_reapplied"), rows)
+    con.execute(statement("labeled_predictions_copy_reapplied"), bounds)
     con.unregister("decided")
 
 

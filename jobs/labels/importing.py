@@ -292,11 +292,12 @@ def import_labels(spec: TaskSpec, table: pa.Table, source: str, design: str | No
                 statement("labels_insert_changed"),
                 {"task_name": spec.name, "source": source, "now": now, "import_id": report.import_id},
             ).fetchall()[0][0]
-            report.unknown_ids = con.execute(
-                statement("labels_count_unknown_ids"), {"task_name": spec.name}
-            ).fetchall()[0][0]
-            con.execute(statement("predictions_dequeue_labeled"), {"task_name": spec.name})
-            con.execute(statement("labeled_predictions_insert_labeled"), {"task_name": spec.name})
+            con.execute(statement("predictions_of_resolved"), {"task_name": spec.name})
+            report.unknown_ids = con.execute(statement("labels_count_unknown_ids")).fetchall()[0][0]
+            con.execute(statement("predictions_dequeue_labeled"))
+            # a row labeled for the first time: its predictions join the labeled rows' copy (migration 016)
+            con.execute(statement("labeled_predictions_insert_labeled"))
+            con.execute("DROP TABLE resolved_predictions")
             con.execute("DROP TABLE resolved")
             con.execute("COMMIT")
         except BaseException:

@@ -2,8 +2,8 @@
 
 Predictions (with their counts and the copies of labeled rows: jobs/warehouse/derived.py), quarantine rows
 and the ledger status commit together or not at all, so a crash at any point leaves the batch either fully
-written or not written, and a re-run writes every row exactly once. The staged parts are loaded one at a time (memory flat in
-the batch's size; their ids all at once, checked against the predictions in one pass), and the
+written or not written, and a re-run writes every row exactly once. The staged parts are loaded one at a time
+(memory flat in the batch's size; their ids all at once, checked against the predictions in one pass), and the
 warehouse is opened only for the seconds a batch takes to write.
 """
 from __future__ import annotations

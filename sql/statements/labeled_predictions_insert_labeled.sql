@@ -1,15 +1,10 @@
--- Copy the predictions (every task version) of the rows an import has just labeled (the changed rows of `resolved`) to labeled_predictions (migration 016), unless a copy is there already (a corrected label: its predictions did not change).
--- Their table rows are found first from two columns, then every column is read for those rows only: 1.3 s of CPU for
--- 2,000 labels at ten million predictions, against 2.1 s for one scan filtered by row id, which decompresses every
--- column of every block holding one of them.
+-- Copy the predictions (every task version) of the rows an import has just labeled (the changed rows of `resolved_predictions`) to labeled_predictions (migration 016), unless a copy is there already (a corrected label: its predictions did not change).
+-- By table row: every column is read for those rows only, not filtered out of a scan of every prediction (2,000
+-- labels at ten million predictions: ~0.9 s of CPU against 2.1 s).
 insert into labeled_predictions by name
 select *
 from predictions
-where rowid in (
-        select rowid
-        from predictions
-        where task_name = $task_name and row_id in (select row_id from resolved where changed)
-    )
+where rowid in (select table_row from resolved_predictions where changed)
     and not exists (
         select 1
         from labeled_predictions copied

@@ -1,8 +1,8 @@
--- Count the resolved incoming labels whose row id no prediction of the task has yet.
+-- Count the resolved incoming labels whose row id no prediction of the task has yet (`resolved_predictions`: the task's predictions of the resolved rows).
 select count(*)
 from resolved r
 where not exists (
     select 1
-    from predictions p
-    where p.task_name = $task_name and p.row_id = r.row_id
+    from resolved_predictions p
+    where p.row_id = r.row_id
 )

@@ -1,7 +1,5 @@
--- Take the rows an import has just labeled (the changed rows of `resolved`) out of the review queue (migration 013):
--- a labeled row waits no more, whichever task version scored it.
+-- Take the rows an import has just labeled (the changed rows of `resolved_predictions`) out of the review queue (migration 013): a labeled row waits no more, whichever task version scored it.
 update predictions
 set queue_confidence = null
-where task_name = $task_name
-    and queue_confidence is not null
-    and row_id in (select row_id from resolved where changed)
+from resolved_predictions p
+where predictions.rowid = p.table_row and p.changed and p.queued
