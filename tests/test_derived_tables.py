@@ -15,7 +15,7 @@ from calscore.jobs.spec import load_spec
 from calscore.jobs.warehouse.connection import reader
 from calscore.jobs.warehouse.views import create_views
 from flow_fixtures import task_toml, texts, write_lookup_scores
-from test_review_queue import _label, _redecide, _score
+from writer_steps import label_rows, redecide, score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic_warehouse import build_warehouse  # noqa: E402  (bench/ is not a package)
@@ -39,14 +39,14 @@ def test_every_writer_keeps_the_copy_and_the_counts_equal_to_a_recount(tmp_path)
                                backend="lookup"))
     path = spec.warehouse.path
     early = ids[0:200:10]  # labeled before their rows are scored
-    _label(spec, early, "positive")
-    _score(spec, "night-001", 200, 0)
+    label_rows(spec, early, "positive")
+    score(spec, "night-001", 200, 0)
     assert derived_tables.differences(path) == []
     assert _labeled_twin_is_the_labeled_view(path) == len(early)
 
     later = ids[1:200:10]
-    _label(spec, later, "negative")  # first labels of rows scored before
-    _label(spec, early[:3], "negative")  # corrections: the rows stay copied, once
+    label_rows(spec, later, "negative")  # first labels of rows scored before
+    label_rows(spec, early[:3], "negative")  # corrections: the rows stay copied, once
     assert derived_tables.differences(path) == []
     assert _labeled_twin_is_the_labeled_view(path) == len(early) + len(later)
 
@@ -54,7 +54,7 @@ def test_every_writer_keeps_the_copy_and_the_counts_equal_to_a_recount(tmp_path)
         before = con.execute("select bucket, count(*) from current_decisions group by all order by 1").fetchall()
     # a champion re-decides labeled and unlabeled rows into other buckets and confidences
     moved = {r: ("review", 0.71 + i / 1000) for i, r in enumerate(ids[0:200:3])}
-    _redecide(spec, {**moved, **{r: ("auto", 0.97) for r in ids[2:200:7] if r not in moved}})
+    redecide(spec, {**moved, **{r: ("auto", 0.97) for r in ids[2:200:7] if r not in moved}})
     assert derived_tables.differences(path) == []
     with reader(path) as con:
         after = con.execute("select bucket, count(*) from current_decisions group by all order by 1").fetchall()
@@ -63,7 +63,7 @@ def test_every_writer_keeps_the_copy_and_the_counts_equal_to_a_recount(tmp_path)
     assert after != before
     assert _labeled_twin_is_the_labeled_view(path) == len(early) + len(later)
 
-    _score(spec, "night-002", 200, 200)  # a second night, none of it labeled
+    score(spec, "night-002", 200, 200)  # a second night, none of it labeled
     assert derived_tables.differences(path) == []
     with reader(path) as con:
         assert con.execute("select sum(rows) from decision_counts").fetchall()[0][0] == 400

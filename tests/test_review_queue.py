@@ -9,24 +9,17 @@ on a synthetic warehouse written on an old schema and then migrated.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 
-from calscore.jobs.batches.files import discover
-from calscore.jobs.batches.stage import get_scorer, score_batch
-from decision_rows import write_decisions_by_key
-from calscore.jobs.labels.importing import import_labels
 from calscore.jobs.spec import load_spec
-from calscore.jobs.warehouse.connection import reader, writer
-from calscore.jobs.warehouse.runs import finish_run, start_run
+from calscore.jobs.warehouse.connection import reader
 from calscore.jobs.warehouse.views import run_query
-from calscore.jobs.warehouse.writer import write_staged
-from flow_fixtures import task_toml, texts, write_batch, write_lookup_scores
+from flow_fixtures import task_toml, texts, write_lookup_scores
 from review_queue_oracle import OLD_REVIEW_NEXT, new_queue, old_queue
+from writer_steps import label_rows, redecide, score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic_warehouse import build_warehouse  # noqa: E402  (bench/ is not a package)
@@ -45,65 +38,36 @@ def _ids(queue: list[tuple]) -> set[str]:
     return {row[2] for row in queue}
 
 
-def _score(spec, name: str, n: int, start: int) -> None:
-    write_batch(spec.source_path.parent, name, n, start)
-    run_id = start_run(spec.warehouse.path, spec.name, spec.task_version, "score")
-    for ref in discover(spec.input):
-        if ref.key.endswith(f"{name}.parquet"):
-            write_staged(spec, score_batch(spec, ref, run_id, get_scorer(spec), None), run_id)
-    finish_run(spec.warehouse.path, run_id, "completed")
-
-
-def _label(spec, ids: list[str], label: str) -> None:
-    import_labels(spec, pa.table({"id": ids, "label": [label] * len(ids)}), f"labels-{label}-{ids[0]}")
-
-
-def _redecide(spec, decisions: dict[str, tuple[str, float]]) -> None:
-    """Re-apply a champion to some rows, as a re-application chunk writes them: row_id -> (bucket, confidence)."""
-    n = len(decisions)
-    table = pa.table({
-        "task_version": [spec.task_version] * n, "row_id": list(decisions), "calibrator_version": ["cal-test"] * n,
-        "label": ["positive"] * n, "confidence": [c for _, c in decisions.values()],
-        "calibrated_probs": pa.nulls(n, pa.map_(pa.string(), pa.float64())),
-        "bucket": [b for b, _ in decisions.values()], "bucket_reason": pa.nulls(n, pa.string()),
-        "run_id": ["run-reapply"] * n, "decided_at": pa.array([datetime.now(timezone.utc)] * n, pa.timestamp("us", "UTC")),
-    })
-    with writer(spec.warehouse.path) as con:
-        con.execute("BEGIN TRANSACTION")
-        write_decisions_by_key(con, table)
-        con.execute("COMMIT")
-
-
 def test_every_writer_keeps_the_queue_as_the_read_time_definition_has_it(tmp_path):
     ids, body, truth = texts(400)
     spec = load_spec(task_toml(tmp_path, write_lookup_scores(tmp_path / "scores.parquet", body, truth),
                                backend="lookup"))
     early = ids[0:200:10]  # labeled before their rows are scored: they never wait
-    _label(spec, early, "positive")
+    label_rows(spec, early, "positive")
 
-    _score(spec, "night-001", 200, 0)
+    score(spec, "night-001", 200, 0)
     queue = _same_as_before(spec.warehouse.path)
     assert len(queue) > 30 and not _ids(queue) & set(early)
     with reader(spec.warehouse.path) as con:
         buckets = dict(con.execute("select row_id, bucket from current_decisions").fetchall())
 
     labeled = sorted(_ids(queue))[:10]
-    _label(spec, labeled, "negative")
+    label_rows(spec, labeled, "negative")
     queue = _same_as_before(spec.warehouse.path)
     assert not _ids(queue) & set(labeled)
 
     # a champion re-decides: auto rows into the queue, waiting rows out, labeled review rows stay out
     into = [r for r in ids[:200] if buckets.get(r) == "auto" and r not in early][:8]
     out = sorted(_ids(queue))[:8]
-    _redecide(spec, {**{r: ("review", 0.71 + i / 100) for i, r in enumerate(into)},
+    redecide(spec, {**{r: ("review", 0.71 + i / 100) for i, r in enumerate(into)},
                      **{r: ("auto", 0.97) for r in out},
                      **{r: ("review", 0.72) for r in labeled[:4] + early[:4]}})
     queue = _same_as_before(spec.warehouse.path)
     assert set(into) <= _ids(queue) and not _ids(queue) & set(out + labeled + early)
 
-    _label(spec, labeled[:3], "positive")  # a correction: still labeled, still out
-    _label(spec, into[:2], "positive")  # re-decided into the queue, then labeled: out
-    _score(spec, "night-002", 200, 200)
+    label_rows(spec, labeled[:3], "positive")  # a correction: still labeled, still out
+    label_rows(spec, into[:2], "positive")  # re-decided into the queue, then labeled: out
+    score(spec, "night-002", 200, 200)
     queue = _same_as_before(spec.warehouse.path)
     assert any(r >= "r00200" for r in _ids(queue)) and not _ids(queue) & set(into[:2])
 
