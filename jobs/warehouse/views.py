@@ -64,15 +64,15 @@ def _strip(sql: str) -> str:
     return sql.strip().rstrip(";").rstrip()
 
 
-def creation_order(views: dict[str, str]) -> list[str]:
+def creation_order(selects: dict[str, str]) -> list[str]:
     """View names so that each comes after every other view its SQL names (a topological order).
 
     Among views whose dependencies are all created, names go in sorted order, so the order
     (and a failing CREATE's position) is the same on every run.
     """
     deps = {
-        name: {other for other in views if other != name and re.search(rf"\b{re.escape(other)}\b", sql)}
-        for name, sql in views.items()
+        name: {other for other in selects if other != name and re.search(rf"\b{re.escape(other)}\b", sql)}
+        for name, sql in selects.items()
     }
     sorter = TopologicalSorter(deps)
     try:
